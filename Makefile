@@ -1,0 +1,43 @@
+# Two commands for a fresh clone: `make run` (set up .venv, run the pipeline) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PORT ?= 5000
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PYTHONPATH := $(abspath src)
+
+.PHONY: setup run test lint format ui clean
+
+setup: $(STAMP)
+
+# Re-installs only when requirements.txt changes; exact pins, so every clone gets the same set.
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# `dvc repro`, then make sure the MLflow store holds a complete record of this configuration
+# (re-running, byte-identically, any stage whose run is missing, e.g. after deleting mlflow.db).
+run: setup
+	dvc repro
+	python -m lstm_vs_rnn.complete_tracking
+
+test: setup lint
+	pytest
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff check --fix .
+	ruff format .
+
+# The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
+ui: setup
+	python -m lstm_vs_rnn.ui --port $(PORT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dvc_plots

@@ -1,0 +1,1 @@
+"""Reproducible, tracked comparison of recurrent forecasters (plain RNN vs LSTM)."""

@@ -1,0 +1,42 @@
+"""Model weights on disk: a plain state_dict, saved atomically, loaded with weights_only=True."""
+
+import io
+from pathlib import Path
+
+import torch
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.files import write_with
+from lstm_vs_rnn.models import RecurrentForecaster, build_model
+from lstm_vs_rnn.params import ModelParams
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Serialise through a buffer: torch.save names the archive after a path it writes to,
+    and the temporary file's random name would make identical weights differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_with(path, lambda temporary: temporary.write_bytes(buffer.getvalue()))
+
+
+def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecaster:
+    """Rebuild `name` from params and load its weights; a mismatch names the file and why."""
+    model = build_model(name, settings)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; run the 'train@{name}' stage first") from None
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise UserError(
+            f"{path}: not a model state_dict saved by train@{name} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise UserError(
+            f"{path}: weights do not fit the '{name}' model in params.yaml "
+            f"(hidden_size={settings.hidden_size}, num_layers={settings.num_layers}); "
+            f"re-run train@{name} ({str(exc).splitlines()[0]})"
+        ) from None
+    return model.eval()

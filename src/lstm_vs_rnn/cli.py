@@ -1,0 +1,34 @@
+"""Entry-point plumbing: user errors become one line on stderr, signals end runs cleanly."""
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+from lstm_vs_rnn.errors import UserError
+
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Treat SIGTERM like Ctrl-C so the MLflow run ends KILLED and temporary files go."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_entry_point(main: Callable[[], None]) -> None:
+    """Run `main`; exit non-zero with one readable line for anything the user can fix."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the MLflow run was marked KILLED and no output was written",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)

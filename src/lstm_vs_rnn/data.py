@@ -1,0 +1,45 @@
+"""The synthetic series and its chronological split (NumPy and pandas only: no torch here)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import DataParams
+
+SERIES_COLUMNS = ("t", "y", "y_clean")
+
+
+def generate_series(data: DataParams) -> pd.DataFrame:
+    """y(t) = sin(t) + N(0, noise_std^2); `y_clean` keeps sin(t) to measure the noise floor."""
+    t = np.arange(data.n_points) * data.t_step
+    clean = np.sin(t)
+    noise = np.random.default_rng(data.seed).normal(0.0, data.noise_std, size=data.n_points)
+    return pd.DataFrame({"t": t, "y": clean + noise, "y_clean": clean})
+
+
+def read_series(path: Path) -> pd.DataFrame:
+    """Read the generated CSV; a missing, truncated or non-numeric file is a UserError."""
+    try:
+        frame = pd.read_csv(path, dtype="float64")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; run the 'generate' stage first") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(
+            f"{path}: not a numeric CSV with columns "
+            f"{', '.join(SERIES_COLUMNS)} ({str(exc).splitlines()[0]})"
+        ) from None
+    missing = [column for column in ("t", "y") if column not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(SERIES_COLUMNS)}"
+        )
+    if len(frame) < 2 or not np.isfinite(frame[["t", "y"]].to_numpy()).all():
+        raise UserError(f"{path}: needs at least 2 rows of finite numbers in columns t and y")
+    return frame
+
+
+def split_point(n_points: int, train_fraction: float) -> int:
+    """Index of the first test point: the first `train_fraction` of the series trains."""
+    return int(n_points * train_fraction)

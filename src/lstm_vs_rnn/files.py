@@ -1,0 +1,89 @@
+"""Writing and reading the pipeline's files: atomically, without pickle, with clear errors.
+
+Every output goes to a temporary name in its final folder and is renamed into place only when
+complete, so a crash or Ctrl-C never leaves a half-written file for DVC to hash.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lstm_vs_rnn.errors import UserError
+
+# Full precision, so that floats written to CSV read back bit for bit.
+CSV_FLOAT_FORMAT = "%.17g"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    temporary_path.chmod(0o666 & ~_current_umask())  # mkstemp makes it owner-only
+    try:
+        yield temporary_path
+        os.replace(temporary_path, path)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_with(path: Path, writer: Callable[[Path], Any]) -> None:
+    """Run `writer(temporary_path)` and move its result to `path` atomically."""
+    with atomic_path(path) as temporary:
+        writer(temporary)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_with(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_with(
+        path,
+        lambda temporary: frame.to_csv(
+            temporary, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"
+        ),
+    )
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    def save(temporary: Path) -> None:
+        with temporary.open("wb") as stream:
+            np.save(stream, array, allow_pickle=False)
+
+    write_with(path, save)
+
+
+def read_array(path: Path, producer: str) -> np.ndarray:
+    """Load a 1-D float array saved by `write_array`; never unpickles."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; run the '{producer}' stage first") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a NumPy .npy array written by '{producer}' ({exc})") from None
+    if array.ndim != 1 or array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise UserError(
+            f"{path}: expected a 1-D array of finite floats, "
+            f"got shape {array.shape} of {array.dtype}"
+        )
+    return array

@@ -1,0 +1,75 @@
+"""Where every file of the pipeline lives, relative to one project root.
+
+The root is the checkout that holds the running code. Under `dvc exp run --queue` or `--temp`
+that is DVC's temporary copy, so inputs and outputs are read and written there, as DVC expects.
+Only the MLflow store is anchored to the *workspace* (`DVC_ROOT`), so that runs logged from a
+temporary copy survive the copy's deletion.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def workspace_root() -> Path:
+    """The user's workspace: DVC_ROOT when DVC runs us (it points there even from a temp copy)."""
+    return Path(os.environ.get("DVC_ROOT") or PROJECT_ROOT).resolve()
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Every path the stages read or write; one instance per project root."""
+
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def series_csv(self) -> Path:
+        return self.root / "data" / "raw" / "series.csv"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def train_array(self) -> Path:
+        return self.processed_dir / "train.npy"
+
+    @property
+    def test_array(self) -> Path:
+        return self.processed_dir / "test.npy"
+
+    @property
+    def scaler_json(self) -> Path:
+        return self.processed_dir / "scaler.json"
+
+    def model_dir(self, model: str) -> Path:
+        return self.root / "models" / model
+
+    def model_weights(self, model: str) -> Path:
+        return self.model_dir(model) / "model.pt"
+
+    def loss_history(self, model: str) -> Path:
+        return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
+
+    def prediction_table(self, model: str) -> Path:
+        return self.root / "reports" / "plots" / "predictions" / f"{model}.csv"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "reports" / "metrics.json"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "reports" / "figures"
+
+    def figure(self, name: str) -> Path:
+        return self.figures_dir / f"{name}.png"
+
+
+PATHS = ProjectPaths(PROJECT_ROOT)

@@ -1,0 +1,155 @@
+"""The figures, drawn with matplotlib's Agg backend so the PNGs are byte-stable."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from lstm_vs_rnn.files import write_with
+
+DPI = 110
+# Fixed metadata: no version string that would change the bytes on a matplotlib upgrade.
+PNG_METADATA = {"Software": None}
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    """Write atomically, then free the figure (stages draw several)."""
+
+    def save(temporary: Path) -> None:
+        figure.savefig(temporary, format="png", dpi=DPI, metadata=PNG_METADATA)
+
+    try:
+        write_with(path, save)
+    finally:
+        plt.close(figure)
+
+
+def series_figure(frame: pd.DataFrame, split_index: int) -> Figure:
+    """The generated series, its clean signal, and where the test part starts."""
+    figure, axes = plt.subplots(figsize=(11, 4), layout="constrained")
+    axes.plot(frame["t"], frame["y"], lw=0.7, color="tab:blue", label="y(t) = sin(t) + noise")
+    axes.plot(
+        frame["t"],
+        frame["y_clean"],
+        lw=1.2,
+        color="black",
+        alpha=0.7,
+        label="sin(t) (clean signal)",
+    )
+    split_t = frame["t"].iloc[split_index]
+    axes.axvspan(split_t, frame["t"].iloc[-1], color="tab:orange", alpha=0.12, label="test part")
+    axes.axvline(split_t, color="tab:orange", lw=1.5)
+    axes.set(
+        title=f"Generated series: {len(frame)} points, train/test split at t = {split_t:g}",
+        xlabel="t",
+        ylabel="y",
+    )
+    axes.legend(loc="upper right", fontsize="small")
+    return figure
+
+
+def scaling_figure(
+    train: np.ndarray, test: np.ndarray, scaled_train: np.ndarray, scaled_test: np.ndarray
+) -> Figure:
+    """Before and after min-max scaling; the test part may leave [0, 1] (fitted on train)."""
+    figure, (before, after) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, layout="constrained")
+    index_train = np.arange(len(train))
+    index_test = np.arange(len(train), len(train) + len(test))
+    for axes, (fit, held_out), label in (
+        (before, (train, test), "original units"),
+        (after, (scaled_train, scaled_test), "scaled (min-max fitted on train)"),
+    ):
+        axes.plot(index_train, fit, lw=0.7, label="train")
+        axes.plot(index_test, held_out, lw=0.7, label="test")
+        axes.set(ylabel=label)
+        axes.legend(loc="upper right", fontsize="small")
+    for bound in (0.0, 1.0):
+        after.axhline(bound, color="gray", ls="--", lw=0.8)
+    before.set_title("Series before and after scaling")
+    after.set_xlabel("time index")
+    return figure
+
+
+def loss_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
+    """Training (solid) and validation (dashed) loss per epoch, one colour per model."""
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for index, (name, history) in enumerate(histories.items()):
+        color = f"C{index}"
+        axes.plot(
+            history["epoch"], history["train_loss"], color=color, marker=".", label=f"{name} train"
+        )
+        axes.plot(
+            history["epoch"],
+            history["val_loss"],
+            color=color,
+            ls="--",
+            marker=".",
+            label=f"{name} validation",
+        )
+    axes.set(
+        title="Loss per epoch (MSE on scaled data)", xlabel="epoch", ylabel="MSE", yscale="log"
+    )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize="small")
+    return figure
+
+
+def predictions_figure(
+    t: np.ndarray, actual: np.ndarray, predictions: Mapping[str, np.ndarray]
+) -> Figure:
+    figure, axes = plt.subplots(figsize=(11, 4.5), layout="constrained")
+    axes.plot(t, actual, color="black", lw=0.8, alpha=0.6, label="actual")
+    for index, (name, predicted) in enumerate(predictions.items()):
+        axes.plot(t, predicted, color=f"C{index}", lw=1.2, label=f"{name} prediction")
+    axes.set(title="Test part: actual vs one-step-ahead predictions", xlabel="t", ylabel="y")
+    axes.legend(loc="upper right", fontsize="small")
+    return figure
+
+
+def error_histogram_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) -> Figure:
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    errors = {name: predicted - actual for name, predicted in predictions.items()}
+    bins = np.histogram_bin_edges(np.concatenate(list(errors.values())), bins=40)
+    for index, (name, error) in enumerate(errors.items()):
+        axes.hist(
+            error,
+            bins=bins,
+            alpha=0.5,
+            color=f"C{index}",
+            label=f"{name} (mean {error.mean():+.3f}, std {error.std():.3f})",
+        )
+    axes.axvline(0, color="black", lw=0.8)
+    axes.set(title="Test prediction errors (predicted - actual)", xlabel="error", ylabel="count")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def scatter_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) -> Figure:
+    count = len(predictions)
+    figure, panels = plt.subplots(
+        1, count, figsize=(4.5 * count, 4.5), squeeze=False, layout="constrained"
+    )
+    low = min(actual.min(), *(p.min() for p in predictions.values()))
+    high = max(actual.max(), *(p.max() for p in predictions.values()))
+    pairs = zip(panels[0], predictions.items(), strict=True)
+    for index, (axes, (name, predicted)) in enumerate(pairs):
+        axes.scatter(actual, predicted, s=6, alpha=0.5, color=f"C{index}")
+        axes.plot([low, high], [low, high], color="black", lw=1, label="identity (perfect)")
+        axes.set(
+            title=f"{name}: predicted vs actual",
+            xlabel="actual",
+            ylabel="predicted",
+            aspect="equal",
+            xlim=(low, high),
+            ylim=(low, high),
+        )
+        axes.legend(loc="upper left", fontsize="small")
+    return figure

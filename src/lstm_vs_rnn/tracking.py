@@ -1,0 +1,405 @@
+"""Everything the pipeline says to MLflow, in one place, used the same way by every stage.
+
+Organisation: one *parent* run per pipeline configuration (all of params.yaml, hashed), found
+or created by whichever stage runs first, and one *child* run per stage execution. DVC skips
+unchanged stages, so a configuration's parent holds the children of the stages that ran for it;
+evaluation always runs when any model changes and writes every model's test metrics to the
+parent, so each parent row in the UI carries the headline numbers.
+
+The store defaults to `sqlite:///<workspace>/mlflow.db` with artifacts in
+`<workspace>/mlartifacts`. The workspace comes from DVC_ROOT, which DVC points at the user's
+workspace even while a queued experiment runs in a temporary copy that is deleted afterwards.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_SOURCE_NAME
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import Params
+from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+LOCK_FILE = ".mlflow.lock"
+
+CONFIG_TAG = "pipeline.config_hash"
+ROLE_TAG = "pipeline.role"
+STAGE_TAG = "dvc.stage"
+EXPERIMENT_TAG = "dvc.exp_name"
+COMMIT_TAG = "mlflow.source.git.commit"
+DIRTY_TAG = "git.dirty"
+MODEL_HASH_TAG = "model.sha256"
+
+# MLflow accepts at most 1000 metrics in one log_batch call.
+MAX_METRICS_PER_BATCH = 1000
+# Buffered per-epoch metrics are sent at least this often, so long runs show progress.
+FLUSH_INTERVAL_S = 10.0
+# A dead server must fail the stage in seconds, not after MLflow's ~4 minutes of retries;
+# a server that restarts within a few seconds must still lose nothing.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+PROBE_TIMEOUT_S = 5.0
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the SQLite store at the workspace root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace_root() / STORE_FILE}"
+
+
+def experiment_name(params: Params) -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or params.tracking.experiment_name
+
+
+def redact(uri: str) -> str:
+    """The URI with any password replaced, so it can be printed or logged."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def config_hash(params: Params) -> str:
+    """Identifies a pipeline configuration: every param that can change an output."""
+    relevant = {
+        key: value for key, value in params.flat().items() if not key.startswith("tracking.")
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def describe_configuration(params: Params) -> str:
+    """A parent run name a person can tell apart from its neighbours in the runs table."""
+    models = " · ".join(
+        f"{name} h{model.hidden_size}x{model.num_layers}" for name, model in params.models.items()
+    )
+    train = params.train
+    name = (
+        f"{models} · {train.epochs}ep lr{train.learning_rate:g} · n{params.data.n_points} "
+        f"w{params.data.window} · {config_hash(params)[:6]}"
+    )
+    exp = os.environ.get("DVC_EXP_NAME")
+    return f"{exp}: {name}" if exp else name
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Serialise store creation and parent find-or-create across parallel DVC queue workers.
+
+    Two processes opening a fresh SQLite store at once race on its schema migration, and two
+    stages of one configuration would otherwise both create a parent.
+    """
+    path = workspace_root() / LOCK_FILE
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class StageRun:
+    """The MLflow child run of one stage execution."""
+
+    client: MlflowClient
+    run_id: str
+    parent_id: str
+    experiment_id: str
+    _pending: list[Metric] = field(default_factory=list)
+    _last_flush: float = field(default_factory=time.monotonic)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Queue metrics; they are sent in batches (see flush)."""
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        if (
+            len(self._pending) >= MAX_METRICS_PER_BATCH
+            or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        _log_metrics_batched(self.client, self.run_id, self._pending)
+        self._pending = []
+        self._last_flush = time.monotonic()
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        _log_params_batched(self.client, self.run_id, params)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_figure(self, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path="figures")
+
+    def log_artifact(self, path: Path, folder: str) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+    def log_to_parent(self, metrics: dict[str, float]) -> None:
+        """The configuration's headline numbers, shown on its row in the runs table."""
+        now = int(time.time() * 1000)
+        _log_metrics_batched(
+            self.client, self.parent_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
+
+    def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> str | None:
+        """Add test metrics to the training run that produced exactly this model file."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{MODEL_HASH_TAG}` = '{file_sha256(model_file)}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return None
+        now = int(time.time() * 1000)
+        _log_metrics_batched(
+            self.client,
+            runs[0].info.run_id,
+            [Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        )
+        return runs[0].info.run_id
+
+    def log_torch_model(self, model: Any, input_example: Any) -> None:
+        """Log as an MLflow model loadable by mlflow.pytorch.load_model and pyfunc.
+
+        The pt2 export specialises on the example's batch size when it is 1, so the example
+        must hold at least two windows. Requirements are given, not inferred (2-6 s a call).
+        """
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        if len(input_example) < 2:
+            raise ValueError("the input example needs at least two windows")
+        with torch.no_grad():
+            output = model(torch.from_numpy(input_example)).numpy()
+        with mlflow.start_run(run_id=self.run_id):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                input_example=input_example,
+                signature=infer_signature(input_example, output),
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
+
+
+@contextmanager
+def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> Iterator[StageRun]:
+    """Open the child run of `stage` under its configuration's parent; always close it.
+
+    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
+    so nothing is ever left RUNNING.
+    """
+    client = connect()
+    started = time.monotonic()
+    with store_lock():
+        experiment_id = _get_or_create_experiment(client, experiment_name(params))
+        parent_id = _get_or_create_parent(client, experiment_id, params)
+    run = client.create_run(
+        experiment_id,
+        run_name=stage,
+        tags={
+            **_provenance_tags(),
+            MLFLOW_PARENT_RUN_ID: parent_id,
+            STAGE_TAG: stage,
+            CONFIG_TAG: config_hash(params),
+            ROLE_TAG: "stage",
+            MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
+        },
+    )
+    stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id)
+    status = RunStatus.FAILED
+    try:
+        stage_run_.log_params(
+            {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
+        )
+        yield stage_run_
+        stage_run_.log_metrics({"duration_s": time.monotonic() - started})
+        stage_run_.flush()
+        status = RunStatus.FINISHED
+    except KeyboardInterrupt:
+        status = RunStatus.KILLED
+        raise
+    finally:
+        _end_run(client, stage_run_.run_id, parent_id, status)
+
+
+def connect() -> MlflowClient:
+    """A client for the store, failing fast with one clear line if a server is unreachable."""
+    uri = tracking_uri()
+    if urlsplit(uri).scheme in ("http", "https"):
+        for key, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        _probe_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def _probe_server(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).raise_for_status()
+    except requests.RequestException as exc:
+        raise UserError(
+            f"cannot reach the MLflow tracking server at {redact(uri)} "
+            f"({type(exc).__name__}); check that it is running and reachable, or unset "
+            f"MLFLOW_TRACKING_URI to log to the local store"
+        ) from None
+
+
+def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: int) -> None:
+    """Close the child and stretch the parent's end time to cover it."""
+    end_time = int(time.time() * 1000)
+    client.set_terminated(run_id, RunStatus.to_string(status), end_time=end_time)
+    client.set_terminated(parent_id, "FINISHED", end_time=end_time)
+
+
+def _get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=_artifact_location())
+    if experiment.lifecycle_stage != "active":
+        raise UserError(
+            f"the MLflow experiment '{name}' is deleted; restore it with "
+            f"'mlflow experiments restore --experiment-id "
+            f"{experiment.experiment_id}' or set MLFLOW_EXPERIMENT_NAME"
+        )
+    return experiment.experiment_id
+
+
+def _artifact_location() -> str | None:
+    """Artifacts beside a SQLite store; a server decides for itself."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve().as_uri()
+
+
+def find_parent(client: MlflowClient, experiment_id: str, params: Params) -> str | None:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{CONFIG_TAG}` = '{config_hash(params)}' "
+        f"and tags.`{ROLE_TAG}` = 'configuration'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Params) -> str:
+    existing = find_parent(client, experiment_id, params)
+    if existing:
+        return existing
+    name = describe_configuration(params)
+    tags = {
+        **_provenance_tags(),
+        CONFIG_TAG: config_hash(params),
+        ROLE_TAG: "configuration",
+        MLFLOW_RUN_NAME: name,
+    }
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    _log_params_batched(client, run.info.run_id, params.flat())
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def _provenance_tags() -> dict[str, str]:
+    """Git commit, whether code or params differ from it, and the DVC experiment, if any."""
+    tags = {}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags[COMMIT_TAG] = commit
+        # dvc.lock changes as stages finish; it says nothing about the code that ran.
+        changes = _git(
+            "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock"
+        )
+        tags[DIRTY_TAG] = "true" if changes else "false"
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[EXPERIMENT_TAG] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def _git(*args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return result.stdout.strip()
+
+
+def _log_metrics_batched(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+
+
+def _log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    items = [Param(key, "null" if value is None else str(value)) for key, value in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def pipeline_stages(params: Params) -> list[str]:
+    """The DVC stage names of the pipeline for these params (train is expanded per model)."""
+    return ["generate", "scale", *(f"train@{name}" for name in params.models), "evaluate"]
+
+
+def stages_missing_from_store(params: Params) -> list[str]:
+    """Stages of this configuration whose finished run the store lacks, in pipeline order.
+
+    Evaluation counts as missing too when the parent lacks a model's test metrics.
+    """
+    client = connect()
+    experiment = client.get_experiment_by_name(experiment_name(params))
+    parent_id = experiment and find_parent(client, experiment.experiment_id, params)
+    if not parent_id:
+        return pipeline_stages(params)
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}' "
+        f"and attributes.status = 'FINISHED'",
+    )
+    logged = {run.data.tags.get(STAGE_TAG) for run in children}
+    parent_metrics = client.get_run(parent_id).data.metrics
+    if any(f"{name}.test_rmse" not in parent_metrics for name in params.models):
+        logged.discard("evaluate")
+    return [stage for stage in pipeline_stages(params) if stage not in logged]
+
+
+def ui_url(base: str, params: Params) -> str:
+    """The runs table of the experiment in the UI's model-training mode."""
+    client = connect()
+    experiment = client.get_experiment_by_name(experiment_name(params))
+    if experiment is None:
+        return base
+    return (
+        f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}"
+        f"/runs?workflowType=machine_learning"
+    )

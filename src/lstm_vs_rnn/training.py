@@ -1,0 +1,116 @@
+"""The training loop: shuffled mini-batches over window views, MSE, Adam, per-epoch losses."""
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import TrainParams
+
+# Rows per forward pass when only predicting; results do not depend on it, memory does.
+PREDICTION_BATCH_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class EpochLosses:
+    """Mean MSE (scaled units) over every training window of the epoch and the validation tail."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message names the epoch and how to fix it."""
+
+
+def configure_torch(settings: TrainParams) -> torch.device:
+    """Seed and fix the thread count (LSTM weights differ between 1 and 2 threads)."""
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.num_threads)
+    torch.use_deterministic_algorithms(True)
+    return resolve_device(settings.device)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "params.yaml: train.device = 'cuda' but no CUDA device is available; "
+            "use 'auto' or 'cpu'"
+        )
+    return torch.device(device)
+
+
+def predict(model: nn.Module, windows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Predictions for every window, in batches, on the CPU as a 1-D tensor."""
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(windows), PREDICTION_BATCH_SIZE):
+            batch = windows[start : start + PREDICTION_BATCH_SIZE].unsqueeze(-1).to(device)
+            parts.append(model(batch).squeeze(-1).cpu())
+    return torch.cat(parts)
+
+
+def train_model(
+    model: nn.Module,
+    windows: torch.Tensor,
+    targets: torch.Tensor,
+    n_val: int,
+    settings: TrainParams,
+    device: torch.device,
+    on_epoch: Callable[[EpochLosses], None] = lambda losses: None,
+) -> list[EpochLosses]:
+    """Fit on all windows but the last `n_val`, which give the validation loss each epoch."""
+    n_fit = len(windows) - n_val
+    fit_windows, fit_targets = windows[:n_fit], targets[:n_fit]
+    val_windows, val_targets = windows[n_fit:], targets[n_fit:]
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    loss_fn = nn.MSELoss()
+    order = torch.Generator().manual_seed(settings.seed)
+    history = []
+    progress = tqdm(
+        range(1, settings.epochs + 1), desc="epochs", unit="epoch", disable=not sys.stderr.isatty()
+    )
+    for epoch in progress:
+        model.train()
+        total, permutation = 0.0, torch.randperm(n_fit, generator=order)
+        for start in range(0, n_fit, settings.batch_size):
+            rows = permutation[start : start + settings.batch_size]
+            inputs = fit_windows[rows].unsqueeze(-1).to(device)
+            expected = fit_targets[rows].unsqueeze(-1).to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs), expected)
+            _stop_if_diverged(loss.item(), epoch, settings)
+            loss.backward()
+            if settings.grad_clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+            optimizer.step()
+            total += loss.item() * len(rows)
+        val_loss = loss_fn(predict(model, val_windows, device), val_targets).item()
+        _stop_if_diverged(val_loss, epoch, settings)
+        losses = EpochLosses(epoch, total / n_fit, val_loss)
+        history.append(losses)
+        progress.set_postfix(train=f"{losses.train_loss:.4g}", val=f"{val_loss:.4g}")
+        on_epoch(losses)
+    return history
+
+
+def _stop_if_diverged(loss: float, epoch: int, settings: TrainParams) -> None:
+    if not math.isfinite(loss):
+        if settings.grad_clip_norm is None:
+            hint = "or set train.grad_clip_norm (e.g. 1.0)"
+        else:
+            hint = f"or lower train.grad_clip_norm (now {settings.grad_clip_norm})"
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}: the loss is {loss}; lower "
+            f"train.learning_rate (now {settings.learning_rate}) {hint}"
+        )

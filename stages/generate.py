@@ -1,0 +1,34 @@
+"""Stage `generate`: the synthetic series y(t) = sin(t) + noise, written to data/raw/series.csv.
+
+Run by `dvc repro`; directly: `PYTHONPATH=src python stages/generate.py`.
+"""
+
+from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.data import generate_series, split_point
+from lstm_vs_rnn.files import write_csv
+from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.plots import save_figure, series_figure
+from lstm_vs_rnn.tracking import stage_run
+
+
+def main() -> None:
+    params = load_params(PATHS.params)
+    with stage_run("generate", params, param_prefixes=("data.",)) as run:
+        frame = generate_series(params.data)
+        split = split_point(len(frame), params.data.train_fraction)
+        write_csv(PATHS.series_csv, frame)
+        save_figure(series_figure(frame, split), PATHS.figure("series"))
+        run.log_metrics(
+            {
+                "n_points": len(frame),
+                "n_train": split,
+                "n_test": len(frame) - split,
+                "y_std": float(frame["y"].std()),
+            }
+        )
+        run.log_figure(PATHS.figure("series"))
+
+
+if __name__ == "__main__":
+    run_entry_point(main)
