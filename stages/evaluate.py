@@ -27,7 +27,7 @@ from lstm_vs_rnn.plots import (
 from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.tracking import stage_run
 from lstm_vs_rnn.training import configure_torch, predict
-from lstm_vs_rnn.windows import make_windows, test_inputs
+from lstm_vs_rnn.windows import make_windows, with_history
 
 FIGURES = ("losses", "predictions", "errors", "scatter")
 
@@ -37,7 +37,7 @@ def predict_test(params: Params, device: torch.device) -> dict[str, np.ndarray]:
     train = read_array(PATHS.train_array, "scale")
     test = read_array(PATHS.test_array, "scale")
     scaler = MinMaxScaling.from_json(PATHS.scaler_json)
-    inputs = torch.from_numpy(test_inputs(train, test, params.data.window).astype(np.float32))
+    inputs = torch.from_numpy(with_history(train, test, params.data.window).astype(np.float32))
     windows, _ = make_windows(inputs, params.data.window)
     predictions = {}
     for name, settings in params.models.items():

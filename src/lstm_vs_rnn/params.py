@@ -255,9 +255,9 @@ def _describe(kind: type, limits: Any, optional: bool) -> str:
     low, high = limits.get("low"), limits.get("high")
     parts = []
     if low is not None:
-        parts.append(f"{'>' if limits['open_low'] else '>='} {low:g}")
+        parts.append(f"{'>' if limits['open_low'] else '>='} {_plain(low)}")
     if high is not None:
-        parts.append(f"{'<' if limits['open_high'] else '<='} {high:g}")
+        parts.append(f"{'<' if limits['open_high'] else '<='} {_plain(high)}")
     text = f"{noun} {' and '.join(parts)}" if parts else noun
     return f"{text}, or null to turn it off" if optional else text
 
@@ -288,3 +288,8 @@ def _check_sizes(params: Params, file: str) -> None:
             f"{file}: train.val_fraction = {params.train.val_fraction} leaves no "
             f"window to fit on; lower it"
         )
+
+
+def _plain(number: float) -> str:
+    """10000000 rather than 1e+07: a user copies the limit straight into params.yaml."""
+    return str(int(number)) if float(number).is_integer() else str(number)

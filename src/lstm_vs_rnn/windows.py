@@ -13,6 +13,6 @@ def make_windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch
     return series.unfold(0, window, 1)[:-1], series[window:]
 
 
-def test_inputs(train: np.ndarray, test: np.ndarray, window: int) -> np.ndarray:
+def with_history(train: np.ndarray, test: np.ndarray, window: int) -> np.ndarray:
     """The test part preceded by the last `window` training points, its only history."""
     return np.concatenate([train[-window:], test])

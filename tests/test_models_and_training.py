@@ -1,0 +1,106 @@
+"""Unit tests of the models, the training loop and the metrics."""
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_vs_rnn.checkpoints import load_model, save_weights
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation import forecast_metrics, persistence_forecast
+from lstm_vs_rnn.models import build_model, count_parameters
+from lstm_vs_rnn.params import MODEL_ARCHITECTURES, ModelParams, TrainParams
+from lstm_vs_rnn.training import TrainingDiverged, configure_torch, predict, train_model
+from lstm_vs_rnn.windows import make_windows
+
+SETTINGS = TrainParams(epochs=8, batch_size=16, learning_rate=0.01, val_fraction=0.2, seed=1,
+                       device="cpu", num_threads=1, grad_clip_norm=None)
+
+
+def sine_windows(window: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    series = torch.sin(torch.arange(200, dtype=torch.float32) * 0.3) * 0.5 + 0.5
+    return make_windows(series, window)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ARCHITECTURES))
+def test_output_shape_is_one_value_per_window(name: str) -> None:
+    model = build_model(name, ModelParams(hidden_size=6, num_layers=2))
+    assert model(torch.zeros(5, 12, 1)).shape == (5, 1)
+
+
+def test_parameter_counts_match_the_cells() -> None:
+    rnn = count_parameters(build_model("rnn", ModelParams(50, 1)))
+    lstm = count_parameters(build_model("lstm", ModelParams(50, 1)))
+    assert rnn == 50 * (1 + 50 + 2) + 51  # W_ih, W_hh, two biases, then the head
+    assert lstm == 4 * 50 * (1 + 50 + 2) + 51  # four gates
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ARCHITECTURES))
+def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
+    device = configure_torch(SETTINGS)
+    windows, targets = sine_windows()
+    model = build_model(name, ModelParams(hidden_size=16, num_layers=1))
+    history = train_model(model, windows, targets, 30, SETTINGS, device)
+    assert [epoch.epoch for epoch in history] == list(range(1, 9))
+    assert history[-1].train_loss < history[0].train_loss / 2
+    assert history[-1].val_loss < history[0].val_loss
+
+
+def test_training_is_deterministic() -> None:
+    def weights() -> list[torch.Tensor]:
+        device = configure_torch(SETTINGS)
+        model = build_model("lstm", ModelParams(hidden_size=8, num_layers=1))
+        windows, targets = sine_windows()
+        train_model(model, windows, targets, 30, SETTINGS, device)
+        return [p.detach().clone() for p in model.parameters()]
+
+    for first, second in zip(weights(), weights(), strict=True):
+        assert torch.equal(first, second)
+
+
+def test_divergence_stops_with_the_epoch_and_a_fix() -> None:
+    settings = TrainParams(**{**vars(SETTINGS), "learning_rate": 10.0, "epochs": 50})
+    device = configure_torch(settings)
+    windows, targets = sine_windows()
+    model = build_model("rnn", ModelParams(hidden_size=16, num_layers=1))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1e20)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1.*learning_rate.*grad_clip_norm"):
+        train_model(model, windows, targets, 30, settings, device)
+
+
+def test_prediction_in_batches_equals_one_pass() -> None:
+    model = build_model("lstm", ModelParams(hidden_size=4, num_layers=1)).eval()
+    windows, _ = sine_windows()
+    with torch.no_grad():
+        whole = model(windows.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(predict(model, windows, torch.device("cpu")), whole)
+
+
+def test_weights_round_trip_and_reject_another_architecture(tmp_path) -> None:
+    model = build_model("lstm", ModelParams(hidden_size=4, num_layers=1))
+    path = tmp_path / "model.pt"
+    save_weights(model, path)
+    loaded = load_model("lstm", ModelParams(hidden_size=4, num_layers=1), path)
+    for ours, theirs in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    with pytest.raises(UserError, match=r"model\.pt.*hidden_size=8"):
+        load_model("lstm", ModelParams(hidden_size=8, num_layers=1), path)
+    with pytest.raises(UserError, match=r"model\.pt"):
+        load_model("rnn", ModelParams(hidden_size=4, num_layers=1), path)
+
+
+def test_metrics_against_hand_computed_values() -> None:
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    predicted = np.array([1.0, 3.0, 2.0, 4.0])  # errors 0, 1, -1, 0
+    train = np.array([0.0, 2.0, 1.0, 3.0])  # naive one-step MAE = (2 + 1 + 2) / 3 = 5/3
+    metrics = forecast_metrics(actual, predicted, train)
+    assert metrics["test_rmse"] == pytest.approx(np.sqrt(0.5))
+    assert metrics["test_mae"] == pytest.approx(0.5)
+    assert metrics["test_r2"] == pytest.approx(1 - 2 / 5)  # SSE 2, SST 5
+    assert metrics["test_mase"] == pytest.approx(0.5 / (5 / 3))
+
+
+def test_persistence_repeats_the_previous_value() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert persistence_forecast(values, 2).tolist() == [3.0, 4.0]
