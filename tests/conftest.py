@@ -16,8 +16,15 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "src", "pyproject.toml", ".dvcignore",
-                 ".gitignore")
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    "stages",
+    "src",
+    "pyproject.toml",
+    ".dvcignore",
+    ".gitignore",
+)
 
 # Small enough that the whole pipeline runs in seconds, large enough to train something.
 TINY_PARAMS = {
@@ -39,11 +46,21 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test's environment without anything that would point runs or DVC elsewhere."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("MLFLOW_", "DVC_")) and key != "PYTHONPATH"}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DVC_")) and key != "PYTHONPATH"
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@t",
-                "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@t"})
+    env.update(
+        {
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "test",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -55,13 +72,27 @@ class PipelineRepo:
     root: Path
     env: dict[str, str]
 
-    def run(self, *command: str, check: bool = True, timeout: float = 600,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(command, cwd=self.root, env={**self.env, **(env or {})},
-                                capture_output=True, text=True, timeout=timeout, check=False)
+    def run(
+        self,
+        *command: str,
+        check: bool = True,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            command,
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n"
-                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+            raise AssertionError(
+                f"{' '.join(command)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
         return result
 
     def dvc(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -70,8 +101,13 @@ class PipelineRepo:
     def stage(self, name: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run one stage script directly, as `dvc repro` would."""
         script, *model = name.split("@")
-        return self.run("python", f"stages/{script}.py", *model,
-                        env={"PYTHONPATH": "src", **kwargs.pop("env", {})}, **kwargs)
+        return self.run(
+            "python",
+            f"stages/{script}.py",
+            *model,
+            env={"PYTHONPATH": "src", **kwargs.pop("env", {})},
+            **kwargs,
+        )
 
     def params(self) -> dict[str, Any]:
         return yaml.safe_load((self.root / "params.yaml").read_text())
@@ -96,8 +132,9 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
     for name in PROJECT_FILES:
         source = REPO_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(source, root / name)
     repo = PipelineRepo(root, clean_env())

@@ -13,8 +13,7 @@ from lstm_vs_rnn.params import DataParams
 from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.windows import make_windows, with_history
 
-DATA = DataParams(n_points=1000, t_step=0.1, noise_std=0.5, seed=42, train_fraction=0.8,
-                  window=20)
+DATA = DataParams(n_points=1000, t_step=0.1, noise_std=0.5, seed=42, train_fraction=0.8, window=20)
 
 
 def test_series_follows_the_spec() -> None:
@@ -58,8 +57,9 @@ def test_scaler_matches_sklearn_and_round_trips() -> None:
     train, test = rng.normal(size=200), rng.normal(scale=2, size=50)
     ours = MinMaxScaling.fit(train)
     reference = MinMaxScaler().fit(train.reshape(-1, 1))
-    np.testing.assert_allclose(ours.transform(test),
-                               reference.transform(test.reshape(-1, 1)).ravel(), rtol=1e-12)
+    np.testing.assert_allclose(
+        ours.transform(test), reference.transform(test.reshape(-1, 1)).ravel(), rtol=1e-12
+    )
     np.testing.assert_allclose(ours.inverse_transform(ours.transform(test)), test, rtol=1e-12)
     assert ours.transform(train).min() == 0.0 and ours.transform(train).max() == 1.0
 
@@ -76,12 +76,13 @@ def test_scaler_json_round_trip(tmp_path) -> None:
     assert MinMaxScaling.from_json(path) == scaler
 
 
-@pytest.mark.parametrize("payload", ['{"data_min": 0}', '{"data_min": 0, "data_max": "x"}',
-                                     "[1, 2]", "{not json"])
+@pytest.mark.parametrize(
+    "payload", ['{"data_min": 0}', '{"data_min": 0, "data_max": "x"}', "[1, 2]", "{not json"]
+)
 def test_scaler_json_with_missing_or_bad_fields_names_the_file(tmp_path, payload: str) -> None:
     path = tmp_path / "scaler.json"
     path.write_text(payload)
-    with pytest.raises(UserError, match="scaler.json"):
+    with pytest.raises(UserError, match=r"scaler\.json"):
         MinMaxScaling.from_json(path)
 
 

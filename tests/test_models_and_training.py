@@ -12,8 +12,16 @@ from lstm_vs_rnn.params import MODEL_ARCHITECTURES, ModelParams, TrainParams
 from lstm_vs_rnn.training import TrainingDiverged, configure_torch, predict, train_model
 from lstm_vs_rnn.windows import make_windows
 
-SETTINGS = TrainParams(epochs=8, batch_size=16, learning_rate=0.01, val_fraction=0.2, seed=1,
-                       device="cpu", num_threads=1, grad_clip_norm=None)
+SETTINGS = TrainParams(
+    epochs=8,
+    batch_size=16,
+    learning_rate=0.01,
+    val_fraction=0.2,
+    seed=1,
+    device="cpu",
+    num_threads=1,
+    grad_clip_norm=None,
+)
 
 
 def sine_windows(window: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

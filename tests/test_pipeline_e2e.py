@@ -1,4 +1,4 @@
-"""The pipeline end to end: real `dvc repro` in a real git repo, checked in the real MLflow store."""
+"""The pipeline end to end: real `dvc repro` in a real git repo, checked in the real store."""
 
 import json
 import re
@@ -25,14 +25,14 @@ def stages_run(output: str) -> list[str]:
 
 def parents(client: MlflowClient) -> list:
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    return client.search_runs([experiment.experiment_id],
-                              "tags.`pipeline.role` = 'configuration'")
+    return client.search_runs([experiment.experiment_id], "tags.`pipeline.role` = 'configuration'")
 
 
 def children(client: MlflowClient, parent_id: str) -> dict[str, object]:
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    runs = client.search_runs([experiment.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
     return {run.data.tags["dvc.stage"]: run for run in runs}
 
 
@@ -70,7 +70,8 @@ def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> No
 
 
 def test_training_runs_hold_loss_curves_figures_test_metrics_and_a_model(
-        repo: PipelineRepo) -> None:
+    repo: PipelineRepo,
+) -> None:
     client = MlflowClient(repo.tracking_uri)
     runs = children(client, parents(client)[0].info.run_id)
     for model in ("rnn", "lstm"):
@@ -87,21 +88,33 @@ def test_training_runs_hold_loss_curves_figures_test_metrics_and_a_model(
     model_uri = f"runs:/{runs['train@lstm'].info.run_id}/model"
     loaded = mlflow.pyfunc.load_model(model_uri)
     assert loaded.predict(np.zeros((7, 10, 1), dtype=np.float32)).shape == (7, 1)
-    evaluate_figures = {a.path for a in client.list_artifacts(runs["evaluate"].info.run_id,
-                                                              "figures")}
-    assert evaluate_figures == {f"figures/{name}.png"
-                                for name in ("losses", "predictions", "errors", "scatter")}
+    evaluate_figures = {
+        a.path for a in client.list_artifacts(runs["evaluate"].info.run_id, "figures")
+    }
+    assert evaluate_figures == {
+        f"figures/{name}.png" for name in ("losses", "predictions", "errors", "scatter")
+    }
 
 
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
     assert set(metrics) == {"rnn", "lstm", "persistence", "noise_floor"}
     assert set(metrics["lstm"]) == {"test_rmse", "test_mae", "test_r2", "test_mase"}
-    for name in ("series", "scaling", "loss_rnn", "loss_lstm", "losses", "predictions",
-                 "errors", "scatter"):
+    for name in (
+        "series",
+        "scaling",
+        "loss_rnn",
+        "loss_lstm",
+        "losses",
+        "predictions",
+        "errors",
+        "scatter",
+    ):
         assert (repo.root / "reports" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert json.loads((repo.root / "data/processed/scaler.json").read_text()).keys() == {
-        "data_min", "data_max"}
+        "data_min",
+        "data_max",
+    }
 
 
 def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:
@@ -144,8 +157,7 @@ def test_a_queued_experiment_logs_into_the_workspace_store(repo: PipelineRepo) -
     assert (repo.root / "mlartifacts").is_dir()
 
 
-def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo,
-                                                        tmp_path: Path) -> None:
+def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_path: Path) -> None:
     """Reports are in git and models come out byte-identical, so DVC skips evaluation in a
     fresh clone; `make run`'s completion step must still leave a complete record."""
     clone = PipelineRepo(tmp_path / "clone", clean_env())
@@ -154,8 +166,9 @@ def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo,
     first = stages_run(clone.dvc("repro").stdout)
     assert "evaluate" not in first and "train@lstm" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
-    completion = clone.run("python", "-m", "lstm_vs_rnn.complete_tracking",
-                           env={"PYTHONPATH": "src"})
+    completion = clone.run(
+        "python", "-m", "lstm_vs_rnn.complete_tracking", env={"PYTHONPATH": "src"}
+    )
     assert stages_run(completion.stdout) == ["evaluate"]
     assert (clone.root / "dvc.lock").read_bytes() == lock_before
     client = MlflowClient(clone.tracking_uri)
