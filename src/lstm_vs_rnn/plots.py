@@ -16,6 +16,9 @@ from matplotlib.ticker import MaxNLocator
 from lstm_vs_rnn.files import write_with
 
 DPI = 110
+# A line plot shows no more detail than this many points across a figure; beyond it, drawing
+# every point of a 10^6-point series only costs time.
+MAX_LINE_POINTS = 20_000
 # Fixed metadata: no version string that would change the bytes on a matplotlib upgrade.
 PNG_METADATA = {"Software": None}
 
@@ -32,20 +35,26 @@ def save_figure(figure: Figure, path: Path) -> None:
         plt.close(figure)
 
 
+def thin(length: int) -> slice:
+    """Every k-th point, so that at most MAX_LINE_POINTS are drawn."""
+    return slice(None, None, max(1, -(-length // MAX_LINE_POINTS)))
+
+
 def series_figure(frame: pd.DataFrame, split_index: int) -> Figure:
     """The generated series, its clean signal, and where the test part starts."""
     figure, axes = plt.subplots(figsize=(11, 4), layout="constrained")
-    axes.plot(frame["t"], frame["y"], lw=0.7, color="tab:blue", label="y(t) = sin(t) + noise")
+    split_t, last_t = frame["t"].iloc[split_index], frame["t"].iloc[-1]
+    shown = frame.iloc[thin(len(frame))]
+    axes.plot(shown["t"], shown["y"], lw=0.7, color="tab:blue", label="y(t) = sin(t) + noise")
     axes.plot(
-        frame["t"],
-        frame["y_clean"],
+        shown["t"],
+        shown["y_clean"],
         lw=1.2,
         color="black",
         alpha=0.7,
         label="sin(t) (clean signal)",
     )
-    split_t = frame["t"].iloc[split_index]
-    axes.axvspan(split_t, frame["t"].iloc[-1], color="tab:orange", alpha=0.12, label="test part")
+    axes.axvspan(split_t, last_t, color="tab:orange", alpha=0.12, label="test part")
     axes.axvline(split_t, color="tab:orange", lw=1.5)
     axes.set(
         title=f"Generated series: {len(frame)} points, train/test split at t = {split_t:g}",
@@ -61,14 +70,15 @@ def scaling_figure(
 ) -> Figure:
     """Before and after min-max scaling; the test part may leave [0, 1] (fitted on train)."""
     figure, (before, after) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, layout="constrained")
-    index_train = np.arange(len(train))
-    index_test = np.arange(len(train), len(train) + len(test))
+    step = thin(len(train) + len(test))
+    index_train = np.arange(len(train))[step]
+    index_test = np.arange(len(train), len(train) + len(test))[step]
     for axes, (fit, held_out), label in (
         (before, (train, test), "original units"),
         (after, (scaled_train, scaled_test), "scaled (min-max fitted on train)"),
     ):
-        axes.plot(index_train, fit, lw=0.7, label="train")
-        axes.plot(index_test, held_out, lw=0.7, label="test")
+        axes.plot(index_train, fit[step], lw=0.7, label="train")
+        axes.plot(index_test, held_out[step], lw=0.7, label="test")
         axes.set(ylabel=label)
         axes.legend(loc="upper right", fontsize="small")
     for bound in (0.0, 1.0):
@@ -106,9 +116,10 @@ def predictions_figure(
     t: np.ndarray, actual: np.ndarray, predictions: Mapping[str, np.ndarray]
 ) -> Figure:
     figure, axes = plt.subplots(figsize=(11, 4.5), layout="constrained")
-    axes.plot(t, actual, color="black", lw=0.8, alpha=0.6, label="actual")
+    step = thin(len(t))
+    axes.plot(t[step], actual[step], color="black", lw=0.8, alpha=0.6, label="actual")
     for index, (name, predicted) in enumerate(predictions.items()):
-        axes.plot(t, predicted, color=f"C{index}", lw=1.2, label=f"{name} prediction")
+        axes.plot(t[step], predicted[step], color=f"C{index}", lw=1.2, label=f"{name} prediction")
     axes.set(title="Test part: actual vs one-step-ahead predictions", xlabel="t", ylabel="y")
     axes.legend(loc="upper right", fontsize="small")
     return figure
@@ -141,7 +152,13 @@ def scatter_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) ->
     high = max(actual.max(), *(p.max() for p in predictions.values()))
     pairs = zip(panels[0], predictions.items(), strict=True)
     for index, (axes, (name, predicted)) in enumerate(pairs):
-        axes.scatter(actual, predicted, s=6, alpha=0.5, color=f"C{index}")
+        axes.scatter(
+            actual[thin(len(actual))],
+            predicted[thin(len(actual))],
+            s=6,
+            alpha=0.5,
+            color=f"C{index}",
+        )
         axes.plot([low, high], [low, high], color="black", lw=1, label="identity (perfect)")
         axes.set(
             title=f"{name}: predicted vs actual",
