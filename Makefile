@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui clean
+.PHONY: setup run test lint format ui screenshots clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ format: setup
 # The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
 ui: setup
 	python -m lstm_vs_rnn.ui --port $(PORT)
+
+# The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
+screenshots: setup
+	@test -x /usr/bin/chromium || { echo "error: /usr/bin/chromium is missing; apt-get install chromium" >&2; exit 1; }
+	UI_SCREENSHOT_DIR=$(abspath docs/screenshots) pytest -q -s tests/test_ui_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dvc_plots

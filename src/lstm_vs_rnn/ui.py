@@ -1,19 +1,46 @@
 """Start the MLflow UI for the project's store on 127.0.0.1 and print the runs table's URL.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.ui [--port 5000] [--host 127.0.0.1]` (`make ui`).
+
+The printed URL opens the experiment's runs table in model-training mode with the saved view
+"Headline metrics" (see `save_headline_view`): test RMSE per model and of the persistence
+baseline as columns, without anyone picking them in the Columns menu.
 """
 
 import argparse
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.tracking import redact, tracking_uri, ui_url
+from lstm_vs_rnn.tracking import ARTIFACTS_DIR, connect, experiment_name, redact, tracking_uri
+
+# The MLflow UI (3.x) lists experiment tags with this prefix under "Views" and opens one when
+# the runs table's URL carries `viewStateShareKey=<id>`; the tag is what its "Save view" writes.
+SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+HEADLINE_VIEW_ID = "headline-metrics"
+HEADLINE_VIEW_NAME = "Headline metrics"
+# Test metrics that evaluate logs to every configuration's parent run besides the models'.
+BASELINES = ("persistence",)
+HEADLINE_METRIC = "test_rmse"
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+# Column ids of the attributes shown before the metrics, as the UI names them.
+ATTRIBUTE_COLUMNS = ("runDateAndNestInfo", "duration")
+# Wide enough for a whole configuration name such as "rnn h50x1 · lstm h64x1 · 20ep ...".
+RUN_NAME_WIDTH_PX = 420
+METRIC_WIDTH_PX = 150
+STOP_TIMEOUT_S = 30.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,7 +55,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def ensure_port_free(host: str, port: int) -> None:
+    """Fail with one line before MLflow does with a page of uvicorn errors.
+
+    SO_REUSEADDR as the server sets it: a port left in TIME_WAIT by a UI just stopped is free,
+    a port something listens on is not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -36,6 +69,116 @@ def ensure_port_free(host: str, port: int) -> None:
                 f"port {port} on {host} is not available ({exc.strerror}); "
                 f"stop what uses it or pick another, e.g. 'make ui PORT={port + 1}'"
             ) from None
+
+
+def metric_column(key: str) -> str:
+    """A metric's column id in the runs table (the UI's canonical sort key)."""
+    return f"metrics.`{key}`"
+
+
+def headline_view_state(params: Params) -> dict[str, Any]:
+    """Runs-table layout: duration and every model's test RMSE next to the baseline's.
+
+    Sort order is left at the default (newest first): sorting by a metric would flatten the
+    table, and the parent rows must stay expandable into their stage runs.
+    """
+    metrics = [metric_column(f"{name}.{HEADLINE_METRIC}") for name in (*params.models, *BASELINES)]
+    return {
+        "selectedColumns": ["attributes.`Duration`", *metrics],
+        "columnOrder": [RUN_NAME_COLUMN, *ATTRIBUTE_COLUMNS, *metrics],
+        "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH_PX}
+        | {column: METRIC_WIDTH_PX for column in metrics},
+    }
+
+
+def save_headline_view(client: MlflowClient, experiment_id: str, params: Params) -> None:
+    """Store the headline layout as the experiment's saved view; rewrite it only if it changed.
+
+    The value is the envelope the UI's own "Save view" writes: name, times and the view state
+    as a JSON string.
+    """
+    key = SAVED_VIEW_TAG_PREFIX + HEADLINE_VIEW_ID
+    state = json.dumps(headline_view_state(params), sort_keys=True)
+    old = _saved_view(client, experiment_id, key)
+    if old.get("state") == state and old.get("name") == HEADLINE_VIEW_NAME:
+        return
+    now = int(time.time() * 1000)
+    envelope = {
+        "name": HEADLINE_VIEW_NAME,
+        "createdAt": old.get("createdAt", now),
+        "updatedAt": now,
+        "state": state,
+    }
+    client.set_experiment_tag(experiment_id, key, json.dumps(envelope))
+
+
+def _saved_view(client: MlflowClient, experiment_id: str, key: str) -> dict[str, Any]:
+    raw = client.get_experiment(experiment_id).tags.get(key)
+    try:
+        value = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def runs_table_url(base: str, params: Params) -> str:
+    """The runs table in model-training mode with the headline view; `base` if no runs yet."""
+    client = connect()
+    experiment = client.get_experiment_by_name(experiment_name(params))
+    if experiment is None:
+        return f"{base}  (no runs yet: 'make run' first, then reload)"
+    save_headline_view(client, experiment.experiment_id, params)
+    return (
+        f"{base}/#/experiments/{experiment.experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW_ID}"
+    )
+
+
+def server_command(uri: str, host: str, port: int) -> list[str]:
+    """`mlflow server` on the SQLite store; new experiments' artifacts go beside it.
+
+    Experiments the pipeline creates carry their own file:// artifact location, which the
+    server reads directly; the destination only matters for experiments made in the UI, and
+    must not depend on the directory `make ui` was started from.
+    """
+    artifacts = Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def server_env() -> dict[str, str]:
+    """The environment, without MLflow's GenAI job runner (seven worker processes) by default.
+
+    The job runner serves LLM judges and prompt optimisation, which this project never uses.
+    """
+    env = os.environ.copy()
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server; a second Ctrl-C while it shuts down must not orphan it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server.terminate()
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def main() -> None:
@@ -48,31 +191,16 @@ def main() -> None:
             f"open it in a browser (this command serves the local SQLite store)"
         )
     ensure_port_free(args.host, args.port)
-    base = f"http://{args.host}:{args.port}"
-    print(
-        f"MLflow UI for {uri}\n  runs table: {ui_url(base, params)}\n  Ctrl-C stops it.", flush=True
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        "1",
-    ]
-    server = subprocess.Popen(command, env=os.environ.copy())
+    url = runs_table_url(f"http://{args.host}:{args.port}", params)
+    print(f"MLflow UI for {uri}\n  runs table: {url}\n  Ctrl-C stops it.", flush=True)
+    server = subprocess.Popen(server_command(uri, args.host, args.port), env=server_env())
     try:
-        server.wait()
+        code = server.wait()
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)
-        print("MLflow UI stopped.")
+        stop(server)
+        print("MLflow UI stopped.", flush=True)
+        return
+    raise UserError(f"the MLflow server exited with code {code}; its messages are above")
 
 
 if __name__ == "__main__":
