@@ -28,8 +28,7 @@ def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecas
         raise UserError(f"{path}: file not found; run the 'train@{name}' stage first") from None
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise UserError(
-            f"{path}: not a model state_dict saved by train@{name} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            f"{path}: not a model state_dict saved by train@{name} ({_describe(exc)})"
         ) from None
     try:
         model.load_state_dict(state)
@@ -37,6 +36,12 @@ def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecas
         raise UserError(
             f"{path}: weights do not fit the '{name}' model in params.yaml "
             f"(hidden_size={settings.hidden_size}, num_layers={settings.num_layers}); "
-            f"re-run train@{name} ({str(exc).splitlines()[0]})"
+            f"re-run train@{name} ({_describe(exc)})"
         ) from None
     return model.eval()
+
+
+def _describe(exc: Exception) -> str:
+    """The exception's type and first line; some (EOFError on an empty file) have no text."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

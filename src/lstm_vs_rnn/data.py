@@ -35,8 +35,12 @@ def read_series(path: Path) -> pd.DataFrame:
         raise UserError(
             f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(SERIES_COLUMNS)}"
         )
-    if len(frame) < 2 or not np.isfinite(frame[["t", "y"]].to_numpy()).all():
-        raise UserError(f"{path}: needs at least 2 rows of finite numbers in columns t and y")
+    # A missing value in any column (y_clean too) is what a file cut off mid-row looks like.
+    if len(frame) < 2 or not np.isfinite(frame.to_numpy()).all():
+        raise UserError(
+            f"{path}: needs at least 2 rows with a finite number in every column "
+            f"({', '.join(frame.columns)}); is it truncated? re-run the 'generate' stage"
+        )
     return frame
 
 

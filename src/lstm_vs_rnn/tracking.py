@@ -9,7 +9,12 @@ parent, so each parent row in the UI carries the headline numbers.
 The store defaults to `sqlite:///<workspace>/mlflow.db` with artifacts in
 `<workspace>/mlartifacts`. The workspace comes from DVC_ROOT, which DVC points at the user's
 workspace even while a queued experiment runs in a temporary copy that is deleted afterwards.
+
+MLflow is imported only when a stage opens its run (it takes a second or more to import), so a
+stage stopped by bad params or a missing input fails fast and never touches MLflow.
 """
+
+from __future__ import annotations
 
 import fcntl
 import hashlib
@@ -21,17 +26,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import mlflow
-from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_SOURCE_NAME
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -44,15 +48,21 @@ EXPERIMENT_TAG = "dvc.exp_name"
 COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "git.dirty"
 MODEL_HASH_TAG = "model.sha256"
+# mlflow.utils.mlflow_tags, spelled out so that importing this module does not import MLflow.
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
 
 # MLflow accepts at most 1000 metrics in one log_batch call.
 MAX_METRICS_PER_BATCH = 1000
 # Buffered per-epoch metrics are sent at least this often, so long runs show progress.
 FLUSH_INTERVAL_S = 10.0
-# A dead server must fail the stage in seconds, not after MLflow's ~4 minutes of retries;
-# a server that restarts within a few seconds must still lose nothing.
+# A dead server must fail the stage in seconds, not after MLflow's ~4 minutes of retries (the
+# probe in connect() does that); a server that goes away mid-stage is retried for about 30 s
+# (waits of 0, 2, 4, 8, 16 s plus jitter), time for `mlflow server` to restart even on a busy
+# machine (it takes 10 s or more to boot under load), so nothing logged is lost.
 HTTP_RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
@@ -134,6 +144,8 @@ class StageRun:
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         """Queue metrics; they are sent in batches (see flush)."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
         if (
@@ -151,6 +163,8 @@ class StageRun:
         _log_params_batched(self.client, self.run_id, params)
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_figure(self, path: Path) -> None:
@@ -161,6 +175,8 @@ class StageRun:
 
     def log_to_parent(self, metrics: dict[str, float]) -> None:
         """The configuration's headline numbers, shown on its row in the runs table."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         _log_metrics_batched(
             self.client, self.parent_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()]
@@ -168,6 +184,8 @@ class StageRun:
 
     def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> str | None:
         """Add test metrics to the training run that produced exactly this model file."""
+        from mlflow.entities import Metric
+
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{MODEL_HASH_TAG}` = '{file_sha256(model_file)}'",
@@ -190,6 +208,7 @@ class StageRun:
         The pt2 export specialises on the example's batch size when it is 1, so the example
         must hold at least two windows. Requirements are given, not inferred (2-6 s a call).
         """
+        import mlflow
         import mlflow.pytorch
         import torch
         from mlflow.models import infer_signature
@@ -233,7 +252,7 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
         },
     )
     stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id)
-    status = RunStatus.FAILED
+    status = "FAILED"
     try:
         stage_run_.log_params(
             {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
@@ -241,9 +260,9 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
         yield stage_run_
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
-        status = RunStatus.FINISHED
+        status = "FINISHED"
     except KeyboardInterrupt:
-        status = RunStatus.KILLED
+        status = "KILLED"
         raise
     finally:
         _end_run(client, stage_run_.run_id, parent_id, status)
@@ -255,9 +274,18 @@ def connect() -> MlflowClient:
     if urlsplit(uri).scheme in ("http", "https"):
         for key, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        if urlsplit(uri).password is not None:
+            # MLflow prints "View run at <tracking URI>/#/..." to stdout, password included.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         _probe_server(uri)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    # The client opens the store at once, creating and migrating a new SQLite file: under the
+    # lock, or parallel queue workers race on the schema ("table already exists", "locked").
+    with store_lock():
+        return MlflowClient(uri)
 
 
 def _probe_server(uri: str) -> None:
@@ -273,10 +301,10 @@ def _probe_server(uri: str) -> None:
         ) from None
 
 
-def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: int) -> None:
+def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: str) -> None:
     """Close the child and stretch the parent's end time to cover it."""
     end_time = int(time.time() * 1000)
-    client.set_terminated(run_id, RunStatus.to_string(status), end_time=end_time)
+    client.set_terminated(run_id, status, end_time=end_time)
     client.set_terminated(parent_id, "FINISHED", end_time=end_time)
 
 
@@ -361,6 +389,8 @@ def _log_metrics_batched(client: MlflowClient, run_id: str, metrics: list[Metric
 
 
 def _log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
     items = [Param(key, "null" if value is None else str(value)) for key, value in params.items()]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])

@@ -1,0 +1,404 @@
+"""Bad params and corrupt stage inputs stop a stage with one readable line and change nothing.
+
+Every case runs the real stage script in a subprocess against a real copy of the project
+(conftest.make_pipeline_repo) whose `generate` and `scale` stages already ran, so there are
+outputs that must stay untouched and an MLflow store whose runs can be counted.
+"""
+
+import hashlib
+import io
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from conftest import PipelineRepo, make_pipeline_repo
+
+from lstm_vs_rnn.checkpoints import save_weights
+from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.params import ModelParams
+
+pytestmark = pytest.mark.e2e
+
+DELETE = object()  # marks a key to remove from params.yaml
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file of the project but params.yaml, git internals and bytecode: mtime and hash."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if (
+            not path.is_file()
+            or relative.parts[0] == ".git"
+            or "__pycache__" in relative.parts
+            or relative == Path("params.yaml")
+        ):
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        files[str(relative)] = (path.stat().st_mtime_ns, digest)
+    return files
+
+
+def run_statuses(root: Path) -> dict[str, str]:
+    """Status of every run in the workspace's SQLite store (read directly: no MLflow import)."""
+    store = root / "mlflow.db"
+    if not store.exists():
+        return {}
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
+        return dict(connection.execute("select run_uuid, status from runs"))
+
+
+def stderr_lines(result: Any) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+    """A project copy where generate and scale ran once with good params."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("bad-inputs") / "project")
+    repo.stage("generate")
+    repo.stage("scale")
+    yield repo
+
+
+# --- bad params.yaml --------------------------------------------------------------------------
+# (id, stage, edit, fragments the one error line must contain). An edit is a dict of dotted keys
+# to new values (DELETE removes the key) or a string that replaces the whole file.
+# With the tiny params: n_points 300, train_fraction 0.8 -> 240 training points, window 10.
+BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
+    ("epochs-text", "generate", {"train.epochs": "ten"}, ("train.epochs", "'ten'", "integer")),
+    ("epochs-zero", "train@lstm", {"train.epochs": 0}, ("train.epochs", "= 0", ">= 1")),
+    ("epochs-float", "generate", {"train.epochs": 2.5}, ("train.epochs", "2.5", "integer")),
+    ("epochs-bool", "generate", {"train.epochs": True}, ("train.epochs", "True", "integer")),
+    ("batch-negative", "generate", {"train.batch_size": -5}, ("train.batch_size", "-5", ">= 1")),
+    ("n-points-zero", "generate", {"data.n_points": 0}, ("data.n_points", "= 0", ">= 10")),
+    (
+        "n-points-1e12-yaml-text",
+        "generate",
+        "n_points: 1e12",
+        ("data.n_points", "'1e12'", "integer"),
+    ),
+    (
+        "n-points-absurd-int",
+        "generate",
+        {"data.n_points": 10**12},
+        ("data.n_points", "1000000000000", "<= 10000000"),
+    ),
+    ("t-step-bool", "generate", {"data.t_step": False}, ("data.t_step", "False", "number")),
+    ("noise-nan", "generate", {"data.noise_std": float("nan")}, ("data.noise_std", "nan", ">= 0")),
+    ("noise-negative", "generate", {"data.noise_std": -0.5}, ("data.noise_std", "-0.5", ">= 0")),
+    (
+        "lr-inf",
+        "generate",
+        {"train.learning_rate": float("inf")},
+        ("train.learning_rate", "inf", "> 0"),
+    ),
+    (
+        "train-fraction-one",
+        "scale",
+        {"data.train_fraction": 1.0},
+        ("data.train_fraction", "1.0", "< 1"),
+    ),
+    (
+        "train-fraction-above-one",
+        "generate",
+        {"data.train_fraction": 1.5},
+        ("data.train_fraction", "1.5", "< 1"),
+    ),
+    (
+        "val-fraction-negative",
+        "generate",
+        {"train.val_fraction": -0.1},
+        ("train.val_fraction", "-0.1", "> 0"),
+    ),
+    (
+        "window-longer-than-training-part",
+        "train@lstm",
+        {"data.window": 300},
+        ("data.window", "300", "at most 238"),
+    ),
+    (
+        "window-leaves-one-window",
+        "generate",
+        {"data.window": 239},
+        ("data.window", "239", "at most 238"),
+    ),
+    (
+        "validation-tail-without-windows",
+        "generate",
+        {"train.val_fraction": 0.001},
+        ("train.val_fraction", "0.001", "no validation window", "at least"),
+    ),
+    ("hidden-size-zero", "generate", {"models.lstm.hidden_size": 0}, ("hidden_size", "= 0")),
+    ("num-layers-negative", "evaluate", {"models.rnn.num_layers": -1}, ("num_layers", "-1")),
+    (
+        "grad-clip-zero",
+        "generate",
+        {"train.grad_clip_norm": 0},
+        ("train.grad_clip_norm", "= 0", "> 0", "null"),
+    ),
+    (
+        "device-unknown",
+        "generate",
+        {"train.device": "gpu"},
+        ("train.device", "'gpu'", "auto, cpu, cuda"),
+    ),
+    (
+        "unknown-model",
+        "generate",
+        {"models.gru": {"hidden_size": 8, "num_layers": 1}},
+        ("models.gru", "known models: rnn, lstm"),
+    ),
+    (
+        "model-name-typo",
+        "generate",
+        {"models.lstmm": {"hidden_size": 8, "num_layers": 1}},
+        ("models.lstmm", "did you mean 'lstm'"),
+    ),
+    ("no-models", "generate", {"models": {}}, ("models", "at least one model", "rnn, lstm")),
+    ("model-not-a-mapping", "generate", {"models.lstm": None}, ("models.lstm", "None")),
+    (
+        "key-typo-epoch",
+        "generate",
+        {"train.epoch": 5, "train.epochs": DELETE},
+        ("train.epoch'", "did you mean 'train.epochs'"),
+    ),
+    (
+        "key-typo-n-point",
+        "generate",
+        {"data.n_point": 300, "data.n_points": DELETE},
+        ("data.n_point'", "did you mean 'data.n_points'"),
+    ),
+    (
+        "section-typo",
+        "generate",
+        {"trian": {}, "train": DELETE},
+        ("'trian'", "did you mean 'train'"),
+    ),
+    ("missing-section", "generate", {"tracking": DELETE}, ("missing key 'tracking'",)),
+    ("missing-key", "generate", {"train.seed": DELETE}, ("missing key 'train.seed'",)),
+    (
+        "empty-experiment-name",
+        "generate",
+        {"tracking.experiment_name": ""},
+        ("tracking.experiment_name", "''", "non-empty"),
+    ),
+    ("empty-file", "generate", "", ("params.yaml", "empty", "data, train, models, tracking")),
+    (
+        "invalid-yaml",
+        "generate",
+        "data:\n  n_points: [300\ntrain: {}\n",
+        ("params.yaml", "invalid YAML", "line"),
+    ),
+]
+
+
+def apply_edit(repo: PipelineRepo, good: str, edit: dict[str, Any] | str) -> None:
+    path = repo.root / "params.yaml"
+    if isinstance(edit, str):
+        # A bare "key: value" line replaces that line of the good file; anything else is the file.
+        key = edit.split(":")[0] if edit.count("\n") == 0 and ":" in edit else None
+        if key and f"  {key}:" in good:
+            lines = [
+                f"  {edit}" if line.startswith(f"  {key}:") else line for line in good.split("\n")
+            ]
+            path.write_text("\n".join(lines))
+        else:
+            path.write_text(edit)
+        return
+    tree = yaml.safe_load(good)
+    for dotted, value in edit.items():
+        *sections, key = dotted.split(".")
+        node = tree
+        for section in sections:
+            node = node[section]
+        if value is DELETE:
+            del node[key]
+        else:
+            node[key] = value
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+
+
+def test_at_least_25_bad_params_cases() -> None:
+    assert len(BAD_PARAMS) >= 25
+    assert len({case[0] for case in BAD_PARAMS}) == len(BAD_PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("stage", "edit", "fragments"),
+    [case[1:] for case in BAD_PARAMS],
+    ids=[case[0] for case in BAD_PARAMS],
+)
+def test_bad_params_stop_the_stage_with_one_line_and_change_nothing(
+    prepared: PipelineRepo, stage: str, edit: dict[str, Any] | str, fragments: tuple[str, ...]
+) -> None:
+    good = (prepared.root / "params.yaml").read_text()
+    before, runs_before = snapshot(prepared.root), run_statuses(prepared.root)
+    try:
+        apply_edit(prepared, good, edit)
+        result = prepared.stage(stage, check=False, timeout=120)
+    finally:
+        (prepared.root / "params.yaml").write_text(good)
+
+    assert result.returncode != 0
+    lines = stderr_lines(result)
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("error: params.yaml"), lines[0]
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} missing from: {lines[0]}"
+    assert snapshot(prepared.root) == before, "a bad params.yaml created or modified a file"
+    assert run_statuses(prepared.root) == runs_before, "a bad params.yaml touched MLflow"
+    assert "RUNNING" not in runs_before.values()
+
+
+def test_missing_params_file(prepared: PipelineRepo) -> None:
+    path = prepared.root / "params.yaml"
+    good = path.read_text()
+    before = snapshot(prepared.root)
+    path.unlink()
+    try:
+        result = prepared.stage("generate", check=False)
+    finally:
+        path.write_text(good)
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        f"error: {path}: file not found; the pipeline needs its params file"
+    ]
+    assert snapshot(prepared.root) == before
+
+
+# --- corrupt stage inputs ---------------------------------------------------------------------
+
+
+def weights_bytes(architecture: str, hidden_size: int) -> bytes:
+    """A real state_dict file of `architecture` as train@<model> writes it."""
+    torch.manual_seed(0)
+    model = build_model(architecture, ModelParams(hidden_size=hidden_size, num_layers=1))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def truncate_csv(text: str, fields: int) -> str:
+    """Cut the file off in the middle, inside a row that keeps only `fields` of its 3 values."""
+    head = text[: len(text) // 2].rsplit("\n", 1)[0]
+    row = text[len(head) + 1 :].split("\n", 1)[0]
+    return head + "\n" + ",".join(row.split(",")[:fields])
+
+
+def non_numeric_csv(text: str) -> str:
+    lines = text.splitlines()
+    lines[5] = "0.5,abc,0.4"
+    return "\n".join(lines) + "\n"
+
+
+# (id, stage, file to corrupt, new content from old, fragment naming the problem)
+CORRUPT_INPUTS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
+    (
+        "truncated-csv-after-t",
+        "scale",
+        "data/raw/series.csv",
+        lambda old: truncate_csv(old.decode(), 1).encode(),
+        "finite number in every column (t, y, y_clean); is it truncated?",
+    ),
+    (
+        "truncated-csv-after-y",
+        "evaluate",
+        "data/raw/series.csv",
+        lambda old: truncate_csv(old.decode(), 2).encode(),
+        "finite number in every column (t, y, y_clean); is it truncated?",
+    ),
+    (
+        "non-numeric-csv",
+        "scale",
+        "data/raw/series.csv",
+        lambda old: non_numeric_csv(old.decode()).encode(),
+        "not a numeric CSV",
+    ),
+    ("empty-csv", "scale", "data/raw/series.csv", lambda old: b"", "not a numeric CSV"),
+    (
+        "truncated-npy",
+        "train@lstm",
+        "data/processed/train.npy",
+        lambda old: old[: len(old) // 3],
+        "not a NumPy .npy array",
+    ),
+    (
+        "scaler-missing-field",
+        "evaluate",
+        "data/processed/scaler.json",
+        lambda old: b'{"data_min": -1.5}\n',
+        "expected finite numbers for keys data_min, data_max",
+    ),
+    (
+        "model-from-other-architecture",
+        "evaluate",
+        "models/lstm/model.pt",
+        lambda old: weights_bytes("rnn", 8),
+        "do not fit the 'lstm' model",
+    ),
+    (
+        "model-with-other-hidden-size",
+        "evaluate",
+        "models/lstm/model.pt",
+        lambda old: weights_bytes("lstm", 16),
+        "hidden_size=8",
+    ),
+    ("model-empty", "evaluate", "models/lstm/model.pt", lambda old: b"", "not a model state_dict"),
+]
+
+
+@pytest.fixture(scope="module")
+def with_models(prepared: PipelineRepo) -> PipelineRepo:
+    """Real weight files for both models (as train@<model> saves them) so evaluate can start."""
+    for name in ("rnn", "lstm"):
+        path = prepared.root / "models" / name / "model.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(
+            build_model(name, ModelParams(hidden_size=8, num_layers=1)),
+            path,
+        )
+    return prepared
+
+
+@pytest.mark.parametrize(
+    ("stage", "relative", "corrupt", "fragment"),
+    [case[1:] for case in CORRUPT_INPUTS],
+    ids=[case[0] for case in CORRUPT_INPUTS],
+)
+def test_corrupt_input_is_one_line_naming_the_file(
+    with_models: PipelineRepo,
+    stage: str,
+    relative: str,
+    corrupt: Callable[[bytes], bytes],
+    fragment: str,
+) -> None:
+    repo = with_models
+    path = repo.root / relative
+    good = path.read_bytes()
+    outputs = ("reports/metrics.json", "models/lstm/history.csv", "data/processed/test.npy")
+    existed = {output: (repo.root / output).exists() for output in outputs}
+    runs_before = run_statuses(repo.root)
+    path.write_bytes(corrupt(good))
+    try:
+        result = repo.stage(stage, check=False, timeout=120)
+    finally:
+        path.write_bytes(good)
+
+    assert result.returncode == 1, result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith(f"error: {path}: "), lines[0]
+    assert fragment in lines[0], lines[0]
+    assert {output: (repo.root / output).exists() for output in outputs} == existed
+    statuses = run_statuses(repo.root)
+    assert "RUNNING" not in statuses.values()
+    # A failure inside the stage's MLflow run ends that run FAILED.
+    new = {status for run, status in statuses.items() if run not in runs_before}
+    assert new <= {"FAILED"}, new

@@ -1,0 +1,308 @@
+"""Faults while a stage runs: divergence, crashes, Ctrl-C/SIGTERM, a dead or restarting server.
+
+Everything is real: the stage scripts run as subprocesses in a copy of the project, signals are
+sent to them, and the tracking server is a real `mlflow server` on 127.0.0.1 that the test
+starts, stops and restarts.
+"""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from conftest import PipelineRepo, clean_env, make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENT = "lstm-vs-rnn"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'server.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=clean_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"mlflow server exited:\n{self.log()}")
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"mlflow server did not start within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # its own group: the server and its workers
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+    """A project copy where generate and scale ran (local SQLite store)."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("faults") / "project")
+    repo.stage("generate")
+    repo.stage("scale")
+    yield repo
+
+
+@pytest.fixture
+def restore_params(repo: PipelineRepo) -> Iterator[None]:
+    good = (repo.root / "params.yaml").read_text()
+    yield
+    (repo.root / "params.yaml").write_text(good)
+
+
+def runs_named(root: Path, name: str) -> list[str]:
+    """Statuses of the runs called `name` in the workspace's SQLite store, oldest first."""
+    with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "select status from runs where name = ? order by start_time", (name,)
+        )
+        return [status for (status,) in rows]
+
+
+def no_model_files(root: Path, name: str) -> list[Path]:
+    """The weights, the loss history and any leftover temporary file of train@<name>."""
+    folders = [root / "models" / name, root / "reports" / "plots" / "losses"]
+    found = [path for folder in folders if folder.exists() for path in folder.iterdir()]
+    return [path for path in found if name in path.name]
+
+
+def popen_stage(repo: PipelineRepo, *args: str, env: dict[str, str] | None = None):
+    """Start a stage script as `dvc repro` would, with Ctrl-C delivered as KeyboardInterrupt."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=repo.root,
+        env={**repo.env, "PYTHONPATH": "src", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell that starts jobs in the background ignores SIGINT; the stage should not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def test_divergence_stops_at_the_epoch_fails_the_run_and_writes_no_model(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    """Adam's step is about the learning rate whatever the gradient, so even the largest allowed
+    rate (10) keeps the loss finite; what really overflows float32 is data on a huge scale, so
+    the training part is replaced by values whose squared errors are infinite in float32."""
+    train = repo.root / "data" / "processed" / "train.npy"
+    good = train.read_bytes()
+    repo.edit_params({"train.learning_rate": 10.0})
+    np.save(train, np.full(240, 3e19), allow_pickle=False)  # finite; (3e19)**2 is inf in float32
+    try:
+        result = repo.stage("train@lstm", check=False)
+    finally:
+        train.write_bytes(good)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1
+    assert lines == [
+        "error: training diverged at epoch 1: the loss is inf; lower train.learning_rate "
+        "(now 10.0) or set train.grad_clip_norm (e.g. 1.0)"
+    ], result.stderr
+    assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
+    assert no_model_files(repo.root, "lstm") == []
+
+
+def test_a_crash_that_is_not_a_user_error_still_ends_the_run_failed(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    """A bug-like failure (an output folder that is a file) keeps its traceback; the run ends."""
+    blocker = repo.root / "reports" / "plots" / "losses"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder\n")
+    try:
+        result = repo.stage("train@rnn", check=False)
+    finally:
+        blocker.unlink()
+        (repo.root / "models" / "rnn" / "model.pt").unlink(missing_ok=True)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "FileExistsError" in result.stderr
+    assert runs_named(repo.root, "train@rnn")[-1] == "FAILED"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
+    repo: PipelineRepo, restore_params: None, signum: int
+) -> None:
+    # Far more epochs than the test waits for; clipping on, so that code path runs too.
+    repo.edit_params({"train.epochs": 100_000, "train.grad_clip_norm": 1.0})
+    before = len(runs_named(repo.root, "train@lstm"))
+    stage = popen_stage(repo, "stages/train.py", "lstm")
+    try:
+        deadline = time.monotonic() + 120
+        while len(runs_named(repo.root, "train@lstm")) == before or (
+            runs_named(repo.root, "train@lstm")[-1] != "RUNNING"
+        ):
+            assert stage.poll() is None, stage.communicate()
+            assert time.monotonic() < deadline, "the training run never started"
+            time.sleep(0.2)
+        time.sleep(1.5)  # well into the epochs
+        assert stage.poll() is None
+        stage.send_signal(signum)
+        _, stderr = stage.communicate(timeout=60)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.wait()
+    assert stage.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted: the MLflow run was marked KILLED and no output was written"
+    )
+    assert "Traceback" not in stderr
+    assert runs_named(repo.root, "train@lstm")[-1] == "KILLED"
+    assert no_model_files(repo.root, "lstm") == []
+
+
+def test_a_dead_server_fails_the_stage_within_15_seconds_before_training(
+    repo: PipelineRepo,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = repo.stage("train@lstm", check=False, env={"MLFLOW_TRACKING_URI": dead})
+    seconds = time.monotonic() - started
+    print(f"train@lstm against a dead server at {dead} failed after {seconds:.1f} s")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot reach the MLflow tracking server at {dead} (ConnectionError); check "
+        f"that it is running and reachable, or unset MLFLOW_TRACKING_URI to log to the local "
+        f"store"
+    ]
+    assert no_model_files(repo.root, "lstm") == []
+    assert seconds < 15
+
+
+def test_a_server_restarted_while_a_stage_logs_loses_nothing(
+    repo: PipelineRepo, restore_params: None, tmp_path: Path
+) -> None:
+    """Stop the server as soon as the training run exists, restart it once the stage has hit
+    the outage (urllib3 logs 'Retrying'); every per-epoch metric must still arrive."""
+    from mlflow.tracking import MlflowClient
+
+    epochs = 300
+    repo.edit_params({"train.epochs": epochs})
+    server = MlflowServer(tmp_path / "server")
+    server.start()
+    stage = None
+    try:
+        client = MlflowClient(server.uri)
+        stage = popen_stage(
+            repo, "stages/train.py", "lstm", env={"MLFLOW_TRACKING_URI": server.uri}
+        )
+        stderr: list[str] = []
+        reader = threading.Thread(target=lambda: stderr.extend(stage.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not _training_run(client):
+            assert stage.poll() is None, "".join(stderr)
+            assert time.monotonic() < deadline, "the training run never appeared"
+            time.sleep(0.2)
+        server.stop()
+        outage = time.monotonic()
+        while not any("Retrying" in line for line in stderr):
+            assert stage.poll() is None, "".join(stderr)
+            assert time.monotonic() < deadline, "the stage never tried to log during the outage"
+            time.sleep(0.1)
+        server.start()
+        retries = sum("Retrying" in line for line in stderr)
+        print(f"server down {time.monotonic() - outage:.1f} s; the stage retried {retries}x so far")
+        stage.wait(timeout=300)
+        reader.join(timeout=10)
+        assert stage.returncode == 0, "".join(stderr)
+
+        run = _training_run(client)
+        assert run is not None and run.info.status == "FINISHED"
+        for key in ("train_loss", "val_loss"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(metric.step for metric in history) == list(range(1, epochs + 1)), key
+        for key in ("final_val_loss", "best_val_loss", "n_parameters", "duration_s"):
+            assert key in run.data.metrics
+        assert run.data.params["train.epochs"] == str(epochs)
+        assert "figures" in {item.path for item in client.list_artifacts(run.info.run_id)}
+        models = client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
+        assert len(models) == 1 and models[0].status == "READY"
+        assert (repo.root / "models" / "lstm" / "model.pt").exists()
+    finally:
+        if stage is not None and stage.poll() is None:
+            stage.kill()
+            stage.wait()
+        server.stop()
+        for path in no_model_files(repo.root, "lstm"):
+            path.unlink()
+
+
+def _training_run(client):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`dvc.stage` = 'train@lstm'"
+    )
+    return runs[0] if runs else None

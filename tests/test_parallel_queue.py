@@ -1,0 +1,98 @@
+"""Four queued DVC experiments run two at a time into one MLflow store, losing nothing.
+
+The workspace has no MLflow store when the workers start, so the two first stages race to
+create it; every experiment runs every stage (each has its own data seed, so DVC's run cache
+cannot skip one), logging from DVC's temporary copy into the workspace's store.
+"""
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENTS = {f"par-{i}": {"data.seed": i, "models.lstm.hidden_size": 4 + i} for i in range(4)}
+STAGES = {"generate", "scale", "train@lstm", "evaluate"}
+
+
+def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    repo = make_pipeline_repo(tmp_path / "project", {"train.epochs": 2})
+    params = repo.params()
+    del params["models"]["rnn"]  # one model: the store's concurrency is what is tested here
+    (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo.commit("lstm only")
+    assert not (repo.root / "mlflow.db").exists()
+    for name, changes in EXPERIMENTS.items():
+        settings = [arg for key, value in changes.items() for arg in ("-S", f"{key}={value}")]
+        repo.dvc("exp", "run", "--queue", "--name", name, *settings)
+
+    started = time.monotonic()
+    repo.dvc("queue", "start", "-j", "2")
+    try:
+        status = ""
+        deadline = time.monotonic() + 480
+        while time.monotonic() < deadline:
+            status = repo.dvc("queue", "status").stdout
+            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == 4:
+                break
+            time.sleep(2)
+        seconds = time.monotonic() - started
+    finally:
+        repo.dvc("queue", "stop", "--kill", check=False)
+    print(f"four experiments, two workers: {seconds:.0f} s\n{status}")
+    assert [line.split()[-1] for line in _rows(status)] == ["Success"] * 4, status
+
+    for name in EXPERIMENTS:
+        logs = repo.dvc("queue", "logs", name).stdout
+        for symptom in ("database is locked", "Traceback", "already exists", "error:"):
+            assert symptom not in logs, f"{name}: {symptom}\n{logs}"
+
+    # Everything went to the workspace's store, created once, under one experiment.
+    with sqlite3.connect(repo.root / "mlflow.db") as connection:
+        names = {name for (name,) in connection.execute("select name from experiments")}
+    assert names - {"Default"} == {"lstm-vs-rnn"}
+    client = MlflowClient(repo.tracking_uri)
+    experiment = client.get_experiment_by_name("lstm-vs-rnn")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [run for run in runs if run.data.tags.get("pipeline.role") == "configuration"]
+    assert len(parents) == 4, [run.info.run_name for run in parents]
+    found = {}
+    for parent in parents:
+        exp_name = parent.data.tags["dvc.exp_name"]
+        expected = EXPERIMENTS[exp_name]
+        for key, value in expected.items():
+            assert parent.data.params[key] == str(value), (exp_name, key)
+        children = [
+            run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        ]
+        assert {run.data.tags["dvc.stage"] for run in children} == STAGES, exp_name
+        assert len(children) == len(STAGES), exp_name
+        for child in children:
+            assert child.info.status == "FINISHED", (exp_name, child.info.run_name)
+            assert child.data.tags["dvc.exp_name"] == exp_name
+            for key, value in expected.items():
+                if key in child.data.params:
+                    assert child.data.params[key] == str(value), (exp_name, child.info.run_name)
+        lstm = next(run for run in children if run.data.tags["dvc.stage"] == "train@lstm")
+        assert lstm.data.params["models.lstm.hidden_size"] == str(
+            expected["models.lstm.hidden_size"]
+        )
+        assert "lstm.test_rmse" in parent.data.metrics
+        found[exp_name] = len(children)
+    print(f"runs in the workspace store: {len(runs)} ({found})")
+    assert len(runs) == 4 * (1 + len(STAGES))
+
+
+def _rows(status: str) -> list[str]:
+    """The task lines of `dvc queue status` (not the header or the worker summary)."""
+    return [
+        line
+        for line in status.splitlines()
+        if line.strip() and line.split()[-1] in ("Queued", "Running", "Success", "Failed")
+    ]
