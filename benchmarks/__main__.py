@@ -1,0 +1,135 @@
+"""`make bench` / `python -m benchmarks [--smoke]`: run every section, print one table.
+
+The full run takes about 15 minutes on 2 cores; `--smoke` runs each section at a tiny size
+(tests/test_benchmarks_smoke.py) so the benchmarks cannot rot. Temporary project copies and
+the MLflow server live in a temporary directory that is always removed.
+"""
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import pipeline_loop, scale_run, throughput, tracking_overhead
+from benchmarks.probed_repo import REPO_ROOT, default_params
+from benchmarks.report import Row, render
+from lstm_vs_rnn.params import load_params
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size and repeat count; `FULL` is what the targets are stated for."""
+
+    throughput_points: tuple[int, ...]
+    throughput_repeats: tuple[int, ...]
+    max_single_predictions: int
+    pipeline_params: dict[str, Any]
+    full_repeats: int
+    no_op_repeats: int
+    edit_repeats: int
+    scale_points: int
+    scale_window: int
+    logged_epochs: int
+    logging_repeats: int
+    stage_repeats: int
+    tracked_models: tuple[str, ...]
+    # The smoke run's pipeline params already are its scale params, so its one full run
+    # serves both sections: every stage process costs seconds, and the smoke test must be quick.
+    scale_reuses_full_run: bool = False
+
+
+FULL = Sizes(
+    throughput_points=(10_000, 100_000),
+    throughput_repeats=(5, 3),
+    max_single_predictions=2_000,
+    pipeline_params=default_params(),
+    full_repeats=3,
+    no_op_repeats=5,
+    edit_repeats=3,
+    scale_points=1_000_000,
+    scale_window=100,
+    logged_epochs=1_000,
+    logging_repeats=5,
+    stage_repeats=3,
+    tracked_models=("rnn", "lstm"),
+)
+# Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
+SMOKE = Sizes(
+    throughput_points=(600,),
+    throughput_repeats=(1,),
+    max_single_predictions=50,
+    pipeline_params=scale_run.scale_params(400, 10),
+    full_repeats=1,
+    no_op_repeats=1,
+    edit_repeats=1,
+    scale_points=400,
+    scale_window=10,
+    logged_epochs=1_000,
+    logging_repeats=1,
+    stage_repeats=1,
+    tracked_models=("lstm",),
+    scale_reuses_full_run=True,
+)
+
+
+def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
+    """Sections in order; the tracking section reuses the edit-repro section's last copy,
+    whose params.yaml the edit-repro section restored to the values it started with."""
+    rows = throughput.run(
+        load_params(REPO_ROOT / "params.yaml"),
+        sizes.throughput_points,
+        sizes.throughput_repeats,
+        sizes.max_single_predictions,
+    )
+    loop_rows, repo, full_run = pipeline_loop.run(
+        workdir, sizes.pipeline_params, sizes.full_repeats, sizes.no_op_repeats, sizes.edit_repeats
+    )
+    rows += loop_rows
+    if sizes.scale_reuses_full_run:
+        rows += scale_run.summarize(sizes.scale_points, sizes.scale_window, full_run)
+    else:
+        rows += scale_run.run(
+            workdir, sizes.pipeline_params, sizes.scale_points, sizes.scale_window
+        )
+    rows += tracking_overhead.run(
+        workdir,
+        repo,
+        list(sizes.tracked_models),
+        sizes.logged_epochs,
+        sizes.logging_repeats,
+        sizes.stage_repeats,
+    )
+    return rows
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check it runs")
+    smoke = parser.parse_args().smoke
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lstm-vs-rnn-bench-") as workdir:
+        rows = run_all(SMOKE if smoke else FULL, Path(workdir))
+    header = f"lstm-vs-rnn benchmarks ({'smoke' if smoke else 'full'}) on {machine()}"
+    print(render(rows, header))
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Section 2: the edit-repro loop through the real `dvc repro` in a temporary project copy.
+
+Measures, at the given params (the real params.yaml's defaults in `make bench`): the full
+pipeline from a clean copy, each stage split into start-up and work, which heavy modules each
+stage loads, the full run against one untracked script doing the same work, a no-op repro, and
+an edit of one model's hidden size (which must re-run exactly that model's training and the
+evaluation). Full runs and the untracked script alternate, so a busy spell hits both.
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.probed_repo import ProbedRepo, ReproResult, children_cpu, median_by_stage
+from benchmarks.report import Row, ratio, seconds, verdict
+
+SECTION = "2 edit-repro"
+UNTRACKED_SCRIPT = Path(__file__).with_name("untracked_pipeline.py")
+FULL_VS_UNTRACKED_TARGET = 3.5
+NO_OP_TARGET_S = 1.0
+EDIT_SHARE_TARGET = 0.5
+EDITED_MODEL = "rnn"
+EXPECTED_AFTER_EDIT = [f"train@{EDITED_MODEL}", "evaluate"]
+# Heavy modules a stage has no use for: generate and scale never touch torch or scikit-learn.
+UNUSED_MODULES = {"generate": ("torch", "sklearn"), "scale": ("torch", "sklearn")}
+
+
+def run_untracked(repo: ProbedRepo, out: Path) -> tuple[float, float]:
+    """Wall and CPU time of the single untracked script on the copy's params and code."""
+    env = {**repo.repo.env, "PYTHONPATH": str(repo.root / "src")}
+    command = [sys.executable, str(UNTRACKED_SCRIPT), str(repo.root / "params.yaml"), str(out)]
+    cpu_before, started = children_cpu(), time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=3600)
+    return time.perf_counter() - started, children_cpu() - cpu_before
+
+
+def full_runs(
+    workdir: Path, params: dict[str, Any], repeats: int
+) -> tuple[list[ReproResult], list[tuple[float, float]], ProbedRepo]:
+    """`repeats` full runs, each in a fresh copy (clean outputs, empty MLflow store)."""
+    results, untracked = [], []
+    for index in range(repeats):
+        repo = ProbedRepo(workdir / f"full-{index}", params)
+        results.append(repo.repro())
+        untracked.append(run_untracked(repo, workdir / f"untracked-{index}"))
+    return results, untracked, repo
+
+
+def stage_rows(results: list[ReproResult]) -> list[Row]:
+    """Per stage: wall = start-up (imports, torch setup, store) + work + finish."""
+    walls = median_by_stage(results, "wall")
+    parts = {
+        field: median_by_stage(results, field)
+        for field in ("imports", "torch_setup", "open_store", "work", "tracking_in_work", "finish")
+    }
+    rows = []
+    for stage, wall in walls.items():
+        p = {field: values[stage] for field, values in parts.items()}
+        startup = p["imports"] + p["torch_setup"] + p["open_store"]
+        rows.append(
+            Row(
+                SECTION,
+                f"full run: {stage}",
+                f"{seconds(wall)} = start-up {seconds(startup)} (imports {p['imports']:.2f}, "
+                f"torch setup {p['torch_setup']:.2f}, open store {p['open_store']:.2f}) + work "
+                f"{seconds(p['work'])} (tracking {p['tracking_in_work']:.2f}) + close/exit "
+                f"{seconds(p['finish'])}",
+            )
+        )
+    return rows
+
+
+def import_rows(result: ReproResult) -> list[Row]:
+    """Which heavy modules each stage had loaded when it exited."""
+    rows = []
+    for record in result.stages:
+        forbidden = UNUSED_MODULES.get(record.stage, ())
+        unused = [name for name in forbidden if name in record.modules]
+        target = f"no {', '.join(forbidden)}" if forbidden else ""
+        rows.append(
+            Row(
+                SECTION,
+                f"modules loaded: {record.stage}",
+                ", ".join(record.modules),
+                target,
+                verdict(not unused) if target else "",
+            )
+        )
+    return rows
+
+
+def summary_rows(results: list[ReproResult], untracked: list[tuple[float, float]]) -> list[Row]:
+    """Verdicts on wall time (what users wait for); CPU time shows what host load hid."""
+    full = statistics.median(result.wall for result in results)
+    full_cpu = statistics.median(result.cpu for result in results)
+    script = statistics.median(wall for wall, _ in untracked)
+    script_cpu = statistics.median(cpu for _, cpu in untracked)
+    stage_sum = statistics.median(sum(r.wall for r in result.stages) for result in results)
+    complete = all(
+        len(result.stages) == 5 and all(r.complete for r in result.stages) for result in results
+    )
+    return [
+        Row(
+            SECTION,
+            f"full `dvc repro` from clean (median of {len(results)})",
+            f"{seconds(full)}; stage processes {seconds(stage_sum)}, dvc itself "
+            f"{seconds(full - stage_sum)}",
+            "all 5 stages complete",
+            verdict(complete),
+        ),
+        Row(
+            SECTION,
+            "full run / one untracked script, same work",
+            f"{seconds(full)} / {seconds(script)} = {ratio(full / script)} "
+            f"(CPU: {seconds(full_cpu)} / {seconds(script_cpu)} = {ratio(full_cpu / script_cpu)})",
+            f"<= {FULL_VS_UNTRACKED_TARGET:g}x",
+            verdict(full / script <= FULL_VS_UNTRACKED_TARGET),
+        ),
+    ]
+
+
+def no_op_rows(repo: ProbedRepo, repeats: int) -> list[Row]:
+    results = [repo.repro() for _ in range(repeats)]
+    wall = statistics.median(result.wall for result in results)
+    ran = sorted({name for result in results for name in result.stage_names})
+    return [
+        Row(
+            SECTION,
+            f"no-op `dvc repro` (median of {repeats})",
+            f"{seconds(wall)}, stages run: {', '.join(ran) or 'none'}",
+            f"< {NO_OP_TARGET_S:g} s, none run",
+            verdict(wall < NO_OP_TARGET_S and not ran),
+        )
+    ]
+
+
+def edit_rows(repo: ProbedRepo, repeats: int, full: float) -> list[Row]:
+    """Edit models.<EDITED_MODEL>.hidden_size to a new value each time (no run-cache hit)."""
+    hidden = int(repo.repo.params()["models"][EDITED_MODEL]["hidden_size"])
+    results = []
+    for step in range(1, repeats + 1):
+        repo.edit_params({f"models.{EDITED_MODEL}.hidden_size": hidden + step})
+        results.append(repo.repro())
+    repo.edit_params({f"models.{EDITED_MODEL}.hidden_size": hidden})
+    wall = statistics.median(result.wall for result in results)
+    ran = [result.stage_names for result in results]
+    exact = all(names == EXPECTED_AFTER_EDIT for names in ran)
+    return [
+        Row(
+            SECTION,
+            f"edit models.{EDITED_MODEL}.hidden_size: stages run",
+            "; ".join(", ".join(names) for names in ran),
+            f"exactly {', '.join(EXPECTED_AFTER_EDIT)}",
+            verdict(exact),
+        ),
+        Row(
+            SECTION,
+            f"edit models.{EDITED_MODEL}.hidden_size: repro time / full (median of {repeats})",
+            f"{seconds(wall)} / {seconds(full)} = {wall / full:.2f}",
+            f"<= {EDIT_SHARE_TARGET:g}",
+            verdict(wall / full <= EDIT_SHARE_TARGET),
+        ),
+    ]
+
+
+def run(
+    workdir: Path, params: dict[str, Any], full_repeats: int, no_op_repeats: int, edit_repeats: int
+) -> tuple[list[Row], ProbedRepo, ReproResult]:
+    """All rows of the section, the last copy (outputs built) and its full run, for reuse."""
+    results, untracked, repo = full_runs(workdir, params, full_repeats)
+    full = statistics.median(result.wall for result in results)
+    rows = [
+        *summary_rows(results, untracked),
+        *stage_rows(results),
+        *import_rows(results[-1]),
+        *no_op_rows(repo, no_op_repeats),
+        *edit_rows(repo, edit_repeats, full),
+    ]
+    return rows, repo, results[-1]

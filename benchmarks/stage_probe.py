@@ -1,0 +1,167 @@
+"""Runs one stage script as `python stages/<stage>.py` would, recording where its time goes.
+
+The pipeline benchmarks put a `python` shim first on PATH (see probed_repo.py), so the real
+`dvc repro` runs the real, unchanged stage commands, each under this probe. It uses only the
+standard library and imports nothing the stage would not import anyway (lstm_vs_rnn.tracking,
+which every stage imports; lstm_vs_rnn.training only for the stages that use torch), so the
+modules a stage loads are still its own.
+
+Marks (wall clock, ns): t0 the shim started the interpreter; imported, the stage module's
+imports are done; enter/open, `stage_run` was entered / has opened the store and created the
+runs; body_end, the stage's work inside `stage_run` ended; done, the run is closed. One JSON
+line per stage goes to $BENCH_STAGE_LOG.
+"""
+
+import functools
+import json
+import os
+import resource
+import runpy
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# Modules that dominate a stage's import time; which of them a stage loads is reported.
+HEAVY_MODULES = ("torch", "mlflow", "matplotlib", "pandas", "sklearn", "scipy", "sqlalchemy")
+STAGE_RUN_METHODS = (
+    "log_metrics",
+    "flush",
+    "log_params",
+    "set_tags",
+    "log_figure",
+    "log_artifact",
+    "log_to_parent",
+    "log_to_training_run",
+    "log_torch_model",
+)
+# Work functions timed per stage script, to report rates (e.g. evaluation's predictions).
+# configure_torch is timed to count it as start-up: it seeds and sets torch's global modes.
+TIMED_CALLS = {
+    "train.py": ("train_model", "configure_torch"),
+    "evaluate.py": ("predict", "configure_torch"),
+}
+
+marks: dict[str, int] = {}
+tracking_seconds: dict[str, float] = {}
+calls: dict[str, list[float]] = {}
+_depth = [0]
+
+
+def in_work() -> bool:
+    return "open" in marks and "body_end" not in marks
+
+
+def timed_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the time of the outermost StageRun call (flush inside log_metrics counts once)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _depth[0] += 1
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _depth[0] -= 1
+            if _depth[0] == 0:
+                phase = "work" if in_work() else "other"
+                key = f"{phase}:{name}"
+                tracking_seconds[key] = (
+                    tracking_seconds.get(key, 0.0) + time.perf_counter() - started
+                )
+
+    return wrapper
+
+
+def timed_call(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Record (windows, seconds) per call; windows are the length of the second argument."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        total = calls.setdefault(name, [0.0, 0.0])
+        total[0] += len(args[1]) if len(args) > 1 else 0
+        total[1] += time.perf_counter() - started
+        return result
+
+    return wrapper
+
+
+def install(script_name: str) -> None:
+    """Wrap stage_run, StageRun's methods and this stage's work functions before it imports."""
+    import lstm_vs_rnn.tracking as tracking
+
+    original = tracking.stage_run
+
+    @contextmanager
+    def stage_run(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        marks["enter"] = time.time_ns()
+        try:
+            with original(*args, **kwargs) as run:
+                marks["open"] = time.time_ns()
+                try:
+                    yield run
+                finally:
+                    marks["body_end"] = time.time_ns()
+        finally:
+            marks["closed"] = time.time_ns()
+
+    tracking.stage_run = stage_run
+    for name in STAGE_RUN_METHODS:
+        setattr(tracking.StageRun, name, timed_method(name, getattr(tracking.StageRun, name)))
+    if script_name in TIMED_CALLS:
+        import lstm_vs_rnn.training as training
+
+        for name in TIMED_CALLS[script_name]:
+            setattr(training, name, timed_call(name, getattr(training, name)))
+
+
+def stage_name(argv: list[str]) -> str:
+    script = os.path.splitext(os.path.basename(argv[0]))[0]
+    return "@".join([script, *argv[1:2]])
+
+
+def write_record(argv: list[str], exit_code: int) -> None:
+    log = os.environ.get("BENCH_STAGE_LOG")
+    if not log:
+        return
+    record = {
+        "stage": stage_name(argv),
+        "t0": int(os.environ.get("BENCH_T0_NS") or marks["start"]),
+        **marks,
+        "done": time.time_ns(),
+        "exit_code": exit_code,
+        "tracking_seconds": tracking_seconds,
+        "calls": calls,
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "modules": [name for name in HEAVY_MODULES if name in sys.modules],
+    }
+    with open(log, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(record) + "\n")
+
+
+def main() -> None:
+    marks["start"] = time.time_ns()
+    argv = sys.argv[1:]
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+    exit_code = 0
+    try:
+        install(os.path.basename(argv[0]))
+        namespace = runpy.run_path(argv[0], run_name="__bench_stage__")
+        marks["imported"] = time.time_ns()
+        namespace["run_entry_point"](namespace["main"])
+    except SystemExit as exit_:
+        exit_code = exit_.code if isinstance(exit_.code, int) else 1
+        raise
+    except BaseException:
+        exit_code = 1
+        raise
+    finally:
+        write_record(argv, exit_code)
+
+
+if __name__ == "__main__":
+    main()
