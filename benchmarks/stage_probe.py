@@ -47,6 +47,7 @@ marks: dict[str, int] = {}
 tracking_seconds: dict[str, float] = {}
 calls: dict[str, list[float]] = {}
 _depth = [0]
+_written = [False]
 
 
 def in_work() -> bool:
@@ -125,8 +126,9 @@ def stage_name(argv: list[str]) -> str:
 
 def write_record(argv: list[str], exit_code: int) -> None:
     log = os.environ.get("BENCH_STAGE_LOG")
-    if not log:
+    if not log or _written[0]:
         return
+    _written[0] = True
     record = {
         "stage": stage_name(argv),
         "t0": int(os.environ.get("BENCH_T0_NS") or marks["start"]),
@@ -142,9 +144,21 @@ def write_record(argv: list[str], exit_code: int) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
+def record_before_os_exit(argv: list[str]) -> None:
+    """An entry point may end with os._exit (skipping interpreter teardown); record first."""
+    real_exit = os._exit
+
+    def exit_after_record(code: int) -> None:
+        write_record(argv, code)
+        real_exit(code)
+
+    os._exit = exit_after_record
+
+
 def main() -> None:
     marks["start"] = time.time_ns()
     argv = sys.argv[1:]
+    record_before_os_exit(argv)
     sys.argv = argv
     sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
     exit_code = 0
