@@ -1,6 +1,7 @@
 """Entry-point plumbing: user errors become one line on stderr, signals end runs cleanly."""
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -17,8 +18,16 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_entry_point(main: Callable[[], None]) -> None:
-    """Run `main`; exit non-zero with one readable line for anything the user can fix."""
+def run_entry_point(
+    main: Callable[[], None],
+    on_interrupt: str = "interrupted: the MLflow run was marked KILLED and no output was written",
+) -> None:
+    """Run `main`; exit non-zero with one readable line for anything the user can fix.
+
+    On success the process ends at once with `os._exit`: by then every output file is closed
+    and renamed into place and every MLflow call has returned, and the interpreter's own
+    teardown of torch and MLflow took 0.9-2.1 s per stage (see `make bench`).
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
@@ -27,8 +36,13 @@ def run_entry_point(main: Callable[[], None]) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        print(
-            "interrupted: the MLflow run was marked KILLED and no output was written",
-            file=sys.stderr,
-        )
+        print(on_interrupt, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -217,7 +218,10 @@ class StageRun:
             raise ValueError("the input example needs at least two windows")
         with torch.no_grad():
             output = model(torch.from_numpy(input_example)).numpy()
-        with mlflow.start_run(run_id=self.run_id):
+        with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
+            # nn.RNN keeps its weights in a plain list attribute, which torch.export warns
+            # about; the exported program is correct (the tests load and run it).
+            warnings.filterwarnings("ignore", message="The tensor attributes .* during export")
             mlflow.pytorch.log_model(
                 model,
                 name="model",
@@ -421,15 +425,3 @@ def stages_missing_from_store(params: Params) -> list[str]:
     if any(f"{name}.test_rmse" not in parent_metrics for name in params.models):
         logged.discard("evaluate")
     return [stage for stage in pipeline_stages(params) if stage not in logged]
-
-
-def ui_url(base: str, params: Params) -> str:
-    """The runs table of the experiment in the UI's model-training mode."""
-    client = connect()
-    experiment = client.get_experiment_by_name(experiment_name(params))
-    if experiment is None:
-        return base
-    return (
-        f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}"
-        f"/runs?workflowType=machine_learning"
-    )

@@ -204,4 +204,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main)
+    run_entry_point(main, on_interrupt="interrupted: the MLflow UI was not started")
