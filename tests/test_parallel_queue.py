@@ -85,7 +85,12 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
         )
         assert "lstm.test_rmse" in parent.data.metrics
         found[exp_name] = len(children)
+        figures = client.list_artifacts(lstm.info.run_id, "figures")
+        assert figures, f"{exp_name}: artifacts must outlive DVC's temporary copy"
     print(f"runs in the workspace store: {len(runs)} ({found})")
+    assert not list((repo.root / ".dvc" / "tmp").rglob("mlflow.db"))
+    shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
+    assert all(name in shown for name in EXPERIMENTS), shown
     assert len(runs) == 4 * (1 + len(STAGES))
 
 
