@@ -13,10 +13,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from benchmarks.mlflow_server import mlflow_server
 from benchmarks.probed_repo import ProbedRepo, ReproResult
 from benchmarks.report import Row, seconds, verdict
 from lstm_vs_rnn.tracking import StageRun
+from tests.conftest import running_mlflow_server
 
 SECTION = "4 tracking"
 LOGGING_TARGET_S = 2.0
@@ -98,7 +98,8 @@ def run(
     stage_repeats: int,
 ) -> list[Row]:
     """`repo` must hold the scale stage's outputs for the params the share is measured at."""
-    with mlflow_server(workdir / "mlflow-server") as url:
+    with running_mlflow_server(workdir / "mlflow-server") as server:
+        url = server.uri
         return [
             logging_row(url, epochs, logging_repeats),
             *share_rows(repo, url, models, stage_repeats),

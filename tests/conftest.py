@@ -1,18 +1,24 @@
-"""Shared fixtures: a real copy of the project in a temporary git repository.
+"""Shared test infrastructure: a real copy of the project in a temporary git repository, and a
+real `mlflow server` on 127.0.0.1 (the benchmarks use both too).
 
 End-to-end tests run the real `dvc` and the real MLflow store there; nothing is mocked.
 """
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +155,87 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
 @pytest.fixture
 def pipeline_repo(tmp_path: Path) -> Iterator[PipelineRepo]:
     yield make_pipeline_repo(tmp_path / "project")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'server.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=clean_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"mlflow server exited:\n{self.log()}")
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"mlflow server did not start within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # its own group: the server and its workers
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+@contextmanager
+def running_mlflow_server(root: Path) -> Iterator[MlflowServer]:
+    """A started server, stopped however the block ends."""
+    server = MlflowServer(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,9 +5,7 @@ sent to them, and the tracking server is a real `mlflow server` on 127.0.0.1 tha
 starts, stops and restarts.
 """
 
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,85 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
-from conftest import PipelineRepo, clean_env, make_pipeline_repo
+from conftest import MlflowServer, PipelineRepo, free_port, make_pipeline_repo
 
 pytestmark = pytest.mark.e2e
 
 EXPERIMENT = "lstm-vs-rnn"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group."""
-
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        self.root = root
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        root.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.root / 'server.db'}",
-            "--artifacts-destination",
-            str(self.root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        with (self.root / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.root,
-                env=clean_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"mlflow server exited:\n{self.log()}")
-            try:
-                if requests.get(f"{self.uri}/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"mlflow server did not start within {timeout} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)  # its own group: the server and its workers
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def log(self) -> str:
-        path = self.root / "server.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
 @pytest.fixture(scope="module")

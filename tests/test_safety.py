@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import requests
 import torch
-from conftest import REPO_ROOT, make_pipeline_repo
-from test_faults import MlflowServer, free_port
+from conftest import REPO_ROOT, MlflowServer, free_port, make_pipeline_repo
 
 from lstm_vs_rnn.checkpoints import load_model
 from lstm_vs_rnn.errors import UserError

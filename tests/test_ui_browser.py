@@ -26,7 +26,7 @@ import requests
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PipelineRepo, make_pipeline_repo
+from tests.conftest import PipelineRepo, free_port, make_pipeline_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -85,12 +85,6 @@ class UiServer:
         os.killpg(self.process.pid, signal.SIGINT)
         code = self.process.wait(timeout=SERVER_STOP_S)
         return code, self.log.read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
