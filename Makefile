@@ -18,8 +18,9 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-# `dvc repro`, then make sure the MLflow store holds a complete record of this configuration
-# (re-running, byte-identically, any stage whose run is missing, e.g. after deleting mlflow.db).
+# `dvc repro`, then make sure the MLflow store holds a record of this configuration (re-running,
+# byte-identically, the stages DVC skipped when evaluation has no run, e.g. after deleting
+# mlflow.db or in a fresh clone whose committed reports are up to date).
 run: setup
 	dvc repro
 	python -m lstm_vs_rnn.complete_tracking

@@ -131,6 +131,10 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     edited = parent_with(client, "models.lstm.hidden_size", "12")
     assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm"]
     assert {"rnn.test_rmse", "lstm.test_rmse"} <= set(edited.data.metrics)
+    completion = repo.run(
+        "python", "-m", "lstm_vs_rnn.complete_tracking", env={"PYTHONPATH": "src"}
+    )
+    assert stages_run(completion.stdout) == []  # recorded: the skipped stages are shared
     repo.commit("second configuration")
 
 

@@ -1,10 +1,11 @@
-"""Make sure the MLflow store holds a complete record of the current configuration.
+"""Make sure the MLflow store holds a record of the current configuration.
 
 DVC skips a stage whose inputs and outputs are unchanged, and such a stage logs nothing. That is
 right for the edit-repro loop, but it leaves the store without a record when the outputs came
 from somewhere else: reports committed to git, a DVC cache, or a deleted `mlflow.db`. After
-`dvc repro`, this re-runs (with `--force --single-item`) exactly the stages whose runs are
-missing; outputs are byte-identical, so `dvc.lock` does not change.
+`dvc repro`, if the configuration's parent run lacks the models' test metrics, this re-runs
+(with `--force --single-item`) exactly the stages that have no run under it; outputs are
+byte-identical, so `dvc.lock` does not change. After an ordinary param edit it does nothing.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.complete_tracking` (part of `make run`).
 """
@@ -22,9 +23,7 @@ def main() -> None:
     params = load_params(PATHS.params)
     missing = stages_missing_from_store(params)
     if not missing:
-        print(
-            f"MLflow store {redact(tracking_uri())}: every stage of this configuration is recorded"
-        )
+        print(f"MLflow store {redact(tracking_uri())}: this configuration is recorded")
         return
     print(
         f"MLflow store {redact(tracking_uri())} has no run of {', '.join(missing)} for this "

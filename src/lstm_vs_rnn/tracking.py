@@ -406,22 +406,25 @@ def pipeline_stages(params: Params) -> list[str]:
 
 
 def stages_missing_from_store(params: Params) -> list[str]:
-    """Stages of this configuration whose finished run the store lacks, in pipeline order.
+    """Stages to re-run so that this configuration has a record: none if it has one already.
 
-    Evaluation counts as missing too when the parent lacks a model's test metrics.
+    A configuration is recorded once its parent holds every model's test metrics. If not (no
+    parent at all, or evaluation skipped), the stages without a finished run are missing, in
+    pipeline order. A parent that has its metrics but lacks, say, `generate` is complete: that
+    stage was skipped because an earlier configuration's run already produced its outputs.
     """
     client = connect()
     experiment = client.get_experiment_by_name(experiment_name(params))
     parent_id = experiment and find_parent(client, experiment.experiment_id, params)
     if not parent_id:
         return pipeline_stages(params)
+    parent_metrics = client.get_run(parent_id).data.metrics
+    if all(f"{name}.test_rmse" in parent_metrics for name in params.models):
+        return []
     children = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}' "
         f"and attributes.status = 'FINISHED'",
     )
-    logged = {run.data.tags.get(STAGE_TAG) for run in children}
-    parent_metrics = client.get_run(parent_id).data.metrics
-    if any(f"{name}.test_rmse" not in parent_metrics for name in params.models):
-        logged.discard("evaluate")
+    logged = {run.data.tags.get(STAGE_TAG) for run in children} - {"evaluate"}
     return [stage for stage in pipeline_stages(params) if stage not in logged]
