@@ -29,9 +29,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.report import Row, rate, timed, verdict
-from lstm_vs_rnn.data import generate_series, split_point
+from lstm_vs_rnn.data import generate_series
 from lstm_vs_rnn.models import build_model
-from lstm_vs_rnn.params import Params, TrainParams
+from lstm_vs_rnn.params import Params, TrainParams, split_point
 from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.training import configure_torch, predict, train_model
 from lstm_vs_rnn.windows import make_windows

@@ -14,11 +14,11 @@ import pandas as pd
 import torch
 
 from lstm_vs_rnn.checkpoints import load_model, save_weights
-from lstm_vs_rnn.data import generate_series, read_series, split_point
+from lstm_vs_rnn.data import generate_series, read_series
 from lstm_vs_rnn.evaluation import forecast_metrics, persistence_forecast
 from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
 from lstm_vs_rnn.models import build_model
-from lstm_vs_rnn.params import Params, load_params
+from lstm_vs_rnn.params import Params, load_params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
     error_histogram_figure,

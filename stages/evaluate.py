@@ -11,11 +11,11 @@ import torch
 
 from lstm_vs_rnn.checkpoints import load_model
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.data import read_series, split_point
+from lstm_vs_rnn.data import read_series
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import forecast_metrics, persistence_forecast
-from lstm_vs_rnn.files import read_array, write_csv, write_json
-from lstm_vs_rnn.params import Params, load_params
+from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json
+from lstm_vs_rnn.params import Params, load_params, split_point
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.plots import (
     error_histogram_figure,
@@ -30,6 +30,9 @@ from lstm_vs_rnn.training import configure_torch, predict
 from lstm_vs_rnn.windows import make_windows, with_history
 
 FIGURES = ("losses", "predictions", "errors", "scatter")
+LOSS_COLUMNS = ("epoch", "train_loss", "val_loss")
+# The keys dvc.yaml lists for this stage (the device and threads decide prediction numerics).
+PARAMS_USED = ("data.window", "data.train_fraction", "train.device", "train.num_threads", "models.")
 
 
 def predict_test(params: Params, device: torch.device) -> dict[str, np.ndarray]:
@@ -85,7 +88,10 @@ def write_reports(
             PATHS.prediction_table(name),
             pd.DataFrame({"t": t, "actual": actual, "predicted": predicted}),
         )
-    histories = {name: pd.read_csv(PATHS.loss_history(name)) for name in params.models}
+    histories = {
+        name: read_numeric_csv(PATHS.loss_history(name), LOSS_COLUMNS, f"train@{name}")
+        for name in params.models
+    }
     save_figure(loss_figure(histories), PATHS.figure("losses"))
     save_figure(predictions_figure(t, actual, predictions), PATHS.figure("predictions"))
     save_figure(error_histogram_figure(actual, predictions), PATHS.figure("errors"))
@@ -97,7 +103,7 @@ def main() -> None:
     series = read_series(PATHS.series_csv)
     split = split_point(len(series), params.data.train_fraction)
     device = configure_torch(params.train)
-    with stage_run("evaluate", params, param_prefixes=("data.", "models.")) as run:
+    with stage_run("evaluate", params, param_prefixes=PARAMS_USED) as run:
         predictions = predict_test(params, device)
         metrics = compute_metrics(series, split, predictions)
         write_reports(series, split, predictions, metrics, params)

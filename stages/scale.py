@@ -4,9 +4,9 @@ Writes data/processed/{train,test}.npy and the scaler's parameters as JSON (no p
 """
 
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.data import read_series, split_point
+from lstm_vs_rnn.data import read_series
 from lstm_vs_rnn.files import write_array, write_text
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import load_params, split_point
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.plots import save_figure, scaling_figure
 from lstm_vs_rnn.scaling import MinMaxScaling

@@ -1,6 +1,7 @@
 """Stage `train@<model>`: fit one forecaster on the scaled training windows.
 
-Writes models/<model>/model.pt (a state_dict) and models/<model>/history.csv (loss per epoch).
+Writes models/<model>/model.pt (a state_dict), reports/plots/losses/<model>.csv (train and
+validation loss per epoch) and reports/figures/loss_<model>.png.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from sklearn.preprocessing import MinMaxScaler
 
-from lstm_vs_rnn.data import generate_series, split_point
+from lstm_vs_rnn.data import generate_series
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import DataParams
+from lstm_vs_rnn.params import DataParams, split_point
 from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.windows import make_windows, with_history
 

@@ -20,7 +20,10 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def run_entry_point(
     main: Callable[[], None],
-    on_interrupt: str = "interrupted: the MLflow run was marked KILLED and no output was written",
+    on_interrupt: str = (
+        "interrupted: the MLflow run was marked KILLED; outputs may be partly updated, "
+        "'dvc repro' redoes the stage"
+    ),
 ) -> None:
     """Run `main`; exit non-zero with one readable line for anything the user can fix.
 

@@ -47,8 +47,3 @@ def read_series(path: Path) -> pd.DataFrame:
             f"({', '.join(frame.columns)}); is it truncated? re-run the 'generate' stage"
         )
     return frame
-
-
-def split_point(n_points: int, train_fraction: float) -> int:
-    """Index of the first test point: the first `train_fraction` of the series trains."""
-    return int(n_points * train_fraction)

@@ -3,8 +3,6 @@
 import numpy as np
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
-METRIC_NAMES = ("test_rmse", "test_mae", "test_r2", "test_mase")
-
 
 def forecast_metrics(
     actual: np.ndarray, predicted: np.ndarray, train_series: np.ndarray

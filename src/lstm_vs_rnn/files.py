@@ -87,3 +87,23 @@ def read_array(path: Path, producer: str) -> np.ndarray:
             f"got shape {array.shape} of {array.dtype}"
         )
     return array
+
+
+def read_numeric_csv(path: Path, columns: tuple[str, ...], producer: str) -> pd.DataFrame:
+    """Read a CSV written by `write_csv`; missing, non-numeric or short files are a UserError."""
+    try:
+        frame = pd.read_csv(path, dtype="float64")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; run the '{producer}' stage first") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(
+            f"{path}: not a numeric CSV with columns {', '.join(columns)} "
+            f"({str(exc).splitlines()[0]}); re-run '{producer}'"
+        ) from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing or frame.empty or not np.isfinite(frame[list(columns)].to_numpy()).all():
+        raise UserError(
+            f"{path}: expected rows of finite numbers in columns "
+            f"{', '.join(columns)}; re-run '{producer}'"
+        )
+    return frame

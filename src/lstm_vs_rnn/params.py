@@ -88,7 +88,7 @@ class Params:
     @property
     def n_train(self) -> int:
         """Points in the chronological training part (validation tail included)."""
-        return int(self.data.n_points * self.data.train_fraction)
+        return split_point(self.data.n_points, self.data.train_fraction)
 
     @property
     def n_train_windows(self) -> int:
@@ -109,6 +109,11 @@ class Params:
             for key, value in vars(model).items():
                 flat[f"models.{name}.{key}"] = value
         return flat
+
+
+def split_point(n_points: int, train_fraction: float) -> int:
+    """Index of the first test point: the first `train_fraction` of the series trains."""
+    return int(n_points * train_fraction)
 
 
 def load_params(path: Path) -> Params:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -49,6 +50,8 @@ EXPERIMENT_TAG = "dvc.exp_name"
 COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "git.dirty"
 MODEL_HASH_TAG = "model.sha256"
+# The files `git.dirty` compares with the commit: the pipeline's code, definition and params.
+CODE_AND_PARAMS = ("src", "stages", "dvc.yaml", "params.yaml", "requirements.txt")
 # mlflow.utils.mlflow_tags, spelled out so that importing this module does not import MLflow.
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"
@@ -183,7 +186,7 @@ class StageRun:
             self.client, self.parent_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         )
 
-    def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> str | None:
+    def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> None:
         """Add test metrics to the training run that produced exactly this model file."""
         from mlflow.entities import Metric
 
@@ -194,14 +197,18 @@ class StageRun:
             max_results=1,
         )
         if not runs:
-            return None
+            logging.getLogger(__name__).warning(
+                "no training run in this experiment produced %s; its test metrics are on the "
+                "evaluate and parent runs only",
+                model_file,
+            )
+            return
         now = int(time.time() * 1000)
         _log_metrics_batched(
             self.client,
             runs[0].info.run_id,
             [Metric(k, float(v), now, 0) for k, v in metrics.items()],
         )
-        return runs[0].info.run_id
 
     def log_torch_model(self, model: Any, input_example: Any) -> None:
         """Log as an MLflow model loadable by mlflow.pytorch.load_model and pyfunc.
@@ -337,7 +344,7 @@ def find_parent(client: MlflowClient, experiment_id: str, params: Params) -> str
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{CONFIG_TAG}` = '{config_hash(params)}' "
-        f"and tags.`{ROLE_TAG}` = 'configuration'",
+        f"and tags.`{ROLE_TAG}` = 'configuration' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time ASC"],
         max_results=1,
     )
@@ -356,7 +363,11 @@ def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Para
         MLFLOW_RUN_NAME: name,
     }
     run = client.create_run(experiment_id, run_name=name, tags=tags)
-    _log_params_batched(client, run.info.run_id, params.flat())
+    try:
+        _log_params_batched(client, run.info.run_id, params.flat())
+    except BaseException:
+        client.set_terminated(run.info.run_id, "FAILED")  # never reused: find_parent skips it
+        raise
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 
@@ -368,9 +379,8 @@ def _provenance_tags() -> dict[str, str]:
     if commit:
         tags[COMMIT_TAG] = commit
         # dvc.lock changes as stages finish; it says nothing about the code that ran.
-        changes = _git(
-            "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock"
-        )
+        # Only what decides the outputs: DVC itself rewrites dvc.lock and the git-tracked reports.
+        changes = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_AND_PARAMS)
         tags[DIRTY_TAG] = "true" if changes else "false"
     if os.environ.get("DVC_EXP_NAME"):
         tags[EXPERIMENT_TAG] = os.environ["DVC_EXP_NAME"]
@@ -408,10 +418,10 @@ def pipeline_stages(params: Params) -> list[str]:
 def stages_missing_from_store(params: Params) -> list[str]:
     """Stages to re-run so that this configuration has a record: none if it has one already.
 
-    A configuration is recorded once its parent holds every model's test metrics. If not (no
-    parent at all, or evaluation skipped), the stages without a finished run are missing, in
-    pipeline order. A parent that has its metrics but lacks, say, `generate` is complete: that
-    stage was skipped because an earlier configuration's run already produced its outputs.
+    A configuration is recorded once its parent holds every model's test metrics. With no
+    parent at all (a new store or experiment) every stage is missing. With a parent but no
+    metrics, DVC ran the stages whose outputs changed and skipped evaluation because its own
+    inputs and outputs were unchanged (reports committed to git): evaluation alone is missing.
     """
     client = connect()
     experiment = client.get_experiment_by_name(experiment_name(params))
@@ -421,10 +431,4 @@ def stages_missing_from_store(params: Params) -> list[str]:
     parent_metrics = client.get_run(parent_id).data.metrics
     if all(f"{name}.test_rmse" in parent_metrics for name in params.models):
         return []
-    children = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}' "
-        f"and attributes.status = 'FINISHED'",
-    )
-    logged = {run.data.tags.get(STAGE_TAG) for run in children} - {"evaluate"}
-    return [stage for stage in pipeline_stages(params) if stage not in logged]
+    return ["evaluate"]
