@@ -322,7 +322,9 @@ def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: str) -> 
 def _get_or_create_experiment(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name, artifact_location=_artifact_location())
+        artifacts = local_artifacts_dir(tracking_uri())
+        location = artifacts.as_uri() if artifacts else None
+        return client.create_experiment(name, artifact_location=location)
     if experiment.lifecycle_stage != "active":
         raise UserError(
             f"the MLflow experiment '{name}' is deleted; restore it with "
@@ -332,12 +334,11 @@ def _get_or_create_experiment(client: MlflowClient, name: str) -> str:
     return experiment.experiment_id
 
 
-def _artifact_location() -> str | None:
-    """Artifacts beside a SQLite store; a server decides for itself."""
-    uri = tracking_uri()
+def local_artifacts_dir(uri: str) -> Path | None:
+    """Artifacts live beside a SQLite store; a tracking server decides for itself (None)."""
     if not uri.startswith("sqlite:///"):
         return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve().as_uri()
+    return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve()
 
 
 def find_parent(client: MlflowClient, experiment_id: str, params: Params) -> str | None:

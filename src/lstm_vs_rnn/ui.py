@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
@@ -24,7 +23,13 @@ from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.tracking import ARTIFACTS_DIR, connect, experiment_name, redact, tracking_uri
+from lstm_vs_rnn.tracking import (
+    connect,
+    experiment_name,
+    local_artifacts_dir,
+    redact,
+    tracking_uri,
+)
 
 # The MLflow UI (3.x) lists experiment tags with this prefix under "Views" and opens one when
 # the runs table's URL carries `viewStateShareKey=<id>`; the tag is what its "Save view" writes.
@@ -141,7 +146,7 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
     server reads directly; the destination only matters for experiments made in the UI, and
     must not depend on the directory `make ui` was started from.
     """
-    artifacts = Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR
+    artifacts = local_artifacts_dir(uri)
     return [
         sys.executable,
         "-m",
