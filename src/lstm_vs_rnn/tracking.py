@@ -179,17 +179,10 @@ class StageRun:
 
     def log_to_parent(self, metrics: dict[str, float]) -> None:
         """The configuration's headline numbers, shown on its row in the runs table."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        _log_metrics_batched(
-            self.client, self.parent_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        )
+        _log_metrics_now(self.client, self.parent_id, metrics)
 
     def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> None:
         """Add test metrics to the training run that produced exactly this model file."""
-        from mlflow.entities import Metric
-
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{MODEL_HASH_TAG}` = '{file_sha256(model_file)}'",
@@ -203,12 +196,7 @@ class StageRun:
                 model_file,
             )
             return
-        now = int(time.time() * 1000)
-        _log_metrics_batched(
-            self.client,
-            runs[0].info.run_id,
-            [Metric(k, float(v), now, 0) for k, v in metrics.items()],
-        )
+        _log_metrics_now(self.client, runs[0].info.run_id, metrics)
 
     def log_torch_model(self, model: Any, input_example: Any) -> None:
         """Log as an MLflow model loadable by mlflow.pytorch.load_model and pyfunc.
@@ -401,6 +389,14 @@ def _git(*args: str) -> str:
 def _log_metrics_batched(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+
+
+def _log_metrics_now(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    """Single-valued metrics (step 0) written into another run than the stage's own."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    _log_metrics_batched(client, run_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
 
 def _log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
