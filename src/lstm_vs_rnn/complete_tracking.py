@@ -26,8 +26,9 @@ def main() -> None:
         print(f"MLflow store {redact(tracking_uri())}: this configuration is recorded")
         return
     print(
-        f"MLflow store {redact(tracking_uri())} has no run of {', '.join(missing)} for this "
-        f"configuration (DVC found their outputs up to date); re-running them to record it"
+        f"MLflow store {redact(tracking_uri())} has no record of this configuration: DVC "
+        f"skipped {', '.join(missing)} (outputs up to date); re-running with --force "
+        f"(identical outputs) to record it"
     )
     for stage in missing:
         result = subprocess.run(
