@@ -1,14 +1,12 @@
-"""The synthetic series and its chronological split (NumPy and pandas only: no torch here)."""
+"""The synthetic series: generated, written and read back (no torch here)."""
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.files import read_numeric_csv
 from lstm_vs_rnn.params import DataParams
-
-SERIES_COLUMNS = ("t", "y", "y_clean")
 
 
 def generate_series(data: DataParams) -> pd.DataFrame:
@@ -25,25 +23,5 @@ def generate_series(data: DataParams) -> pd.DataFrame:
 
 
 def read_series(path: Path) -> pd.DataFrame:
-    """Read the generated CSV; a missing, truncated or non-numeric file is a UserError."""
-    try:
-        frame = pd.read_csv(path, dtype="float64")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found; run the 'generate' stage first") from None
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(
-            f"{path}: not a numeric CSV with columns "
-            f"{', '.join(SERIES_COLUMNS)} ({str(exc).splitlines()[0]})"
-        ) from None
-    missing = [column for column in ("t", "y") if column not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(SERIES_COLUMNS)}"
-        )
-    # A missing value in any column (y_clean too) is what a file cut off mid-row looks like.
-    if len(frame) < 2 or not np.isfinite(frame.to_numpy()).all():
-        raise UserError(
-            f"{path}: needs at least 2 rows with a finite number in every column "
-            f"({', '.join(frame.columns)}); is it truncated? re-run the 'generate' stage"
-        )
-    return frame
+    """The generated CSV; `y_clean` is optional (a real series has no known clean signal)."""
+    return read_numeric_csv(path, ("t", "y"), "generate", min_rows=2)

@@ -89,21 +89,31 @@ def read_array(path: Path, producer: str) -> np.ndarray:
     return array
 
 
-def read_numeric_csv(path: Path, columns: tuple[str, ...], producer: str) -> pd.DataFrame:
-    """Read a CSV written by `write_csv`; missing, non-numeric or short files are a UserError."""
+def read_numeric_csv(
+    path: Path, required: tuple[str, ...], producer: str, min_rows: int = 1
+) -> pd.DataFrame:
+    """Read a CSV written by `write_csv`; a missing, non-numeric or cut-off file is a UserError.
+
+    Every column must be finite in every row: a missing value is what a file cut off mid-row
+    looks like.
+    """
     try:
         frame = pd.read_csv(path, dtype="float64")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; run the '{producer}' stage first") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(
-            f"{path}: not a numeric CSV with columns {', '.join(columns)} "
-            f"({str(exc).splitlines()[0]}); re-run '{producer}'"
+            f"{path}: not a numeric CSV with columns {', '.join(required)} "
+            f"({str(exc).splitlines()[0]}); re-run the '{producer}' stage"
         ) from None
-    missing = [column for column in columns if column not in frame.columns]
-    if missing or frame.empty or not np.isfinite(frame[list(columns)].to_numpy()).all():
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
         raise UserError(
-            f"{path}: expected rows of finite numbers in columns "
-            f"{', '.join(columns)}; re-run '{producer}'"
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}"
+        )
+    if len(frame) < min_rows or not np.isfinite(frame.to_numpy()).all():
+        raise UserError(
+            f"{path}: needs at least {min_rows} row(s) with a finite number in every column "
+            f"({', '.join(frame.columns)}); is it truncated? re-run the '{producer}' stage"
         )
     return frame
