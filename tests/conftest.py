@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,18 +202,11 @@ class MlflowServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"mlflow server exited:\n{self.log()}")
-            try:
-                if requests.get(f"{self.uri}/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"mlflow server did not start within {timeout} s:\n{self.log()}")
+        try:
+            wait_until_healthy(self.uri, self.process, self.log, timeout)
+        except AssertionError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -228,6 +221,23 @@ class MlflowServer:
     def log(self) -> str:
         path = self.root / "server.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen, log: Callable[[], str], timeout: float = 120
+) -> None:
+    """Poll the server's /health until it answers; fail with its log if it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}:\n{log()}")
+        try:
+            if requests.get(f"{base_url}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not answer within {timeout} s:\n{log()}")
 
 
 @contextmanager

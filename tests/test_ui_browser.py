@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-import requests
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PipelineRepo, free_port, make_pipeline_repo
+from tests.conftest import PipelineRepo, free_port, make_pipeline_repo, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -117,18 +116,7 @@ def start_ui(repo: PipelineRepo, port: int, log: IO[str]) -> subprocess.Popen[st
 
 def wait_until_serving(process: subprocess.Popen[str], port: int, log: Path) -> str:
     """The runs-table URL the command printed, once the server answers /health."""
-    deadline_polls = int(SERVER_START_S / 0.5)
-    for _ in range(deadline_polls):
-        if process.poll() is not None:
-            raise AssertionError(f"the UI exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        process_wait(process, 0.5)
-    else:
-        raise AssertionError(f"the UI did not start serving:\n{log.read_text()}")
+    wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, SERVER_START_S)
     match = re.search(r"runs table: (\S+)", log.read_text())
     assert match, log.read_text()
     return match.group(1)
