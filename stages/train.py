@@ -1,7 +1,10 @@
-"""Stage `train@<model>`: fit one forecaster on the scaled training windows.
+"""Stage `train@<model>`: fit one forecaster `train.repeats` times on the scaled training windows.
 
-Writes models/<model>/model.pt (a state_dict), reports/plots/losses/<model>.csv (train and
-validation loss per epoch) and reports/figures/loss_<model>.png.
+Repeat i uses seed `train.seed + i` for its initial weights and its batch order, so repeat i of
+every model sees the same batches. Writes models/<model>/repeat_<i>.pt (state_dicts),
+reports/plots/losses/<model>.csv (train and validation loss per repeat and epoch) and
+reports/figures/loss_<model>.png; logs one MLflow run per repeat under the stage's run and the
+repeat with the best validation loss as the model `<model>`, forecasting in the series' units.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
@@ -17,11 +20,18 @@ from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_array, write_csv
 from lstm_vs_rnn.models import build_model, count_parameters
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.plots import loss_figure, save_figure
-from lstm_vs_rnn.tracking import MODEL_HASH_TAG, file_sha256, stage_run
-from lstm_vs_rnn.training import EpochLosses, configure_torch, train_model
+from lstm_vs_rnn.scaling import MinMaxScaling
+from lstm_vs_rnn.tracking import MODEL_HASH_TAG, StageRun, file_sha256, stage_run
+from lstm_vs_rnn.training import (
+    TrainingDiverged,
+    best_validation_repeat,
+    configure_torch,
+    history_frame,
+    train_model,
+)
 from lstm_vs_rnn.windows import make_windows
 
 
@@ -29,6 +39,73 @@ def parse_model_name() -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a model name under `models:` in params.yaml")
     return parser.parse_args().model
+
+
+def train_repeat(
+    run: StageRun,
+    name: str,
+    params: Params,
+    repeat: int,
+    seed: int,
+    windows: torch.Tensor,
+    targets: torch.Tensor,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Train, save and log one repeat; return its loss history."""
+    n_val = validation_windows(len(windows), params.train.val_fraction)
+    with run.repeat_run(name, repeat, seed) as repeat_run:
+        model = build_model(name, params.models[name], seed)
+        try:
+            history = train_model(
+                model,
+                windows,
+                targets,
+                n_val,
+                params.train,
+                device,
+                seed,
+                on_epoch=lambda losses: repeat_run.log_metrics(
+                    {"train_loss": losses.train_loss, "val_loss": losses.val_loss},
+                    step=losses.epoch,
+                ),
+            )
+        except TrainingDiverged as error:
+            raise TrainingDiverged(f"{name}, repeat {repeat} (seed {seed}): {error}") from None
+        weights = PATHS.model_weights(name, repeat)
+        save_weights(model.cpu().eval(), weights)
+        repeat_run.set_tags({MODEL_HASH_TAG: file_sha256(weights)})
+        repeat_run.log_metrics(
+            {
+                "final_train_loss": history[-1].train_loss,
+                "final_val_loss": history[-1].val_loss,
+                "best_val_loss": min(epoch.val_loss for epoch in history),
+            }
+        )
+    return history_frame(repeat, seed, history)
+
+
+def log_best_repeat(
+    run: StageRun, name: str, params: Params, histories: pd.DataFrame, windows: torch.Tensor
+) -> None:
+    """Log the repeat with the best validation loss as the MLflow model `name`."""
+    best = best_validation_repeat(histories)
+    seed = params.repeat_seeds()[best]
+    settings = params.models[name]
+    scaler = MinMaxScaling.from_json(PATHS.scaler_json)
+    run.log_forecaster(
+        name,
+        weights=PATHS.model_weights(name, best),
+        scaler=PATHS.scaler_json,
+        spec={
+            "architecture": name,
+            "hidden_size": settings.hidden_size,
+            "num_layers": settings.num_layers,
+            "window": params.data.window,
+        },
+        input_example=scaler.inverse_transform(windows[:2].numpy().astype(np.float64)),
+        tags={"repeat": str(best), "seed": str(seed), "chosen_by": "best validation loss"},
+    )
+    run.set_tags({"logged_model.repeat": str(best), "logged_model.seed": str(seed)})
 
 
 def main() -> None:
@@ -43,43 +120,32 @@ def main() -> None:
     device = configure_torch(params.train)
     prefixes = ("data.window", "train.", f"models.{name}.")
     with stage_run(f"train@{name}", params, param_prefixes=prefixes) as run:
-        model = build_model(name, params.models[name])
         started = time.monotonic()
-        history = train_model(
-            model,
-            windows,
-            targets,
-            params.n_val_windows,
-            params.train,
-            device,
-            on_epoch=lambda losses: run.log_metrics(
-                {"train_loss": losses.train_loss, "val_loss": losses.val_loss}, step=losses.epoch
-            ),
+        histories = pd.concat(
+            [
+                train_repeat(run, name, params, repeat, seed, windows, targets, device)
+                for repeat, seed in enumerate(params.repeat_seeds())
+            ],
+            ignore_index=True,
         )
         seconds = time.monotonic() - started
-        model.cpu().eval()
-        save_weights(model, PATHS.model_weights(name))
-        frame = history_frame(history)
-        write_csv(PATHS.loss_history(name), frame)
-        save_figure(loss_figure({name: frame}), PATHS.figure(f"loss_{name}"))
-        run.set_tags({MODEL_HASH_TAG: file_sha256(PATHS.model_weights(name))})
-        n_fit = len(windows) - params.n_val_windows
+        write_csv(PATHS.loss_history(name), histories)
+        save_figure(loss_figure({name: histories}), PATHS.figure(f"loss_{name}"))
+        final = histories.groupby("repeat").last()
+        n_fit = len(windows) - validation_windows(len(windows), params.train.val_fraction)
         run.log_metrics(
             {
-                "final_train_loss": history[-1].train_loss,
-                "final_val_loss": history[-1].val_loss,
-                "best_val_loss": min(epoch.val_loss for epoch in history),
-                "n_parameters": count_parameters(model),
+                "final_train_loss_median": float(final["train_loss"].median()),
+                "best_val_loss_median": float(
+                    histories.groupby("repeat")["val_loss"].min().median()
+                ),
+                "n_parameters": count_parameters(build_model(name, params.models[name])),
                 "train_seconds": seconds,
-                "windows_per_second": n_fit * len(history) / seconds,
+                "windows_per_second": n_fit * len(histories) / seconds,
             }
         )
         run.log_figure(PATHS.figure(f"loss_{name}"))
-        run.log_torch_model(model, windows[:2].unsqueeze(-1).numpy().copy())
-
-
-def history_frame(history: list[EpochLosses]) -> pd.DataFrame:
-    return pd.DataFrame([vars(epoch) for epoch in history])
+        log_best_repeat(run, name, params, histories, windows)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ from lstm_vs_rnn.files import write_with
 from lstm_vs_rnn.models import RecurrentForecaster, build_model
 from lstm_vs_rnn.params import ModelParams
 
+# The files a logged MLflow model carries (see forecaster_model.py), by artifact key.
+WEIGHTS_ARTIFACT, SCALER_ARTIFACT, SPEC_ARTIFACT = "weights", "scaler", "spec"
+# The MLflow model's code, loaded by MLflow from this path ("models from code").
+FORECASTER_CODE = Path(__file__).with_name("forecaster_model.py")
+
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Serialise through a buffer: torch.save names the archive after a path it writes to,

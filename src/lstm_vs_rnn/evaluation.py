@@ -1,13 +1,20 @@
 """Test metrics in original units, for the models and for the baselines they must beat."""
 
 import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
+# Claim (a) of the reference article: the epoch at which the validation loss first comes within
+# this fraction of its best is when a model has converged.
+CONVERGED_WITHIN = 0.05
 
 
 def forecast_metrics(
     actual: np.ndarray, predicted: np.ndarray, train_series: np.ndarray
 ) -> dict[str, float]:
-    """RMSE, MAE, R2 and MASE of one forecast.
+    """RMSE, MAE, R2, MASE and the spread (sample std) of the errors of one forecast.
 
     MASE scales the MAE by the in-sample MAE of the one-step naive forecast on the training
     part (Hyndman & Koehler, 2006): below 1 beats "repeat the last value" as seen in training.
@@ -19,9 +26,44 @@ def forecast_metrics(
         "test_mae": mae,
         "test_r2": float(r2_score(actual, predicted)),
         "test_mase": mae / naive_mae if naive_mae > 0 else float("nan"),
+        "test_error_std": float(np.std(np.asarray(predicted) - actual, ddof=1)),
     }
 
 
 def persistence_forecast(history_and_test: np.ndarray, n_test: int) -> np.ndarray:
     """Predict each test point by the point before it."""
     return history_and_test[-n_test - 1 : -1]
+
+
+def autoregressive_forecast(
+    train_series: np.ndarray, history_and_test: np.ndarray, window: int
+) -> np.ndarray:
+    """A linear AR(window) with intercept, least squares on the training windows.
+
+    The same windows the networks see, fitted in closed form: the reference a recurrent model
+    must beat before any claim about memory or non-linearity means something.
+    """
+    fit = LinearRegression().fit(
+        sliding_window_view(train_series[:-1], window), train_series[window:]
+    )
+    return fit.predict(sliding_window_view(history_and_test[:-1], window))
+
+
+def epochs_to_converge(val_loss: np.ndarray) -> int:
+    """The first epoch (1-based) whose validation loss is within 5% of the run's best."""
+    best = float(np.min(val_loss))
+    return int(np.argmax(val_loss <= best * (1 + CONVERGED_WITHIN))) + 1
+
+
+def training_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """Per repeat of one model: its final training loss, best validation loss and convergence."""
+    rows = [
+        {
+            "repeat": int(repeat),
+            "final_train_loss": float(curve["train_loss"].iloc[-1]),
+            "best_val_loss": float(curve["val_loss"].min()),
+            "epochs_to_converge": epochs_to_converge(curve["val_loss"].to_numpy()),
+        }
+        for repeat, curve in history.sort_values(["repeat", "epoch"]).groupby("repeat")
+    ]
+    return pd.DataFrame(rows)

@@ -23,6 +23,8 @@ MODEL_ARCHITECTURES: dict[str, str] = {"rnn": "RNN", "lstm": "LSTM"}
 
 # Refuse sizes that would exhaust memory before anything is allocated.
 MAX_POINTS = 10_000_000
+# Trainings per model entry; each repeat keeps its weights, so this bounds the models' disk use.
+MAX_REPEATS = 1000
 
 
 def _bounds(
@@ -59,6 +61,7 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda"]
     num_threads: int = field(metadata=_bounds(1, 256))
     grad_clip_norm: float | None = field(metadata=_bounds(0, None, open_low=True))
+    repeats: int = field(metadata=_bounds(1, MAX_REPEATS))
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,11 @@ class Params:
     @property
     def n_val_windows(self) -> int:
         """Windows in the validation tail: the last `val_fraction` of the training windows."""
-        return int(self.n_train_windows * self.train.val_fraction)
+        return validation_windows(self.n_train_windows, self.train.val_fraction)
+
+    def repeat_seeds(self) -> list[int]:
+        """The torch seed of each repeat: `train.seed + i`, the same for every model entry."""
+        return [self.train.seed + repeat for repeat in range(self.train.repeats)]
 
     def flat(self) -> dict[str, Any]:
         """Every value as `section.key` (models as `models.<name>.key`), for MLflow params."""
@@ -114,6 +121,11 @@ class Params:
 def split_point(n_points: int, train_fraction: float) -> int:
     """Index of the first test point: the first `train_fraction` of the series trains."""
     return int(n_points * train_fraction)
+
+
+def validation_windows(n_windows: int, val_fraction: float) -> int:
+    """The validation tail's size, derived from the windows a stage actually holds."""
+    return int(n_windows * val_fraction)
 
 
 def load_params(path: Path) -> Params:

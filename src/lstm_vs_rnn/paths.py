@@ -51,14 +51,23 @@ class ProjectPaths:
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
 
-    def model_weights(self, model: str) -> Path:
-        return self.model_dir(model) / "model.pt"
+    def model_weights(self, model: str, repeat: int) -> Path:
+        return self.model_dir(model) / f"repeat_{repeat:03d}.pt"
 
     def loss_history(self, model: str) -> Path:
         return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
 
     def prediction_table(self, model: str) -> Path:
         return self.root / "reports" / "plots" / "predictions" / f"{model}.csv"
+
+    @property
+    def repeats_table(self) -> Path:
+        """Every repeat's test metrics and training summary, all models (DVC plots data)."""
+        return self.root / "reports" / "plots" / "repeats.csv"
+
+    @property
+    def claims_md(self) -> Path:
+        return self.root / "reports" / "claims.md"
 
     @property
     def metrics_json(self) -> Path:

@@ -1,7 +1,8 @@
 """The figures, drawn with matplotlib's Agg backend so the PNGs are byte-stable."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lstm_vs_rnn.files import write_with
+
+if TYPE_CHECKING:  # comparison imports SciPy, which generate and scale never need
+    from lstm_vs_rnn.comparison import PairedComparison
 
 DPI = 110
 # A line plot shows no more detail than this many points across a figure; beyond it, drawing
@@ -89,26 +93,122 @@ def scaling_figure(
 
 
 def loss_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Training (solid) and validation (dashed) loss per epoch, one colour per model."""
+    """Median training (solid) and validation (dashed) loss per epoch over the repeats, with
+    the band their 10th-90th percentiles span: ten tangled lines show less than that."""
     figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for index, (name, history) in enumerate(histories.items()):
         color = f"C{index}"
-        axes.plot(
-            history["epoch"], history["train_loss"], color=color, marker=".", label=f"{name} train"
-        )
-        axes.plot(
-            history["epoch"],
-            history["val_loss"],
-            color=color,
-            ls="--",
-            marker=".",
-            label=f"{name} validation",
-        )
+        n_repeats = history["repeat"].nunique()
+        by_epoch = history.groupby("epoch")
+        for column, style, label in (
+            ("train_loss", "-", "train"),
+            ("val_loss", "--", "validation"),
+        ):
+            quantiles = by_epoch[column].quantile([0.1, 0.5, 0.9]).unstack()
+            axes.plot(
+                quantiles.index,
+                quantiles[0.5],
+                color=color,
+                ls=style,
+                marker=".",
+                label=f"{name} {label}, median of {n_repeats}",
+            )
+            if n_repeats > 1:
+                axes.fill_between(
+                    quantiles.index, quantiles[0.1], quantiles[0.9], color=color, alpha=0.15, lw=0
+                )
     axes.set(
-        title="Loss per epoch (MSE on scaled data)", xlabel="epoch", ylabel="MSE", yscale="log"
+        title="Loss per epoch (MSE on scaled data); bands: 10-90% of repeats",
+        xlabel="epoch",
+        ylabel="MSE",
+        yscale="log",
     )
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small")
+    return figure
+
+
+def repeats_figure(
+    rmse_per_repeat: Mapping[str, np.ndarray], baselines: Mapping[str, float]
+) -> Figure:
+    """Every repeat's test RMSE per model (points over a box), the baselines as lines."""
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    names = list(rmse_per_repeat)
+    axes.boxplot(
+        [rmse_per_repeat[name] for name in names],
+        positions=range(len(names)),
+        widths=0.5,
+        showfliers=False,
+        medianprops={"color": "black"},
+    )
+    for index, name in enumerate(names):
+        values = rmse_per_repeat[name]
+        # Evenly spread offsets rather than random jitter: the figure stays byte-stable.
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        axes.scatter(index + offsets, values, color=f"C{index}", s=22, zorder=3, alpha=0.8)
+    for index, (label, value) in enumerate(baselines.items()):
+        axes.axhline(value, color="gray", ls=(0, (1 + index, 2)), lw=1.2)
+        axes.annotate(
+            f"{label} {value:.3f}",
+            (1.0, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 3),
+            textcoords="offset points",
+            ha="right",
+            fontsize="small",
+            color="dimgray",
+        )
+    counts = {len(values) for values in rmse_per_repeat.values()}
+    axes.set_xticks(range(len(names)), names)
+    axes.set(
+        title=f"Test RMSE of each repeat ({', '.join(map(str, sorted(counts)))} per model)",
+        ylabel="test RMSE (original units)",
+    )
+    return figure
+
+
+def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figure:
+    """Per pair, each repeat's RMSE difference and the mean's 95% interval against zero."""
+    figure, axes = plt.subplots(
+        figsize=(8, 1.2 + 1.1 * max(1, len(comparisons))), layout="constrained"
+    )
+    if not comparisons:
+        axes.text(0.5, 0.5, "one model entry: no pair to compare", ha="center", va="center")
+        axes.set_axis_off()
+        return figure
+    for row, comparison in enumerate(comparisons):
+        differences = comparison.differences
+        axes.scatter(differences, np.full(len(differences), row), color="gray", s=18, alpha=0.7)
+        mean = float(np.mean(differences))
+        interval = comparison.interval
+        if interval is not None:
+            axes.errorbar(
+                mean,
+                row,
+                xerr=[[mean - interval.low], [interval.high - mean]],
+                fmt="o",
+                color="C3",
+                capsize=5,
+                lw=2,
+                zorder=3,
+            )
+        else:
+            axes.plot(mean, row, "o", color="C3", zorder=3)
+        axes.annotate(
+            comparison.verdict,
+            (mean, row),
+            xytext=(0, 9),
+            textcoords="offset points",
+            ha="center",
+            fontsize="small",
+        )
+    axes.axvline(0, color="black", lw=0.8)
+    axes.set_yticks(range(len(comparisons)), [f"{c.first} - {c.second}" for c in comparisons])
+    axes.set_ylim(-0.6, len(comparisons) - 0.3)
+    axes.set(
+        title="Paired test-RMSE differences per repeat; red: mean with 95% bootstrap interval",
+        xlabel="test RMSE difference (original units); below 0: the first model is better",
+    )
     return figure
 
 
@@ -120,7 +220,12 @@ def predictions_figure(
     axes.plot(t[step], actual[step], color="black", lw=0.8, alpha=0.6, label="actual")
     for index, (name, predicted) in enumerate(predictions.items()):
         axes.plot(t[step], predicted[step], color=f"C{index}", lw=1.2, label=f"{name} prediction")
-    axes.set(title="Test part: actual vs one-step-ahead predictions", xlabel="t", ylabel="y")
+    axes.set(
+        title="Test part: actual vs one-step-ahead predictions "
+        "(each model's repeat with the best validation loss)",
+        xlabel="t",
+        ylabel="y",
+    )
     axes.legend(loc="upper right", fontsize="small")
     return figure
 
@@ -135,10 +240,14 @@ def error_histogram_figure(actual: np.ndarray, predictions: Mapping[str, np.ndar
             bins=bins,
             alpha=0.5,
             color=f"C{index}",
-            label=f"{name} (mean {error.mean():+.3f}, std {error.std():.3f})",
+            label=f"{name} (mean {error.mean():+.3f}, std {error.std(ddof=1):.3f})",
         )
     axes.axvline(0, color="black", lw=0.8)
-    axes.set(title="Test prediction errors (predicted - actual)", xlabel="error", ylabel="count")
+    axes.set(
+        title="Test prediction errors (predicted - actual), best-validation repeat",
+        xlabel="error",
+        ylabel="count",
+    )
     axes.legend(fontsize="small")
     return figure
 
@@ -161,7 +270,7 @@ def scatter_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) ->
         )
         axes.plot([low, high], [low, high], color="black", lw=1, label="identity (perfect)")
         axes.set(
-            title=f"{name}: predicted vs actual",
+            title=f"{name} (best-validation repeat): predicted vs actual",
             xlabel="actual",
             ylabel="predicted",
             aspect="equal",

@@ -19,11 +19,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import subprocess
+import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +49,9 @@ EXPERIMENT_TAG = "dvc.exp_name"
 COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "git.dirty"
 MODEL_HASH_TAG = "model.sha256"
+REPEAT_TAG = "repeat"
+WEIGHTS_FROM_TAG = "weights_trained_under"
+SEED_TAG = "seed"
 # The files `git.dirty` compares with the commit: the pipeline's code, definition and params.
 CODE_AND_PARAMS = ("src", "stages", "dvc.yaml", "params.yaml", "requirements.txt")
 # mlflow.utils.mlflow_tags, spelled out so that importing this module does not import MLflow.
@@ -59,6 +61,8 @@ MLFLOW_SOURCE_NAME = "mlflow.source.name"
 
 # MLflow accepts at most 1000 metrics in one log_batch call.
 MAX_METRICS_PER_BATCH = 1000
+# A configuration has one run per stage execution and training repeat: far fewer than this.
+MAX_SEARCH_RESULTS = 50_000
 # Buffered per-epoch metrics are sent at least this often, so long runs show progress.
 FLUSH_INTERVAL_S = 10.0
 # A dead server must fail the stage in seconds, not after MLflow's ~4 minutes of retries (the
@@ -143,6 +147,8 @@ class StageRun:
     run_id: str
     parent_id: str
     experiment_id: str
+    # Provenance, stage and configuration: what every run under this one carries too.
+    inherited_tags: dict[str, str] = field(default_factory=dict)
     _pending: list[Metric] = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
 
@@ -167,9 +173,7 @@ class StageRun:
         _log_params_batched(self.client, self.run_id, params)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=_run_tags(tags))
 
     def log_figure(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path="figures")
@@ -177,53 +181,144 @@ class StageRun:
     def log_artifact(self, path: Path, folder: str) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
-    def log_to_parent(self, metrics: dict[str, float]) -> None:
-        """The configuration's headline numbers, shown on its row in the runs table."""
+    def log_to_parent(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """The configuration's headline numbers and verdicts, shown on its row in the runs
+        table (tags are columns there too)."""
         _log_metrics_now(self.client, self.parent_id, metrics)
+        self.client.log_batch(self.parent_id, tags=_run_tags(tags))
 
-    def log_to_training_run(self, model_file: Path, metrics: dict[str, float]) -> None:
-        """Add test metrics to the training run that produced exactly this model file."""
+    def note_weights_from_elsewhere(self, configurations: list[str]) -> None:
+        """Say, on this run and its parent, that evaluated weights were trained under other
+        configurations (DVC reused them): their runs hold their training, not this one's."""
+        note = {WEIGHTS_FROM_TAG: ", ".join(configurations) or "no run in this experiment"}
+        self.set_tags(note)
+        self.client.log_batch(self.parent_id, tags=_run_tags(note))
+
+    def log_to_repeat_runs(
+        self, config: str, metrics_by_weights: dict[str, dict[str, float]]
+    ) -> list[str]:
+        """Add test metrics to the repeat runs of configuration `config` that produced exactly
+        these weights (keyed by the weights file's sha256); return the hashes it found none for.
+
+        Only this configuration's runs are written: weights that DVC reused from another
+        configuration (an edit that left the training data unchanged) have no run here, and
+        `configurations_that_trained` names where they came from.
+        """
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{MODEL_HASH_TAG}` = '{file_sha256(model_file)}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+            filter_string=f"tags.`{CONFIG_TAG}` = '{config}' and tags.`{ROLE_TAG}` = 'repeat'",
+            order_by=["attributes.start_time ASC"],
+            max_results=MAX_SEARCH_RESULTS,
         )
-        if not runs:
-            logging.getLogger(__name__).warning(
-                "no training run in this experiment produced %s; its test metrics are on the "
-                "evaluate and parent runs only",
-                model_file,
+        latest = {run.data.tags.get(MODEL_HASH_TAG): run.info.run_id for run in runs}
+        for sha, metrics in metrics_by_weights.items():
+            if sha in latest:
+                _log_metrics_now(self.client, latest[sha], metrics)
+        return [sha for sha in metrics_by_weights if sha not in latest]
+
+    def configurations_that_trained(self, weight_hashes: list[str]) -> list[str]:
+        """The configurations whose repeat runs produced these weights (read, never written)."""
+        found = set()
+        for sha in weight_hashes:
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{MODEL_HASH_TAG}` = '{sha}'",
+                max_results=1,
             )
-            return
-        _log_metrics_now(self.client, runs[0].info.run_id, metrics)
+            found.update(run.data.tags.get(CONFIG_TAG, "unknown") for run in runs)
+        return sorted(found)
 
-    def log_torch_model(self, model: Any, input_example: Any) -> None:
-        """Log as an MLflow model loadable by mlflow.pytorch.load_model and pyfunc.
+    @contextmanager
+    def repeat_run(self, model: str, repeat: int, seed: int) -> Iterator[StageRun]:
+        """The run of one training repeat, nested under this stage's run, closed like it.
 
-        The pt2 export specialises on the example's batch size when it is 1, so the example
-        must hold at least two windows. Requirements are given, not inferred (2-6 s a call).
+        Whatever it buffered reaches the store even when the block fails or is interrupted:
+        the history of a failed repeat is what explains the failure.
+        """
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{model} · repeat {repeat} · seed {seed}",
+            tags={
+                **self.inherited_tags,
+                MLFLOW_PARENT_RUN_ID: self.run_id,
+                ROLE_TAG: "repeat",
+                REPEAT_TAG: str(repeat),
+                SEED_TAG: str(seed),
+            },
+        )
+        nested = StageRun(
+            self.client, run.info.run_id, self.parent_id, self.experiment_id, self.inherited_tags
+        )
+        status = "FAILED"
+        try:
+            nested.log_params({"repeat": repeat, "seed": seed})
+            yield nested
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            try:
+                nested.flush()
+            finally:
+                self.client.set_terminated(nested.run_id, status)
+
+    def log_forecaster(
+        self,
+        name: str,
+        weights: Path,
+        scaler: Path,
+        spec: dict[str, Any],
+        input_example: Any,
+        tags: dict[str, str],
+    ) -> None:
+        """Log a pyfunc model, named after its model entry, that forecasts in raw units.
+
+        Models from code (`forecaster_model.py`) with the weights, scaler and network spec as
+        artifacts: no pickle and no `torch.export`. Requirements are given, not inferred
+        (inference costs 2-6 s a call).
         """
         import mlflow
-        import mlflow.pytorch
+        import mlflow.pyfunc
+        import numpy as np
         import torch
-        from mlflow.models import infer_signature
+        import yaml
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
 
-        if len(input_example) < 2:
-            raise ValueError("the input example needs at least two windows")
-        with torch.no_grad():
-            output = model(torch.from_numpy(input_example)).numpy()
-        with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
-            # nn.RNN keeps its weights in a plain list attribute, which torch.export warns
-            # about; the exported program is correct (the tests load and run it).
-            warnings.filterwarnings("ignore", message="The tensor attributes .* during export")
-            mlflow.pytorch.log_model(
-                model,
-                name="model",
-                input_example=input_example,
-                signature=infer_signature(input_example, output),
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            )
+        from lstm_vs_rnn.checkpoints import (
+            FORECASTER_CODE,
+            SCALER_ARTIFACT,
+            SPEC_ARTIFACT,
+            WEIGHTS_ARTIFACT,
+        )
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype("float64"), (-1, spec["window"]))]),
+            outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]),
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            spec_file = Path(folder) / "spec.json"
+            spec_file.write_text(json.dumps(spec, indent=2, sort_keys=True), encoding="utf-8")
+            with mlflow.start_run(run_id=self.run_id):
+                mlflow.pyfunc.log_model(
+                    name=name,
+                    python_model=str(FORECASTER_CODE),
+                    artifacts={
+                        WEIGHTS_ARTIFACT: str(weights),
+                        SCALER_ARTIFACT: str(scaler),
+                        SPEC_ARTIFACT: str(spec_file),
+                    },
+                    code_paths=[str(FORECASTER_CODE.parent)],
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=[
+                        f"torch=={torch.__version__.split('+')[0]}",
+                        f"numpy=={np.__version__}",
+                        f"pyyaml=={yaml.__version__}",
+                    ],
+                    tags=tags,
+                )
 
 
 @contextmanager
@@ -238,19 +333,18 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
     with store_lock():
         experiment_id = _get_or_create_experiment(client, experiment_name(params))
         parent_id = _get_or_create_parent(client, experiment_id, params)
+    inherited_tags = {
+        **_provenance_tags(),
+        STAGE_TAG: stage,
+        CONFIG_TAG: config_hash(params),
+        MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
+    }
     run = client.create_run(
         experiment_id,
         run_name=stage,
-        tags={
-            **_provenance_tags(),
-            MLFLOW_PARENT_RUN_ID: parent_id,
-            STAGE_TAG: stage,
-            CONFIG_TAG: config_hash(params),
-            ROLE_TAG: "stage",
-            MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
-        },
+        tags={**inherited_tags, MLFLOW_PARENT_RUN_ID: parent_id, ROLE_TAG: "stage"},
     )
-    stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id)
+    stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id, inherited_tags)
     status = "FAILED"
     try:
         stage_run_.log_params(
@@ -270,6 +364,8 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
 def connect() -> MlflowClient:
     """A client for the store, failing fast with one clear line if a server is unreachable."""
     uri = tracking_uri()
+    # Progress bars for local file copies would flood the stage logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if urlsplit(uri).scheme in ("http", "https"):
         for key, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(key, value)
@@ -397,6 +493,12 @@ def _log_metrics_now(client: MlflowClient, run_id: str, metrics: dict[str, float
 
     now = int(time.time() * 1000)
     _log_metrics_batched(client, run_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+
+def _run_tags(tags: dict[str, str]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(key, value) for key, value in tags.items()]
 
 
 def _log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:

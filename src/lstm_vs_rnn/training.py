@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -32,12 +33,12 @@ class TrainingDiverged(UserError):
 
 
 def configure_torch(settings: TrainParams) -> torch.device:
-    """Seed and fix the thread count (LSTM weights differ between 1 and 2 threads).
+    """Fix the thread count (LSTM weights differ between 1 and 2 threads) and pick the device.
 
     The CPU kernels used here are deterministic at a fixed thread count; only CUDA needs
     deterministic algorithms forced, and the switch costs ~0.9 s of imports (torch._dynamo).
+    Seeds are per repeat (see `train_model` and `models.build_model`).
     """
-    torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.num_threads)
     device = resolve_device(settings.device)
     if device.type == "cuda":
@@ -74,16 +75,22 @@ def train_model(
     n_val: int,
     settings: TrainParams,
     device: torch.device,
+    seed: int,
     on_epoch: Callable[[EpochLosses], None] = lambda losses: None,
 ) -> list[EpochLosses]:
-    """Fit on all windows but the last `n_val`, which give the validation loss each epoch."""
+    """Fit on all windows but the last `n_val`, which give the validation loss each epoch.
+
+    The batch order comes from a generator of its own seeded with `seed`, never from torch's
+    global stream: the global stream also draws the initial weights, whose count differs
+    between architectures, so repeat i of an RNN and of an LSTM see the same batches.
+    """
     n_fit = len(windows) - n_val
     fit_windows, fit_targets = windows[:n_fit], targets[:n_fit]
     val_windows, val_targets = windows[n_fit:], targets[n_fit:]
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     loss_fn = nn.MSELoss()
-    order = torch.Generator().manual_seed(settings.seed)
+    order = torch.Generator().manual_seed(seed)
     history = []
     progress = tqdm(
         range(1, settings.epochs + 1), desc="epochs", unit="epoch", disable=not sys.stderr.isatty()
@@ -122,3 +129,18 @@ def _stop_if_diverged(loss: float, epoch: int, settings: TrainParams) -> None:
             f"training diverged at epoch {epoch}: the loss is {loss}; lower "
             f"train.learning_rate (now {settings.learning_rate}) {hint}"
         )
+
+
+def history_frame(repeat: int, seed: int, history: list[EpochLosses]) -> pd.DataFrame:
+    """One repeat's losses per epoch, as rows of the model's loss-history CSV."""
+    frame = pd.DataFrame([vars(epoch) for epoch in history])
+    frame.insert(0, "seed", seed)
+    frame.insert(0, "repeat", repeat)
+    return frame
+
+
+def best_validation_repeat(histories: pd.DataFrame) -> int:
+    """The repeat with the lowest validation loss at any epoch: chosen on validation, never on
+    test, so it is the one to ship (the logged MLflow model) and to draw predictions for."""
+    best = histories.groupby("repeat")["val_loss"].min()
+    return int(best.idxmin())

@@ -1,0 +1,186 @@
+"""reports/claims.md: the reference article's claims about LSTM vs RNN, tested on this run.
+
+Every number in it comes from the per-repeat table of the evaluation; nothing is typed in.
+A claim is *supported* when the 95% interval of the paired LSTM - RNN difference lies wholly on
+the LSTM's side of zero, *not supported* when it lies wholly on the RNN's side, and
+*inconclusive* when it straddles zero.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lstm_vs_rnn.comparison import (
+    NOT_AVAILABLE,
+    Interval,
+    PairedComparison,
+    mean_interval,
+    verdict_from_interval,
+    wilcoxon_p,
+)
+
+# The two entries the article compares.
+LSTM, RNN = "lstm", "rnn"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: lower values of `column` for the LSTM than the RNN would support it."""
+
+    label: str
+    column: str
+    measured_as: str
+
+
+ARTICLE_CLAIMS = (
+    Claim(
+        "(a) the LSTM converges faster",
+        "epochs_to_converge",
+        "epochs until the validation loss is within 5% of its best",
+    ),
+    Claim(
+        "(b) the LSTM reaches a lower training loss",
+        "final_train_loss",
+        "training MSE at the final epoch (scaled data)",
+    ),
+    Claim("(c) the LSTM predicts better", "test_rmse", "test RMSE (original units)"),
+    Claim(
+        "(d) the LSTM's errors are tighter",
+        "test_error_std",
+        "std of the test errors (original units)",
+    ),
+)
+
+
+def claims_report(
+    per_repeat: pd.DataFrame,
+    baselines: dict[str, float],
+    comparisons: list[PairedComparison],
+    seeds: list[int],
+) -> str:
+    """The whole claims.md: the article's claims, the baselines, every pair of models."""
+    lines = [
+        "# The reference article's claims, tested",
+        "",
+        f"{len(seeds)} repeat(s) per model (torch seeds {seeds[0]}-{seeds[-1]}; repeat i of every "
+        "model trains on the same batch order, so models are compared repeat by repeat). "
+        "Intervals are 95% bootstrap (BCa) intervals of the mean over repeats; with fewer than "
+        "about 10 repeats they are rough, with one there are none (n/a).",
+        "",
+        *_article_claims_section(per_repeat),
+        "",
+        *_baselines_section(per_repeat, baselines),
+        "",
+        *_pairs_section(comparisons),
+        "",
+        "Written by the `evaluate` stage from `reports/plots/repeats.csv`; "
+        "every figure above comes from that run.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _article_claims_section(per_repeat: pd.DataFrame) -> list[str]:
+    models = set(per_repeat["model"])
+    if not {LSTM, RNN} <= models:
+        return [
+            "## The article's claims",
+            "",
+            f"The claims compare the model entries `{LSTM}` and `{RNN}`; this configuration "
+            f"has {', '.join(f'`{name}`' for name in sorted(models))}, so none is tested.",
+        ]
+    rows = [
+        "## The article's claims (LSTM - RNN, paired by repeat; negative favours the LSTM)",
+        "",
+        "| claim | measured as | RNN mean | LSTM mean | LSTM - RNN mean [95% CI] "
+        "| Wilcoxon p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for claim in ARTICLE_CLAIMS:
+        rnn, lstm = _column(per_repeat, RNN, claim.column), _column(per_repeat, LSTM, claim.column)
+        differences = lstm - rnn
+        interval = mean_interval(differences)
+        verdict = verdict_from_interval(
+            interval, "supported", "not supported (the RNN is better)", "inconclusive"
+        )
+        difference = _with_interval(differences.mean(), interval, signed=True)
+        rows.append(
+            f"| {claim.label} | {claim.measured_as} | {_number(rnn.mean())} "
+            f"| {_number(lstm.mean())} | {difference} "
+            f"| {_number(wilcoxon_p(differences))} | **{verdict}** |"
+        )
+    return rows
+
+
+def _baselines_section(per_repeat: pd.DataFrame, baselines: dict[str, float]) -> list[str]:
+    """Where each model stands against the baselines, the AR one above all."""
+    persistence, autoregressive = baselines["persistence"], baselines["ar"]
+    rows = [
+        "## Against the baselines (test RMSE, original units)",
+        "",
+        "| forecaster | test RMSE mean [95% CI] | repeats better than persistence "
+        "| repeats better than AR | against the AR baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(per_repeat["model"]):
+        rmse = _column(per_repeat, name, "test_rmse")
+        interval = mean_interval(rmse)
+        standing = verdict_from_interval(
+            None
+            if interval is None
+            else Interval(interval.low - autoregressive, interval.high - autoregressive),
+            "better than AR",
+            "worse than AR",
+            "no difference from AR detected",
+        )
+        rows.append(
+            f"| {name} | {_with_interval(rmse.mean(), interval)} "
+            f"| {int(np.sum(rmse < persistence))} of {len(rmse)} "
+            f"| {int(np.sum(rmse < autoregressive))} of {len(rmse)} | **{standing}** |"
+        )
+    labels = {
+        "ar": "linear AR(window), least squares",
+        "persistence": "persistence (last value)",
+        "noise_floor": "noise floor (the clean signal)",
+    }
+    rows += [f"| {labels[key]} | {_number(value)} | | | |" for key, value in baselines.items()]
+    return rows
+
+
+def _pairs_section(comparisons: list[PairedComparison]) -> list[str]:
+    rows = [
+        "## Every pair of models (test RMSE, first - second, paired by repeat)",
+        "",
+        "| pair | mean difference [95% CI] | Wilcoxon p | first wins | second wins | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for comparison in comparisons:
+        summary = comparison.summary()
+        rows.append(
+            f"| {comparison.first} - {comparison.second} "
+            f"| {_with_interval(comparison.differences.mean(), comparison.interval, signed=True)} "
+            f"| {_number(summary['wilcoxon_p'])} "
+            f"| {summary[f'{comparison.first}_wins']:.0%} "
+            f"| {summary[f'{comparison.second}_wins']:.0%} | **{comparison.verdict}** |"
+        )
+    return rows
+
+
+def _column(per_repeat: pd.DataFrame, model: str, column: str) -> np.ndarray:
+    rows = per_repeat[per_repeat["model"] == model].sort_values("repeat")
+    return rows[column].to_numpy(dtype=np.float64)
+
+
+def _number(value: float | str, signed: bool = False) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def _with_interval(mean: float, interval: Interval | None, signed: bool = False) -> str:
+    if interval is None:
+        return f"{_number(mean, signed)} [{NOT_AVAILABLE}]"
+    return (
+        f"{_number(mean, signed)} [{_number(interval.low, signed)}, "
+        f"{_number(interval.high, signed)}]"
+    )
