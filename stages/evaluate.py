@@ -19,6 +19,7 @@ from lstm_vs_rnn.comparison import paired_comparisons, summarise
 from lstm_vs_rnn.data import read_series
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import (
+    BASELINE_LABELS,
     autoregressive_forecast,
     forecast_metrics,
     persistence_forecast,
@@ -185,7 +186,8 @@ def write_reports(evaluation: Evaluation, metrics: dict[str, object]) -> None:
         ),
     )
     rmse = {name: evaluation.column(name, "test_rmse") for name in evaluation.params.models}
-    save_figure(repeats_figure(rmse, baseline_rmse), PATHS.figure("repeats"))
+    labelled = {BASELINE_LABELS[name]: value for name, value in baseline_rmse.items()}
+    save_figure(repeats_figure(rmse, labelled), PATHS.figure("repeats"))
     save_figure(
         paired_differences_figure(evaluation.comparisons), PATHS.figure("paired_differences")
     )

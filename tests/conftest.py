@@ -38,6 +38,7 @@ TINY_PARAMS = {
     "data.window": 10,
     "train.epochs": 3,
     "train.batch_size": 32,
+    "train.repeats": 3,
     "models.rnn.hidden_size": 8,
     "models.lstm.hidden_size": 8,
 }

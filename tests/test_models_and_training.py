@@ -3,10 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from lstm_vs_rnn.checkpoints import load_model, save_weights
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.evaluation import forecast_metrics, persistence_forecast
+from lstm_vs_rnn.evaluation import (
+    autoregressive_forecast,
+    epochs_to_converge,
+    forecast_metrics,
+    persistence_forecast,
+)
 from lstm_vs_rnn.models import build_model, count_parameters
 from lstm_vs_rnn.params import MODEL_ARCHITECTURES, ModelParams, TrainParams
 from lstm_vs_rnn.training import TrainingDiverged, configure_torch, predict, train_model
@@ -21,6 +27,7 @@ SETTINGS = TrainParams(
     device="cpu",
     num_threads=1,
     grad_clip_norm=None,
+    repeats=1,
 )
 
 
@@ -47,7 +54,7 @@ def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
     device = configure_torch(SETTINGS)
     windows, targets = sine_windows()
     model = build_model(name, ModelParams(hidden_size=16, num_layers=1))
-    history = train_model(model, windows, targets, 30, SETTINGS, device)
+    history = train_model(model, windows, targets, 30, SETTINGS, device, seed=1)
     assert [epoch.epoch for epoch in history] == list(range(1, 9))
     assert history[-1].train_loss < history[0].train_loss / 2
     assert history[-1].val_loss < history[0].val_loss
@@ -56,13 +63,55 @@ def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
 def test_training_is_deterministic() -> None:
     def weights() -> list[torch.Tensor]:
         device = configure_torch(SETTINGS)
-        model = build_model("lstm", ModelParams(hidden_size=8, num_layers=1))
+        model = build_model("lstm", ModelParams(hidden_size=8, num_layers=1), seed=1)
         windows, targets = sine_windows()
-        train_model(model, windows, targets, 30, SETTINGS, device)
+        train_model(model, windows, targets, 30, SETTINGS, device, seed=1)
         return [p.detach().clone() for p in model.parameters()]
 
     for first, second in zip(weights(), weights(), strict=True):
         assert torch.equal(first, second)
+
+
+class BatchRecorder(nn.Module):
+    """A stand-in network that remembers which windows each batch held (their first value is
+    the window's index) and draws `init_draws` numbers from torch's global stream when built,
+    as an architecture with that many weights would."""
+
+    def __init__(self, init_draws: int) -> None:
+        super().__init__()
+        torch.rand(init_draws)
+        self.scale = nn.Parameter(torch.ones(1))
+        self.batches: list[list[int]] = []
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.batches.append(windows[:, 0, 0].long().tolist())
+        return windows[:, -1, :] * self.scale
+
+
+def batch_order(init_draws: int, seed: int) -> list[list[int]]:
+    windows = torch.arange(60, dtype=torch.float32).unsqueeze(-1).repeat(1, 4)
+    model = BatchRecorder(init_draws)
+    settings = TrainParams(**{**vars(SETTINGS), "epochs": 2})
+    train_model(model, windows, torch.zeros(60), 10, settings, torch.device("cpu"), seed=seed)
+    return model.batches
+
+
+def test_a_repeat_gives_every_model_the_same_batches_and_each_repeat_its_own() -> None:
+    """Pairing: within a repeat only the architecture and its initial weights differ."""
+    small, large = batch_order(init_draws=3, seed=42), batch_order(init_draws=10_651, seed=42)
+    assert small == large
+    first_epoch = [row for batch in small[:4] for row in batch]  # 50 fit windows, batches of 16
+    assert sorted(first_epoch) == list(range(50))
+    assert batch_order(init_draws=3, seed=43) != small
+
+
+def test_the_seed_decides_the_initial_weights() -> None:
+    def weights(seed: int) -> list[torch.Tensor]:
+        return list(build_model("rnn", ModelParams(4, 1), seed=seed).parameters())
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(7), weights(7), strict=True))
+    assert not torch.equal(weights(7)[0], weights(8)[0])
 
 
 def test_divergence_stops_with_the_epoch_and_a_fix() -> None:
@@ -74,7 +123,7 @@ def test_divergence_stops_with_the_epoch_and_a_fix() -> None:
         for parameter in model.parameters():
             parameter.mul_(1e20)
     with pytest.raises(TrainingDiverged, match=r"epoch 1.*learning_rate.*grad_clip_norm"):
-        train_model(model, windows, targets, 30, settings, device)
+        train_model(model, windows, targets, 30, settings, device, seed=1)
 
 
 def test_prediction_in_batches_equals_one_pass() -> None:
@@ -112,3 +161,26 @@ def test_metrics_against_hand_computed_values() -> None:
 def test_persistence_repeats_the_previous_value() -> None:
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     assert persistence_forecast(values, 2).tolist() == [3.0, 4.0]
+
+
+def test_error_spread_is_the_sample_std_of_the_errors() -> None:
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    predicted = np.array([1.0, 3.0, 2.0, 4.0])  # errors 0, 1, -1, 0: mean 0, SS 2, n - 1 = 3
+    metrics = forecast_metrics(actual, predicted, actual)
+    assert metrics["test_error_std"] == pytest.approx(np.sqrt(2 / 3))
+
+
+def test_the_ar_baseline_recovers_a_noiseless_linear_recursion() -> None:
+    """y_t = 0.5 + 0.9 y_{t-1} - 0.2 y_{t-2}: least squares on the windows finds it exactly."""
+    values = [1.0, 2.0]
+    for _ in range(60):
+        values.append(0.5 + 0.9 * values[-1] - 0.2 * values[-2])
+    series = np.array(values)
+    train, test = series[:40], series[40:]
+    forecast = autoregressive_forecast(train, np.concatenate([train[-2:], test]), window=2)
+    np.testing.assert_allclose(forecast, test, rtol=1e-9)
+
+
+def test_convergence_is_the_first_epoch_within_five_percent_of_the_best() -> None:
+    assert epochs_to_converge(np.array([4.0, 2.0, 1.04, 1.2, 1.0])) == 3
+    assert epochs_to_converge(np.array([1.0, 2.0])) == 1

@@ -19,6 +19,7 @@ from lstm_vs_rnn.comparison import (
     verdict_from_interval,
     wilcoxon_p,
 )
+from lstm_vs_rnn.evaluation import BASELINE_LABELS
 
 # The two entries the article compares.
 LSTM, RNN = "lstm", "rnn"
@@ -63,7 +64,7 @@ def claims_report(
     lines = [
         "# The reference article's claims, tested",
         "",
-        f"{len(seeds)} repeat(s) per model (torch seeds {seeds[0]}-{seeds[-1]}; repeat i of every "
+        f"{len(seeds)} repeat(s) per model (torch {_seed_range(seeds)}; repeat i of every "
         "model trains on the same batch order, so models are compared repeat by repeat). "
         "Intervals are 95% bootstrap (BCa) intervals of the mean over repeats; with fewer than "
         "about 10 repeats they are rough, with one there are none (n/a).",
@@ -138,12 +139,9 @@ def _baselines_section(per_repeat: pd.DataFrame, baselines: dict[str, float]) ->
             f"| {int(np.sum(rmse < persistence))} of {len(rmse)} "
             f"| {int(np.sum(rmse < autoregressive))} of {len(rmse)} | **{standing}** |"
         )
-    labels = {
-        "ar": "linear AR(window), least squares",
-        "persistence": "persistence (last value)",
-        "noise_floor": "noise floor (the clean signal)",
-    }
-    rows += [f"| {labels[key]} | {_number(value)} | | | |" for key, value in baselines.items()]
+    rows += [
+        f"| {BASELINE_LABELS[key]} | {_number(value)} | | | |" for key, value in baselines.items()
+    ]
     return rows
 
 
@@ -184,3 +182,7 @@ def _with_interval(mean: float, interval: Interval | None, signed: bool = False)
         f"{_number(mean, signed)} [{_number(interval.low, signed)}, "
         f"{_number(interval.high, signed)}]"
     )
+
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"

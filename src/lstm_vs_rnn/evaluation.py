@@ -9,6 +9,12 @@ from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_err
 # Claim (a) of the reference article: the epoch at which the validation loss first comes within
 # this fraction of its best is when a model has converged.
 CONVERGED_WITHIN = 0.05
+# How reports and figures name the baselines (keys of metrics.json).
+BASELINE_LABELS = {
+    "persistence": "persistence (last value)",
+    "ar": "linear AR(window), least squares",
+    "noise_floor": "noise floor (the clean signal)",
+}
 
 
 def forecast_metrics(

@@ -50,6 +50,8 @@ COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "git.dirty"
 MODEL_HASH_TAG = "model.sha256"
 REPEAT_TAG = "repeat"
+# Each model's headline on its configuration's parent run: the mean test RMSE over repeats.
+HEADLINE_METRIC = "test_rmse.mean"
 WEIGHTS_FROM_TAG = "weights_trained_under"
 SEED_TAG = "seed"
 # The files `git.dirty` compares with the commit: the pipeline's code, definition and params.
@@ -528,6 +530,6 @@ def stages_missing_from_store(params: Params) -> list[str]:
     if not parent_id:
         return pipeline_stages(params)
     parent_metrics = client.get_run(parent_id).data.metrics
-    if all(f"{name}.test_rmse" in parent_metrics for name in params.models):
+    if all(f"{name}.{HEADLINE_METRIC}" in parent_metrics for name in params.models):
         return []
     return ["evaluate"]

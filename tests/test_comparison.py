@@ -1,0 +1,146 @@
+"""The statistics over repeats and the claims report, against SciPy directly and by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lstm_vs_rnn.claims import claims_report
+from lstm_vs_rnn.comparison import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    NOT_AVAILABLE,
+    mean_interval,
+    model_pairs,
+    paired_comparisons,
+    summarise,
+    wilcoxon_p,
+)
+
+RMSE = np.array([0.61, 0.55, 0.97, 0.56, 0.58, 0.54, 0.57, 0.60, 0.55, 0.59])
+
+
+def test_summary_against_numpy_and_scipy() -> None:
+    summary = summarise(RMSE)
+    assert summary["mean"] == pytest.approx(RMSE.mean())
+    assert summary["median"] == pytest.approx(0.575)
+    assert summary["std"] == pytest.approx(np.std(RMSE, ddof=1))  # the sample std
+    assert (summary["min"], summary["max"]) == (0.54, 0.97)
+    expected = stats.bootstrap(
+        (RMSE,),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="BCa",
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    assert (summary["ci95_low"], summary["ci95_high"]) == (expected.low, expected.high)
+    assert summary["ci95_low"] < RMSE.mean() < summary["ci95_high"]
+
+
+def test_the_interval_is_the_same_on_every_run() -> None:
+    assert mean_interval(RMSE) == mean_interval(RMSE.copy())
+
+
+def test_one_repeat_degrades_to_not_available() -> None:
+    summary = summarise(np.array([0.5]))
+    assert summary["mean"] == summary["median"] == summary["min"] == summary["max"] == 0.5
+    assert summary["std"] == summary["ci95_low"] == summary["ci95_high"] == NOT_AVAILABLE
+    (comparison,) = paired_comparisons({"rnn": np.array([0.6]), "lstm": np.array([0.5])})
+    summary = comparison.summary()
+    assert summary["rmse_diff"]["ci95_low"] == NOT_AVAILABLE
+    assert summary["wilcoxon_p"] == NOT_AVAILABLE
+    assert summary["verdict"].startswith(NOT_AVAILABLE)
+    assert summary["lstm_wins"] == 1.0
+
+
+def test_identical_values_have_a_point_interval() -> None:
+    interval = mean_interval(np.array([2.0, 2.0, 2.0]))
+    assert (interval.low, interval.high) == (2.0, 2.0)
+
+
+def test_wilcoxon_against_the_exact_distribution() -> None:
+    """Five negative differences: 1 of the 2^5 sign patterns is as extreme on each side."""
+    assert wilcoxon_p(np.array([-1.0, -2.0, -3.0, -4.0, -5.0])) == pytest.approx(2 / 32)
+    assert wilcoxon_p(np.zeros(4)) == NOT_AVAILABLE
+
+
+def test_pairs_cover_every_pair_once_later_against_earlier() -> None:
+    assert model_pairs(["rnn", "lstm"]) == [("lstm", "rnn")]
+    assert model_pairs(["rnn", "lstm", "gru"]) == [("lstm", "rnn"), ("gru", "rnn"), ("gru", "lstm")]
+
+
+def test_paired_comparison_by_hand() -> None:
+    rnn = np.array([0.60, 0.70, 0.65, 0.62, 0.90, 0.61])
+    lstm = rnn - np.array([0.05, 0.06, 0.04, 0.05, 0.30, -0.01])
+    (comparison,) = paired_comparisons({"rnn": rnn, "lstm": lstm})
+    summary = comparison.summary()
+    assert comparison.key == "lstm_vs_rnn"
+    np.testing.assert_allclose(comparison.differences, lstm - rnn)
+    assert summary["rmse_diff"]["mean"] == pytest.approx(-0.49 / 6)
+    assert summary["lstm_wins"] == pytest.approx(5 / 6)
+    assert summary["rnn_wins"] == pytest.approx(1 / 6)
+    assert summary["wilcoxon_p"] == pytest.approx(stats.wilcoxon(lstm - rnn).pvalue)
+    assert summary["rmse_diff"]["ci95_high"] < 0
+    assert summary["verdict"] == "lstm better"
+
+
+def test_overlapping_models_give_no_difference_detected() -> None:
+    rng = np.random.default_rng(0)
+    rnn = rng.normal(0.6, 0.02, 10)
+    (comparison,) = paired_comparisons({"rnn": rnn, "lstm": rnn + rng.normal(0, 0.02, 10)})
+    interval = comparison.interval
+    assert interval.low < 0 < interval.high
+    assert comparison.verdict == "no difference detected"
+
+
+def per_repeat_table(rnn: dict[str, list[float]], lstm: dict[str, list[float]]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"model": name, "repeat": range(len(values["test_rmse"])), **values})
+        for name, values in (("rnn", rnn), ("lstm", lstm))
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
+    rnn = {
+        "test_rmse": [0.60, 0.62, 0.61, 0.63, 0.60],
+        "test_error_std": [0.50, 0.50, 0.52, 0.51, 0.50],
+        "final_train_loss": [0.010, 0.011, 0.012, 0.010, 0.011],
+        "epochs_to_converge": [10, 12, 11, 10, 13],
+    }
+    lstm = {
+        "test_rmse": [0.55, 0.56, 0.55, 0.57, 0.54],  # better in every repeat
+        "test_error_std": [0.51, 0.49, 0.53, 0.50, 0.50],  # mixed
+        "final_train_loss": [0.020, 0.021, 0.022, 0.020, 0.021],  # worse in every repeat
+        "epochs_to_converge": [10, 12, 11, 10, 13],  # identical
+    }
+    comparisons = paired_comparisons(
+        {"rnn": np.array(rnn["test_rmse"]), "lstm": np.array(lstm["test_rmse"])}
+    )
+    report = claims_report(
+        per_repeat_table(rnn, lstm),
+        {"persistence": 0.70, "ar": 0.58, "noise_floor": 0.48},
+        comparisons,
+        [42, 43, 44, 45, 46],
+    )
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines() if "| (" in line}
+    assert rows["(a) the LSTM converges faster"].endswith("**inconclusive** |")
+    assert (
+        "**not supported (the RNN is better)**"
+        in rows["(b) the LSTM reaches a lower training loss"]
+    )
+    assert "**supported**" in rows["(c) the LSTM predicts better"]
+    assert "| 0.612 | 0.554 | -0.058 [" in rows["(c) the LSTM predicts better"]
+    assert rows["(d) the LSTM's errors are tighter"].endswith("**inconclusive** |")
+    assert "| lstm | 0.554 [" in report and "5 of 5 | 5 of 5 | **better than AR** |" in report
+    assert "| rnn | 0.612 [" in report and "5 of 5 | 0 of 5 | **worse than AR** |" in report
+    assert "| lstm - rnn | -0.058 [" in report and "**lstm better**" in report
+    assert "seeds 42-46" in report
+
+
+def test_claims_need_both_article_models() -> None:
+    table = per_repeat_table({"test_rmse": [0.6, 0.7]}, {"test_rmse": [0.5, 0.6]}).replace(
+        {"model": {"lstm": "gru"}}
+    )
+    report = claims_report(table, {"persistence": 0.7, "ar": 0.6}, [], [1, 2])
+    assert "none is tested" in report
