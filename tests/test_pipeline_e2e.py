@@ -7,8 +7,10 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tests.conftest import PipelineRepo, clean_env, make_pipeline_repo
 
@@ -57,8 +59,16 @@ def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> No
     assert "·" in parent.info.run_name  # a readable description, not a hex id
     assert parent.data.params["models.lstm.hidden_size"] == "8"
     assert parent.data.params["train.epochs"] == "3"
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
     for model in ("rnn", "lstm"):
-        assert 0 < parent.data.metrics[f"{model}.test_rmse"] < 2
+        for statistic in ("mean", "ci95_low", "ci95_high"):
+            key = f"{model}.test_rmse.{statistic}"
+            assert parent.data.metrics[key] == metrics[model]["test_rmse"][statistic]
+    for statistic in ("mean", "ci95_low", "ci95_high"):
+        key = f"lstm_vs_rnn.rmse_diff.{statistic}"
+        assert parent.data.metrics[key] == metrics["lstm_vs_rnn"]["rmse_diff"][statistic]
+    assert parent.data.tags["lstm_vs_rnn.verdict"] == metrics["lstm_vs_rnn"]["verdict"]
+    assert parent.data.metrics["ar.test_rmse"] == metrics["ar"]["test_rmse"]
     runs = children(client, parent.info.run_id)
     assert sorted(runs) == sorted(STAGES)
     for stage, run in runs.items():
@@ -68,37 +78,88 @@ def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> No
         assert "duration_s" in run.data.metrics
 
 
-def test_training_runs_hold_loss_curves_figures_test_metrics_and_a_model(
+def test_training_runs_hold_every_repeat_figures_and_a_model_in_raw_units(
     repo: PipelineRepo,
 ) -> None:
     client = MlflowClient(repo.tracking_uri)
     runs = children(client, parents(client)[0].info.run_id)
+    experiment_id = runs["evaluate"].info.experiment_id
+    per_repeat = pd.read_csv(repo.root / "reports" / "plots" / "repeats.csv")
     for model in ("rnn", "lstm"):
         run = runs[f"train@{model}"]
         assert run.data.params["models." + model + ".hidden_size"] == "8"
         assert "data.n_points" not in run.data.params  # only what the stage uses
-        for curve in ("train_loss", "val_loss"):
-            history = client.get_metric_history(run.info.run_id, curve)
-            assert [point.step for point in history] == [1, 2, 3]
-        assert run.data.metrics["test_rmse"] > 0  # written back by evaluate
+        repeats = client.search_runs(
+            [experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+        )
+        by_repeat = {int(r.data.params["repeat"]): r for r in repeats}
+        assert sorted(by_repeat) == [0, 1, 2]
+        for repeat, repeat_run in by_repeat.items():
+            assert repeat_run.info.status == "FINISHED"
+            assert repeat_run.data.params["seed"] == str(42 + repeat)
+            for curve in ("train_loss", "val_loss"):
+                history = client.get_metric_history(repeat_run.info.run_id, curve)
+                assert [point.step for point in history] == [1, 2, 3]
+            expected = per_repeat[(per_repeat.model == model) & (per_repeat.repeat == repeat)]
+            assert repeat_run.data.metrics["test_rmse"] == expected["test_rmse"].item()
         figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
         assert figures == [f"figures/loss_{model}.png"]
-    mlflow.set_tracking_uri(repo.tracking_uri)
-    model_uri = f"runs:/{runs['train@lstm'].info.run_id}/model"
-    loaded = mlflow.pyfunc.load_model(model_uri)
-    assert loaded.predict(np.zeros((7, 10, 1), dtype=np.float32)).shape == (7, 1)
     evaluate_figures = {
         a.path for a in client.list_artifacts(runs["evaluate"].info.run_id, "figures")
     }
     assert evaluate_figures == {
-        f"figures/{name}.png" for name in ("losses", "predictions", "errors", "scatter")
+        f"figures/{name}.png"
+        for name in ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
     }
+    claims = client.list_artifacts(runs["evaluate"].info.run_id, "claims")
+    assert [a.path for a in claims] == ["claims/claims.md"]
+
+
+def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
+    repo: PipelineRepo,
+) -> None:
+    """The best-validation repeat, logged as `lstm`, takes raw values and returns raw values."""
+    client = MlflowClient(repo.tracking_uri)
+    run = children(client, parents(client)[0].info.run_id)["train@lstm"]
+    mlflow.set_tracking_uri(repo.tracking_uri)
+    (logged,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    assert logged.name == "lstm"
+    assert logged.tags["repeat"] == run.data.tags["logged_model.repeat"]
+    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")["y"].to_numpy()
+    table = pd.read_csv(repo.root / "reports" / "plots" / "predictions" / "lstm.csv")
+    windows = sliding_window_view(series[:-1], 10)[-len(table) :]
+    forecast = mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(windows)
+    np.testing.assert_allclose(forecast, table["predicted"].to_numpy(), rtol=1e-6)
 
 
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"rnn", "lstm", "persistence", "noise_floor"}
-    assert set(metrics["lstm"]) == {"test_rmse", "test_mae", "test_r2", "test_mase"}
+    assert set(metrics) == {"rnn", "lstm", "lstm_vs_rnn", "persistence", "ar", "noise_floor"}
+    assert set(metrics["lstm"]) == {"test_rmse", "test_mae", "test_mase", "failures"}
+    assert set(metrics["lstm"]["test_rmse"]) == {
+        "mean",
+        "median",
+        "std",
+        "min",
+        "max",
+        "ci95_low",
+        "ci95_high",
+    }
+    assert metrics["lstm_vs_rnn"]["verdict"] in {
+        "lstm better",
+        "rnn better",
+        "no difference detected",
+    }
+    per_repeat = pd.read_csv(repo.root / "reports" / "plots" / "repeats.csv")
+    assert len(per_repeat) == 6  # 3 repeats of 2 models
+    lstm_rmse = per_repeat[per_repeat.model == "lstm"]["test_rmse"]
+    assert metrics["lstm"]["test_rmse"]["mean"] == pytest.approx(lstm_rmse.mean(), rel=1e-12)
+    claims = (repo.root / "reports" / "claims.md").read_text()
+    assert "(c) the LSTM predicts better" in claims and "3 repeat(s)" in claims
     for name in (
         "series",
         "scaling",
@@ -108,6 +169,8 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "predictions",
         "errors",
         "scatter",
+        "repeats",
+        "paired_differences",
     ):
         assert (repo.root / "reports" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert json.loads((repo.root / "data/processed/scaler.json").read_text()).keys() == {
@@ -125,14 +188,14 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     repo.edit_params({"models.lstm.hidden_size": 12})
     assert stages_run(repo.dvc("repro").stdout) == ["train@lstm", "evaluate"]
     assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
-    assert "lstm.test_rmse" in repo.dvc("metrics", "diff").stdout
+    assert "lstm.test_rmse.mean" in repo.dvc("metrics", "diff").stdout
     client = MlflowClient(repo.tracking_uri)
     assert len(parents(client)) == 2
     edited = parent_with(client, "models.lstm.hidden_size", "12")
     assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm"]
     for run in children(client, edited.info.run_id).values():
         assert run.data.tags["git.dirty"] == "true"  # params.yaml differs from the commit
-    assert {"rnn.test_rmse", "lstm.test_rmse"} <= set(edited.data.metrics)
+    assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(edited.data.metrics)
     completion = repo.run(
         "python", "-m", "lstm_vs_rnn.complete_tracking", env={"PYTHONPATH": "src"}
     )
@@ -158,6 +221,6 @@ def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_
     client = MlflowClient(clone.tracking_uri)
     (parent,) = parents(client)
     assert sorted(children(client, parent.info.run_id)) == sorted(STAGES)
-    assert {"rnn.test_rmse", "lstm.test_rmse"} <= set(parent.data.metrics)
+    assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(parent.data.metrics)
     again = clone.run("python", "-m", "lstm_vs_rnn.complete_tracking", env={"PYTHONPATH": "src"})
     assert stages_run(again.stdout) == []

@@ -1,0 +1,71 @@
+"""The logged MLflow model, through a real SQLite store: raw windows in, raw forecasts out."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lstm_vs_rnn.checkpoints import save_weights
+from lstm_vs_rnn.files import write_text
+from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.params import ModelParams, load_params
+from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.scaling import MinMaxScaling
+from lstm_vs_rnn.tracking import stage_run
+from lstm_vs_rnn.training import configure_torch, predict, train_model
+from lstm_vs_rnn.windows import make_windows
+
+WINDOW = 10
+
+
+def test_the_logged_model_forecasts_in_the_series_own_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "forecaster-model-test")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    series = 25 + 3 * np.sin(np.arange(400) * 0.2)  # far from the [0, 1] the network sees
+    scaler = MinMaxScaling.fit(series[:300])
+    scaler_file = tmp_path / "scaler.json"
+    write_text(scaler_file, scaler.to_json())
+    params = load_params(PATHS.params)
+    scaled = torch.from_numpy(scaler.transform(series[:300]).astype(np.float32))
+    windows, targets = make_windows(scaled, WINDOW)
+    model = build_model("lstm", ModelParams(8, 1), seed=3)
+    device = configure_torch(params.train)
+    train_model(model, windows, targets, 20, params.train, device, seed=3)
+    weights = tmp_path / "repeat_003.pt"
+    save_weights(model.eval(), weights)
+    raw_windows = sliding_window_view(series[:-1], WINDOW)
+
+    with stage_run("train@lstm", params, param_prefixes=("train.",)) as run:
+        run.log_forecaster(
+            "lstm",
+            weights=weights,
+            scaler=scaler_file,
+            spec={"architecture": "lstm", "hidden_size": 8, "num_layers": 1, "window": WINDOW},
+            input_example=raw_windows[:2],
+            tags={"repeat": "3", "seed": "3"},
+        )
+        run_id, experiment_id = run.run_id, run.experiment_id
+
+    (logged,) = mlflow.search_logged_models(
+        experiment_ids=[experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+        output_format="list",
+    )
+    assert logged.name == "lstm"
+    assert logged.tags["repeat"] == "3"
+    loaded = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
+    assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, WINDOW)
+    forecast = loaded.predict(raw_windows)
+    own = predict(model, torch.from_numpy(scaler.transform(raw_windows).astype(np.float32)), device)
+    expected = scaler.inverse_transform(own.numpy().astype(np.float64))
+    np.testing.assert_allclose(forecast, expected, rtol=1e-12)
+    assert forecast.shape == (len(raw_windows),)
+    assert forecast.min() > 20 and forecast.max() < 30  # the series' units, not [0, 1]
+    with pytest.raises(Exception, match=r"does not match expected shape \(-1, 10\)"):
+        loaded.predict(raw_windows[:, :5])
