@@ -10,6 +10,7 @@ Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import torch
 from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.files import read_array, write_csv
+from lstm_vs_rnn.files import atomic_directory, read_array, write_csv
 from lstm_vs_rnn.models import build_model, count_parameters
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
@@ -50,8 +51,9 @@ def train_repeat(
     windows: torch.Tensor,
     targets: torch.Tensor,
     device: torch.device,
+    folder: Path,
 ) -> pd.DataFrame:
-    """Train, save and log one repeat; return its loss history."""
+    """Train one repeat, save its weights into `folder` and log it; return its loss history."""
     n_val = validation_windows(len(windows), params.train.val_fraction)
     with run.repeat_run(name, repeat, seed) as repeat_run:
         model = build_model(name, params.models[name], seed)
@@ -71,7 +73,7 @@ def train_repeat(
             )
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{name}, repeat {repeat} (seed {seed}): {error}") from None
-        weights = PATHS.model_weights(name, repeat)
+        weights = folder / PATHS.model_weights(name, repeat).name
         save_weights(model.cpu().eval(), weights)
         repeat_run.set_tags({MODEL_HASH_TAG: file_sha256(weights)})
         repeat_run.log_metrics(
@@ -121,13 +123,14 @@ def main() -> None:
     prefixes = ("data.window", "train.", f"models.{name}.")
     with stage_run(f"train@{name}", params, param_prefixes=prefixes) as run:
         started = time.monotonic()
-        histories = pd.concat(
-            [
-                train_repeat(run, name, params, repeat, seed, windows, targets, device)
-                for repeat, seed in enumerate(params.repeat_seeds())
-            ],
-            ignore_index=True,
-        )
+        with atomic_directory(PATHS.model_dir(name)) as folder:
+            histories = pd.concat(
+                [
+                    train_repeat(run, name, params, repeat, seed, windows, targets, device, folder)
+                    for repeat, seed in enumerate(params.repeat_seeds())
+                ],
+                ignore_index=True,
+            )
         seconds = time.monotonic() - started
         write_csv(PATHS.loss_history(name), histories)
         save_figure(loss_figure({name: histories}), PATHS.figure(f"loss_{name}"))

@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import PipelineRepo, make_pipeline_repo
 
 from lstm_vs_rnn.checkpoints import save_weights
+from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.models import build_model
 from lstm_vs_rnn.params import ModelParams
 
@@ -338,31 +340,47 @@ CORRUPT_INPUTS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
     (
         "model-from-other-architecture",
         "evaluate",
-        "models/lstm/model.pt",
+        "models/lstm/repeat_001.pt",
         lambda old: weights_bytes("rnn", 8),
         "do not fit the 'lstm' model",
     ),
     (
         "model-with-other-hidden-size",
         "evaluate",
-        "models/lstm/model.pt",
+        "models/lstm/repeat_001.pt",
         lambda old: weights_bytes("lstm", 16),
         "hidden_size=8",
     ),
-    ("model-empty", "evaluate", "models/lstm/model.pt", lambda old: b"", "not a model state_dict"),
+    (
+        "model-empty",
+        "evaluate",
+        "models/lstm/repeat_001.pt",
+        lambda old: b"",
+        "not a model state_dict",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def with_models(prepared: PipelineRepo) -> PipelineRepo:
-    """Real weight files for both models (as train@<model> saves them) so evaluate can start."""
+    """Real weight files and loss histories of every repeat of both models (as train@<model>
+    writes them) so evaluate can start."""
+    repeats = prepared.params()["train"]["repeats"]
     for name in ("rnn", "lstm"):
-        path = prepared.root / "models" / name / "model.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(
-            build_model(name, ModelParams(hidden_size=8, num_layers=1)),
-            path,
+        for repeat in range(repeats):
+            path = prepared.root / "models" / name / f"repeat_{repeat:03d}.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_weights(build_model(name, ModelParams(hidden_size=8, num_layers=1)), path)
+        history = pd.DataFrame(
+            {
+                "repeat": range(repeats),
+                "seed": range(42, 42 + repeats),
+                "epoch": 1,
+                "train_loss": 0.1,
+                "val_loss": 0.1,
+            }
         )
+        write_csv(prepared.root / "reports" / "plots" / "losses" / f"{name}.csv", history)
     return prepared
 
 

@@ -5,6 +5,7 @@ sent to them, and the tracking server is a real `mlflow server` on 127.0.0.1 tha
 starts, stops and restarts.
 """
 
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -48,9 +49,20 @@ def runs_named(root: Path, name: str) -> list[str]:
         return [status for (status,) in rows]
 
 
+def loss_points_of_latest(root: Path, name: str) -> int:
+    """How many `train_loss` points the newest run called `name` holds in the store."""
+    with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as connection:
+        (count,) = connection.execute(
+            "select count(*) from metrics where key = 'train_loss' and run_uuid = "
+            "(select run_uuid from runs where name = ? order by start_time desc limit 1)",
+            (name,),
+        ).fetchone()
+        return count
+
+
 def no_model_files(root: Path, name: str) -> list[Path]:
-    """The weights, the loss history and any leftover temporary file of train@<name>."""
-    folders = [root / "models" / name, root / "reports" / "plots" / "losses"]
+    """The weights folder, the loss history and any leftover temporary file of train@<name>."""
+    folders = [root / "models", root / "reports" / "plots" / "losses"]
     found = [path for folder in folders if folder.exists() for path in folder.iterdir()]
     return [path for path in found if name in path.name]
 
@@ -86,10 +98,11 @@ def test_divergence_stops_at_the_epoch_fails_the_run_and_writes_no_model(
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1
     assert lines == [
-        "error: training diverged at epoch 1: the loss is inf; lower train.learning_rate "
-        "(now 10.0) or set train.grad_clip_norm (e.g. 1.0)"
+        "error: lstm, repeat 0 (seed 42): training diverged at epoch 1: the loss is inf; "
+        "lower train.learning_rate (now 10.0) or set train.grad_clip_norm (e.g. 1.0)"
     ], result.stderr
     assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
+    assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "FAILED"
     assert no_model_files(repo.root, "lstm") == []
 
 
@@ -104,7 +117,7 @@ def test_a_crash_that_is_not_a_user_error_still_ends_the_run_failed(
         result = repo.stage("train@rnn", check=False)
     finally:
         blocker.unlink()
-        (repo.root / "models" / "rnn" / "model.pt").unlink(missing_ok=True)
+        shutil.rmtree(repo.root / "models" / "rnn", ignore_errors=True)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "FileExistsError" in result.stderr
     assert runs_named(repo.root, "train@rnn")[-1] == "FAILED"
@@ -141,6 +154,8 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
     )
     assert "Traceback" not in stderr
     assert runs_named(repo.root, "train@lstm")[-1] == "KILLED"
+    assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "KILLED"
+    assert loss_points_of_latest(repo.root, "lstm · repeat 0 · seed 42") > 0  # flushed
     assert no_model_files(repo.root, "lstm") == []
 
 
@@ -170,7 +185,7 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
     from mlflow.tracking import MlflowClient
 
     epochs = 300
-    repo.edit_params({"train.epochs": epochs})
+    repo.edit_params({"train.epochs": epochs, "train.repeats": 1})
     server = MlflowServer(tmp_path / "server")
     server.start()
     stage = None
@@ -202,10 +217,13 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
 
         run = _training_run(client)
         assert run is not None and run.info.status == "FINISHED"
+        repeat = _training_run(client, role="repeat")
+        assert repeat.info.status == "FINISHED"
         for key in ("train_loss", "val_loss"):
-            history = client.get_metric_history(run.info.run_id, key)
+            history = client.get_metric_history(repeat.info.run_id, key)
             assert sorted(metric.step for metric in history) == list(range(1, epochs + 1)), key
-        for key in ("final_val_loss", "best_val_loss", "n_parameters", "duration_s"):
+        assert {"final_val_loss", "best_val_loss"} <= set(repeat.data.metrics)
+        for key in ("best_val_loss_median", "n_parameters", "duration_s"):
             assert key in run.data.metrics
         assert run.data.params["train.epochs"] == str(epochs)
         assert "figures" in {item.path for item in client.list_artifacts(run.info.run_id)}
@@ -213,21 +231,23 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
             [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
         )
         assert len(models) == 1 and models[0].status == "READY"
-        assert (repo.root / "models" / "lstm" / "model.pt").exists()
+        assert (repo.root / "models" / "lstm" / "repeat_000.pt").exists()
     finally:
         if stage is not None and stage.poll() is None:
             stage.kill()
             stage.wait()
         server.stop()
         for path in no_model_files(repo.root, "lstm"):
-            path.unlink()
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _training_run(client):
+def _training_run(client, role: str = "stage"):
+    """The train@lstm stage run, or (role="repeat") its first repeat's run."""
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return None
     runs = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.`dvc.stage` = 'train@lstm'"
+        [experiment.experiment_id],
+        filter_string=f"tags.`dvc.stage` = 'train@lstm' and tags.`pipeline.role` = '{role}'",
     )
     return runs[0] if runs else None

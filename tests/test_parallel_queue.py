@@ -83,7 +83,7 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
         assert lstm.data.params["models.lstm.hidden_size"] == str(
             expected["models.lstm.hidden_size"]
         )
-        assert "lstm.test_rmse" in parent.data.metrics
+        assert "lstm.test_rmse.mean" in parent.data.metrics
         found[exp_name] = len(children)
         figures = client.list_artifacts(lstm.info.run_id, "figures")
         assert figures, f"{exp_name}: artifacts must outlive DVC's temporary copy"
