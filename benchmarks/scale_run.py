@@ -17,7 +17,7 @@ STAGES = 5
 
 
 def scale_params(n_points: int, window: int) -> dict[str, int]:
-    return {"data.n_points": n_points, "data.window": window, "train.epochs": 1}
+    return {"data.n_points": n_points, "data.window": window, "train.epochs": 1, "train.repeats": 1}
 
 
 def stage_row(record: StageRecord) -> Row:

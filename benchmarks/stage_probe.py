@@ -33,9 +33,13 @@ STAGE_RUN_METHODS = (
     "log_figure",
     "log_artifact",
     "log_to_parent",
-    "log_to_training_run",
-    "log_torch_model",
+    "log_to_repeat_runs",
+    "configurations_that_trained",
+    "note_weights_from_elsewhere",
+    "log_forecaster",
 )
+# StageRun's context managers: opening and closing them is tracking too (the runs of repeats).
+STAGE_RUN_CONTEXTS = ("repeat_run",)
 # Work functions timed per stage script, to report rates (e.g. evaluation's predictions).
 # configure_torch is timed to count it as start-up: it seeds and sets torch's global modes.
 TIMED_CALLS = {
@@ -54,23 +58,44 @@ def in_work() -> bool:
     return "open" in marks and "body_end" not in marks
 
 
-def timed_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the time of the outermost StageRun call (flush inside log_metrics counts once)."""
+def timed(name: str, action: Callable[[], Any]) -> Any:
+    """Run `action`, adding its time to `name` if it is the outermost tracking call (a flush
+    inside log_metrics counts once)."""
+    _depth[0] += 1
+    started = time.perf_counter()
+    try:
+        return action()
+    finally:
+        _depth[0] -= 1
+        if _depth[0] == 0:
+            key = f"{'work' if in_work() else 'other'}:{name}"
+            tracking_seconds[key] = tracking_seconds.get(key, 0.0) + time.perf_counter() - started
 
+
+def timed_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _depth[0] += 1
-        started = time.perf_counter()
+        return timed(name, lambda: method(*args, **kwargs))
+
+    return wrapper
+
+
+def timed_context(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """Time a context manager's opening and closing, not the block it wraps."""
+
+    @functools.wraps(method)
+    @contextmanager
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        manager = method(*args, **kwargs)
+        value = timed(name, manager.__enter__)
         try:
-            return method(*args, **kwargs)
-        finally:
-            _depth[0] -= 1
-            if _depth[0] == 0:
-                phase = "work" if in_work() else "other"
-                key = f"{phase}:{name}"
-                tracking_seconds[key] = (
-                    tracking_seconds.get(key, 0.0) + time.perf_counter() - started
-                )
+            yield value
+        except BaseException:
+            details = sys.exc_info()
+            if not timed(name, lambda: manager.__exit__(*details)):
+                raise
+        else:
+            timed(name, lambda: manager.__exit__(None, None, None))
 
     return wrapper
 
@@ -112,6 +137,8 @@ def install(script_name: str) -> None:
     tracking.stage_run = stage_run
     for name in STAGE_RUN_METHODS:
         setattr(tracking.StageRun, name, timed_method(name, getattr(tracking.StageRun, name)))
+    for name in STAGE_RUN_CONTEXTS:
+        setattr(tracking.StageRun, name, timed_context(name, getattr(tracking.StageRun, name)))
     if script_name in TIMED_CALLS:
         import lstm_vs_rnn.training as training
 

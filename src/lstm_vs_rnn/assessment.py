@@ -1,0 +1,176 @@
+"""Every repeat of every model against the baselines, and the models in pairs: the work of the
+`evaluate` stage, from the files the earlier stages wrote, without any tracking.
+
+Kept apart from the stage so that the benchmarks run exactly the same work untracked.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lstm_vs_rnn.checkpoints import load_model
+from lstm_vs_rnn.claims import claims_report
+from lstm_vs_rnn.comparison import paired_comparisons, summarise
+from lstm_vs_rnn.data import read_series
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation import (
+    BASELINE_LABELS,
+    autoregressive_forecast,
+    forecast_metrics,
+    persistence_forecast,
+    training_summary,
+)
+from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
+from lstm_vs_rnn.params import Params, split_point
+from lstm_vs_rnn.paths import ProjectPaths
+from lstm_vs_rnn.plots import (
+    error_histogram_figure,
+    loss_figure,
+    paired_differences_figure,
+    predictions_figure,
+    repeats_figure,
+    save_figure,
+    scatter_figure,
+)
+from lstm_vs_rnn.scaling import MinMaxScaling
+from lstm_vs_rnn.training import best_validation_repeat, predict
+from lstm_vs_rnn.windows import make_windows, with_history
+
+FIGURES = ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
+LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
+# Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
+SUMMARISED = ("test_rmse", "test_mae", "test_mase")
+# Each repeat's test metrics, also written into its training run.
+REPEAT_METRICS = ("test_rmse", "test_mae", "test_mase", "test_r2")
+
+
+class Assessment:
+    """Everything evaluate computes, from the series, the weights and the loss histories."""
+
+    def __init__(self, params: Params, paths: ProjectPaths, device: torch.device) -> None:
+        self.params, self.paths = params, paths
+        self.series = read_series(paths.series_csv)
+        self.split = split_point(len(self.series), params.data.train_fraction)
+        values = self.series["y"].to_numpy()
+        self.train, self.actual = values[: self.split], values[self.split :]
+        self.histories = {name: self._loss_history(name) for name in params.models}
+        self.predictions = self._predict_every_repeat(device)
+        self.baselines = self._baseline_metrics(values)
+        self.per_repeat = self._per_repeat_table()
+        self.comparisons = paired_comparisons(
+            {name: self.column(name, "test_rmse") for name in params.models}
+        )
+
+    def column(self, model: str, metric: str) -> np.ndarray:
+        """`metric` of every repeat of `model`, in repeat order."""
+        rows = self.per_repeat[self.per_repeat["model"] == model]
+        return rows.sort_values("repeat")[metric].to_numpy()
+
+    def repeat_metrics(self, model: str) -> list[dict[str, float]]:
+        rows = self.per_repeat[self.per_repeat["model"] == model].sort_values("repeat")
+        return rows[list(REPEAT_METRICS)].to_dict("records")
+
+    def best_predictions(self) -> dict[str, np.ndarray]:
+        """Each model's repeat with the best validation loss: the one logged as its model."""
+        return {
+            name: self.predictions[name][best_validation_repeat(history)]
+            for name, history in self.histories.items()
+        }
+
+    def metrics(self) -> dict[str, object]:
+        """metrics.json: summaries only, readable in `dvc metrics diff` and `dvc exp show`."""
+        persistence = self.baselines["persistence"]["test_rmse"]
+        summary: dict[str, object] = {}
+        for name in self.params.models:
+            summary[name] = {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
+            summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
+        for comparison in self.comparisons:
+            summary[comparison.key] = comparison.summary()
+        return {**summary, **self.baselines}
+
+    def write_reports(self, metrics: dict[str, object]) -> None:
+        """metrics.json, the per-repeat table, the predictions, claims.md and the figures."""
+        paths = self.paths
+        t = self.series["t"].to_numpy()[self.split :]
+        write_json(paths.metrics_json, metrics)
+        write_csv(paths.repeats_table, self.per_repeat)
+        best = self.best_predictions()
+        for name, predicted in best.items():
+            table = pd.DataFrame({"t": t, "actual": self.actual, "predicted": predicted})
+            write_csv(paths.prediction_table(name), table)
+        baseline_rmse = {name: values["test_rmse"] for name, values in self.baselines.items()}
+        write_text(
+            paths.claims_md,
+            claims_report(
+                self.per_repeat, baseline_rmse, self.comparisons, self.params.repeat_seeds()
+            ),
+        )
+        rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
+        labelled = {BASELINE_LABELS[name]: value for name, value in baseline_rmse.items()}
+        save_figure(repeats_figure(rmse, labelled), paths.figure("repeats"))
+        save_figure(paired_differences_figure(self.comparisons), paths.figure("paired_differences"))
+        save_figure(loss_figure(self.histories), paths.figure("losses"))
+        save_figure(predictions_figure(t, self.actual, best), paths.figure("predictions"))
+        save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
+        save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
+
+    def _loss_history(self, name: str) -> pd.DataFrame:
+        """The loss history of every repeat of `name`, checked against `train.repeats`."""
+        path = self.paths.loss_history(name)
+        history = read_numeric_csv(path, LOSS_COLUMNS, f"train@{name}")
+        repeats = sorted(int(repeat) for repeat in history["repeat"].unique())
+        if repeats != list(range(self.params.train.repeats)):
+            raise UserError(
+                f"{path}: holds repeats {repeats}, but train.repeats = "
+                f"{self.params.train.repeats}; re-run the 'train@{name}' stage"
+            )
+        return history.astype({"repeat": int, "seed": int, "epoch": int})
+
+    def _predict_every_repeat(self, device: torch.device) -> dict[str, list[np.ndarray]]:
+        """Each repeat's one-step predictions for the test part, in original units."""
+        paths, window = self.paths, self.params.data.window
+        train = read_array(paths.train_array, "scale")
+        test = read_array(paths.test_array, "scale")
+        if len(test) != len(self.actual):
+            raise UserError(
+                f"{paths.test_array}: its length does not match {paths.series_csv}; "
+                f"re-run the 'scale' stage"
+            )
+        scaler = MinMaxScaling.from_json(paths.scaler_json)
+        inputs = torch.from_numpy(with_history(train, test, window).astype(np.float32))
+        windows, _ = make_windows(inputs, window)
+        predictions: dict[str, list[np.ndarray]] = {}
+        for name, settings in self.params.models.items():
+            predictions[name] = []
+            for repeat in range(self.params.train.repeats):
+                model = load_model(name, settings, paths.model_weights(name, repeat)).to(device)
+                scaled = predict(model, windows, device).numpy().astype(np.float64)
+                predictions[name].append(scaler.inverse_transform(scaled))
+        return predictions
+
+    def _baseline_metrics(self, values: np.ndarray) -> dict[str, dict[str, float]]:
+        window = self.params.data.window
+        history_and_test = with_history(self.train, self.actual, window)
+        forecasts = {
+            "persistence": persistence_forecast(values, len(self.actual)),
+            "ar": autoregressive_forecast(self.train, history_and_test, window),
+        }
+        if "y_clean" in self.series:
+            forecasts["noise_floor"] = self.series["y_clean"].to_numpy()[self.split :]
+        return {
+            name: forecast_metrics(self.actual, forecast, self.train)
+            for name, forecast in forecasts.items()
+        }
+
+    def _per_repeat_table(self) -> pd.DataFrame:
+        """One row per model and repeat: its seed, training summary and test metrics."""
+        frames = []
+        for name, history in self.histories.items():
+            tests = pd.DataFrame(
+                [forecast_metrics(self.actual, p, self.train) for p in self.predictions[name]]
+            )
+            frame = pd.concat([training_summary(history), tests], axis=1)
+            frame.insert(1, "seed", history.groupby("repeat")["seed"].first().to_numpy())
+            frame.insert(0, "model", name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
