@@ -148,6 +148,7 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
     repo.run("git", "init", "-q", "-b", "main")
     repo.dvc("init", "-q")
     repo.dvc("config", "core.analytics", "false")
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", root / ".dvc" / "plots")  # plot templates
     repo.edit_params({**TINY_PARAMS, **(params or {})})
     repo.commit("project copy with tiny params")
     return repo

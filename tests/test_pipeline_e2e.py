@@ -130,10 +130,11 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
     assert logged.name == "lstm"
     assert logged.tags["repeat"] == run.data.tags["logged_model.repeat"]
     series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")["y"].to_numpy()
-    table = pd.read_csv(repo.root / "reports" / "plots" / "predictions" / "lstm.csv")
-    windows = sliding_window_view(series[:-1], 10)[-len(table) :]
+    table = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
+    pipeline = table[table.model == "lstm"]["value"].to_numpy()
+    windows = sliding_window_view(series[:-1], 10)[-len(pipeline) :]
     forecast = mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(windows)
-    np.testing.assert_allclose(forecast, table["predicted"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(forecast, pipeline, rtol=1e-6)
 
 
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:

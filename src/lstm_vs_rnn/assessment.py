@@ -95,9 +95,9 @@ class Assessment:
         write_json(paths.metrics_json, metrics)
         write_csv(paths.repeats_table, self.per_repeat)
         best = self.best_predictions()
-        for name, predicted in best.items():
-            table = pd.DataFrame({"t": t, "actual": self.actual, "predicted": predicted})
-            write_csv(paths.prediction_table(name), table)
+        write_csv(paths.predictions_table, long_table(t, {"actual": self.actual, **best}))
+        curves = [history.assign(model=name) for name, history in self.histories.items()]
+        write_csv(paths.loss_curves, pd.concat(curves, ignore_index=True))
         baseline_rmse = {name: values["test_rmse"] for name, values in self.baselines.items()}
         write_text(
             paths.claims_md,
@@ -174,3 +174,11 @@ class Assessment:
             frame.insert(0, "model", name)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+
+def long_table(t: np.ndarray, series: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Columns t, model, value: the shape DVC's per-model templates colour by."""
+    return pd.concat(
+        [pd.DataFrame({"t": t, "model": name, "value": values}) for name, values in series.items()],
+        ignore_index=True,
+    )

@@ -57,8 +57,15 @@ class ProjectPaths:
     def loss_history(self, model: str) -> Path:
         return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
 
-    def prediction_table(self, model: str) -> Path:
-        return self.root / "reports" / "plots" / "predictions" / f"{model}.csv"
+    @property
+    def loss_curves(self) -> Path:
+        """Every model's loss histories in one table with a `model` column (DVC plots data)."""
+        return self.root / "reports" / "plots" / "loss_curves.csv"
+
+    @property
+    def predictions_table(self) -> Path:
+        """The test part's actual values and each model's predictions, long format."""
+        return self.root / "reports" / "plots" / "predictions.csv"
 
     @property
     def repeats_table(self) -> Path:
