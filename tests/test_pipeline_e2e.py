@@ -225,3 +225,33 @@ def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(parent.data.metrics)
     again = clone.run("python", "-m", "lstm_vs_rnn.complete_tracking", env={"PYTHONPATH": "src"})
     assert stages_run(again.stdout) == []
+
+
+def test_weights_reused_from_another_configuration_are_noted_never_written_into_it(
+    repo: PipelineRepo,
+) -> None:
+    """300 -> 301 points leaves the training part (240 points) and so the weights unchanged:
+    DVC skips training; the evaluation of the 301-point configuration must not add its test
+    metrics to the 300-point configuration's training runs, and must say where they came from."""
+    client = MlflowClient(repo.tracking_uri)
+    previous = parent_with(client, "models.lstm.hidden_size", "12")  # the committed configuration
+    before = {
+        run.info.run_id: run.data.metrics.get("test_rmse")
+        for run in client.search_runs(
+            [previous.info.experiment_id], "tags.`pipeline.role` = 'repeat'"
+        )
+    }
+    repo.edit_params({"data.n_points": 301})
+    assert stages_run(repo.dvc("repro").stdout) == ["generate", "scale", "evaluate"]
+    after = {
+        run.info.run_id: run.data.metrics.get("test_rmse")
+        for run in client.search_runs(
+            [previous.info.experiment_id], "tags.`pipeline.role` = 'repeat'"
+        )
+    }
+    assert after == before
+    edited = parent_with(client, "data.n_points", "301")
+    trained_under = edited.data.tags["weights_trained_under"].split(", ")
+    assert previous.data.tags["pipeline.config_hash"] in trained_under
+    evaluate = children(client, edited.info.run_id)["evaluate"]
+    assert evaluate.data.tags["weights_trained_under"] == edited.data.tags["weights_trained_under"]
