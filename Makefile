@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui screenshots clean bench
+.PHONY: setup run test lint format ui compare plots-template screenshots clean bench
 
 setup: $(STAMP)
 
@@ -39,6 +39,15 @@ format: setup
 # The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
 ui: setup
 	python -m lstm_vs_rnn.ui --port $(PORT)
+
+# DVC experiments side by side in 100 columns: each model's test RMSE and the params that differ.
+# `make compare ARGS=-A` passes options on to `dvc exp show` (here: experiments of all commits).
+compare: setup
+	python -m lstm_vs_rnn.compare $(ARGS)
+
+# Rebuild .dvc/plots/offline.html (dvc plots without a CDN) from the npm registry's packages.
+plots-template: setup
+	python tools/offline_plots_template.py .dvc/plots/offline.html
 
 # The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
 screenshots: setup

@@ -1,0 +1,101 @@
+"""`make compare`: DVC experiments in a table that fits 100 columns, with real `dvc exp`.
+
+A baseline, one experiment run in the workspace and one queued, in a temporary repository;
+then the same with metrics of the shape that repeated training will add (`.mean`, `.std`,
+`.ci95_low`, a difference between the models), written into the workspace's metrics file.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PipelineRepo, make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+WIDTH = 100
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("compare") / "project")
+    repo.dvc("repro")
+    repo.commit("baseline")
+    repo.dvc("exp", "run", "-n", "lstm-h16", "-S", "models.lstm.hidden_size=16")
+    repo.dvc("exp", "run", "--queue", "-n", "lr-003", "-S", "train.learning_rate=0.03")
+    yield repo
+
+
+def compare(repo: PipelineRepo) -> list[str]:
+    result = repo.run("python", "-m", "lstm_vs_rnn.compare", env={"PYTHONPATH": "src"})
+    print(result.stdout)
+    return result.stdout.splitlines()
+
+
+def widest_line(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def test_compare_shows_headline_metrics_and_changed_params_in_100_columns(
+    repo: PipelineRepo,
+) -> None:
+    full = repo.dvc("exp", "show", "--no-pager", env={"COLUMNS": "10000"}).stdout
+    print(f"plain 'dvc exp show': {widest_line(full)} characters wide")
+    lines = compare(repo)
+    assert max(len(line) for line in lines) <= WIDTH
+    top, bottom, *rows = lines
+    assert top.split() == ["experiment", "lstm", "rnn", "train", "models", "state"]
+    assert bottom.split() == ["test_rmse", "test_rmse", "learning_rate", "lstm.hidden_size"]
+    by_name = {row.split()[0]: row.split()[1:] for row in rows}
+    assert set(by_name) == {"workspace", "main", "lstm-h16", "lr-003"}
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    shown = [f"{metrics[model]['test_rmse']:.4f}" for model in ("lstm", "rnn")]
+    assert by_name["lstm-h16"] == [*shown, "0.01", "16"]
+    assert by_name["workspace"] == [*shown, "0.01", "16"]
+    assert by_name["main"][2:] == ["0.01", "8"]
+    assert by_name["lr-003"] == ["-", "-", "0.03", "16", "Queued"]
+    assert "/" not in top + bottom  # no file dependencies
+    assert "test_mae" not in bottom and "persistence" not in top  # baselines did not change
+
+
+def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) -> None:
+    """The shape repeated training will give metrics.json: statistics per model and a
+    difference between the models; only the means are headline."""
+    path = repo.root / "reports" / "metrics.json"
+    original = path.read_text()
+    path.write_text(json.dumps(grown_metrics(json.loads(original))))
+    try:
+        lines = compare(repo)
+    finally:
+        path.write_text(original)
+    assert max(len(line) for line in lines) <= WIDTH
+    top, bottom, workspace = lines[0].split(), lines[1].split(), lines[2].split()
+    assert top[:4] == ["experiment", "lstm", "rnn", "lstm_vs_rnn"]
+    assert bottom[:3] == ["test_rmse", "test_rmse", "rmse_diff"]  # means, merged with values
+    assert workspace[:4] == ["workspace", "0.7000", "0.6000", "0.0500"]
+    assert not any(word.endswith(("ci95_low", "std", "ci95_high")) for word in bottom)
+
+
+def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
+    def stats(value: float) -> dict[str, float]:
+        return {"mean": value, "std": 0.01, "ci95_low": value - 0.02, "ci95_high": value + 0.02}
+
+    grown: dict[str, object] = {
+        name: {f"test_{metric}": stats(value) for metric in ("rmse", "mae", "mase", "r2")}
+        for name, value in (("lstm", 0.7), ("rnn", 0.6))
+    }
+    grown["lstm_vs_rnn"] = {"rmse_diff": stats(0.05), "p_lstm_better": 0.7}
+    grown.update({name: metrics[name] for name in ("persistence", "noise_floor")})
+    return grown
+
+
+def test_a_failing_dvc_exp_show_is_one_line(tmp_path: Path, repo: PipelineRepo) -> None:
+    result = repo.run(
+        "python", "-m", "lstm_vs_rnn.compare", "--no-such-option",
+        env={"PYTHONPATH": "src"}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: 'dvc exp show' failed: ERROR: unrecognized arguments: --no-such-option"
+    ]
