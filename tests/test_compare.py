@@ -1,4 +1,5 @@
-"""`make compare`: DVC experiments in a table that fits 100 columns, with real `dvc exp`.
+"""Comparing experiments with DVC, for real: `make compare` in 100 columns, and the charts of
+`dvc plots diff` drawn with no internet.
 
 A baseline, one experiment run in the workspace and one queued, in a temporary repository;
 then the same with metrics of the shape that repeated training will add (`.mean`, `.std`,
@@ -6,20 +7,27 @@ then the same with metrics of the shape that repeated training will add (`.mean`
 """
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PipelineRepo, make_pipeline_repo
+from conftest import REPO_ROOT, PipelineRepo, make_pipeline_repo
 
 pytestmark = pytest.mark.e2e
 
 WIDTH = 100
+CHROMIUM = Path("/usr/bin/chromium")
+# The project's offline page template, as `.dvc/config` names it (relative to .dvc/).
+PLOTS_TEMPLATE = "plots/offline.html"
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
     repo = make_pipeline_repo(tmp_path_factory.mktemp("compare") / "project")
+    (repo.root / ".dvc" / "plots").mkdir()
+    shutil.copy2(REPO_ROOT / ".dvc" / PLOTS_TEMPLATE, repo.root / ".dvc" / PLOTS_TEMPLATE)
+    repo.dvc("config", "plots.html_template", PLOTS_TEMPLATE)
     repo.dvc("repro")
     repo.commit("baseline")
     repo.dvc("exp", "run", "-n", "lstm-h16", "-S", "models.lstm.hidden_size=16")
@@ -99,3 +107,43 @@ def test_a_failing_dvc_exp_show_is_one_line(tmp_path: Path, repo: PipelineRepo) 
     assert result.stderr.strip().splitlines() == [
         "error: 'dvc exp show' failed: ERROR: unrecognized arguments: --no-such-option"
     ]
+
+
+def test_the_project_configures_the_offline_plots_template() -> None:
+    config = (REPO_ROOT / ".dvc" / "config").read_text()
+    assert f"html_template = {PLOTS_TEMPLATE}" in config
+
+
+def test_plots_diff_draws_its_charts_with_no_network(repo: PipelineRepo, tmp_path: Path) -> None:
+    """The page has no script from elsewhere, and Chromium, with every non-file request
+    refused, draws each Vega chart on it."""
+    out = tmp_path / "plots"
+    repo.dvc("plots", "diff", "main", "-o", str(out))
+    page_html = (out / "index.html").read_text()
+    assert "<script src" not in page_html and "cdn.jsdelivr" not in page_html
+    charts = page_html.count("vegaEmbed('#")
+    assert charts >= 2
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            refused: list[str] = []
+
+            def local_files_only(route) -> None:
+                if route.request.url.startswith("file:"):
+                    route.continue_()
+                else:
+                    refused.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", local_files_only)
+            page.goto((out / "index.html").as_uri())
+            drawn = page.locator(".vega-embed canvas, .vega-embed svg.marks")
+            expect(drawn).to_have_count(charts, timeout=60_000)
+        finally:
+            browser.close()
+    assert refused == []
