@@ -6,6 +6,8 @@ then the same with metrics of the shape that repeated training will add (`.mean`
 `.ci95_low`, a difference between the models), written into the workspace's metrics file.
 """
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -147,3 +149,31 @@ def test_plots_diff_draws_its_charts_with_no_network(repo: PipelineRepo, tmp_pat
         finally:
             browser.close()
     assert refused == []
+
+
+def queued_params(repo: PipelineRepo, *keys: str) -> dict[str, list[str]]:
+    """Each queued experiment's values of `keys`, as `dvc exp show` lists them."""
+    rows = csv.DictReader(io.StringIO(repo.dvc("exp", "show", "--csv").stdout))
+    return {row["Experiment"]: [row[key] for key in keys] for row in rows if row["State"]}
+
+
+def test_the_readme_workflow_queues_experiments_that_differ_by_their_own_change(
+    tmp_path: Path,
+) -> None:
+    """A workspace `dvc exp run` leaves its params behind, and the queue starts from the
+    workspace; after the README's way back, each queued run differs by its own -S only."""
+    repo = make_pipeline_repo(tmp_path / "project")
+    repo.dvc("repro")
+    repo.commit("baseline")
+    keys = ("models.lstm.hidden_size", "train.learning_rate")
+    repo.dvc("exp", "run", "-S", "models.lstm.hidden_size=16")
+    repo.dvc("exp", "run", "--queue", "-n", "inherits", "-S", "train.learning_rate=0.03")
+    assert queued_params(repo, *keys) == {"inherits": ["16", "0.03"]}
+    repo.dvc("queue", "remove", "--all")
+
+    repo.run("git", "checkout", "params.yaml", "dvc.lock", "reports")  # the README's way back
+    repo.dvc("checkout")
+    assert repo.run("git", "status", "--porcelain").stdout == ""
+    repo.dvc("exp", "run", "--queue", "-n", "lstm-h32", "-S", "models.lstm.hidden_size=32")
+    repo.dvc("exp", "run", "--queue", "-n", "lr-0.003", "-S", "train.learning_rate=0.003")
+    assert queued_params(repo, *keys) == {"lstm-h32": ["32", "0.01"], "lr-0.003": ["8", "0.003"]}
