@@ -12,10 +12,13 @@ export PYTHONPATH := $(abspath src)
 setup: $(STAMP)
 
 # Re-installs only when requirements.txt changes; exact pins, so every clone gets the same set.
+# pip shows each package it fetches, with a progress bar per download: the first install takes
+# minutes (torch alone unpacks to about 750 MB), and a silent terminal looks like a hang.
 $(STAMP): requirements.txt
+	@echo "Installing $$(grep -c '==' requirements.txt) pinned packages into $(VENV); the first time takes minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
 # `dvc repro`, then make sure the MLflow store holds a record of this configuration (re-running,
