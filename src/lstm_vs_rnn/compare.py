@@ -50,13 +50,19 @@ def exp_show_command(*extra: str) -> list[str]:
 
 def read_experiments(extra: list[str]) -> list[dict[str, str]]:
     """The selected columns of `dvc exp show`, one dict per row."""
-    result = subprocess.run(
-        exp_show_command("--csv", *extra),
-        cwd=PATHS.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            exp_show_command("--csv", *extra),
+            cwd=PATHS.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise UserError(
+            "dvc is not on PATH: activate the environment (source .venv/bin/activate) "
+            "or run 'make compare'"
+        ) from None
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
         raise UserError(f"'dvc exp show' failed: {lines[-1]}")
