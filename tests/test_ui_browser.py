@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,10 +116,13 @@ def start_ui(repo: PipelineRepo, port: int, log: IO[str]) -> subprocess.Popen[st
 
 
 def wait_until_serving(process: subprocess.Popen[str], port: int, log: Path) -> str:
-    """The runs-table URL the command printed, once the server answers /health."""
-    wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, SERVER_START_S)
-    match = re.search(r"runs table: (\S+)", log.read_text())
-    assert match, log.read_text()
+    """The runs-table URL, which the command prints once the server answers /health."""
+    deadline = time.monotonic() + SERVER_START_S
+    while not (match := re.search(r"runs table: (\S+)", log.read_text())):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, timeout=5)
     return match.group(1)
 
 
