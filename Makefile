@@ -7,15 +7,18 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui screenshots clean bench
+.PHONY: setup run test lint format ui compare plots-template screenshots clean bench
 
 setup: $(STAMP)
 
 # Re-installs only when requirements.txt changes; exact pins, so every clone gets the same set.
+# pip shows each package it fetches, with a progress bar per download: the first install takes
+# minutes (torch alone unpacks to about 750 MB), and a silent terminal looks like a hang.
 $(STAMP): requirements.txt
+	@echo "Installing $$(grep -c '==' requirements.txt) pinned packages into $(VENV); the first time takes minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
 # `dvc repro`, then make sure the MLflow store holds a record of this configuration (re-running,
@@ -39,6 +42,15 @@ format: setup
 # The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
 ui: setup
 	python -m lstm_vs_rnn.ui --port $(PORT)
+
+# DVC experiments side by side in 100 columns: each model's test RMSE and the params that differ.
+# `make compare ARGS=-A` passes options on to `dvc exp show` (here: experiments of all commits).
+compare: setup
+	python -m lstm_vs_rnn.compare $(ARGS)
+
+# Rebuild .dvc/plots/offline.html (dvc plots without a CDN) from the npm registry's packages.
+plots-template: setup
+	python tools/offline_plots_template.py .dvc/plots/offline.html
 
 # The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
 screenshots: setup

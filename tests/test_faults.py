@@ -5,6 +5,7 @@ sent to them, and the tracking server is a real `mlflow server` on 127.0.0.1 tha
 starts, stops and restarts.
 """
 
+import re
 import shutil
 import signal
 import sqlite3
@@ -22,6 +23,9 @@ from conftest import MlflowServer, PipelineRepo, free_port, make_pipeline_repo
 pytestmark = pytest.mark.e2e
 
 EXPERIMENT = "lstm-vs-rnn"
+# Positions in the tiny params' train.npy (240 points, window 10, 207 fitted windows) whose
+# values are targets of fitted windows only: neither validation inputs nor targets.
+HUGE_TARGETS = [60, 150]
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +53,15 @@ def runs_named(root: Path, name: str) -> list[str]:
         return [status for (status,) in rows]
 
 
-def loss_points_of_latest(root: Path, name: str) -> int:
-    """How many `train_loss` points the newest run called `name` holds in the store."""
+def loss_steps(root: Path, name: str, key: str = "train_loss") -> list[int]:
+    """The steps (epochs) of `key` stored for the latest run called `name`."""
     with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as connection:
-        (count,) = connection.execute(
-            "select count(*) from metrics where key = 'train_loss' and run_uuid = "
-            "(select run_uuid from runs where name = ? order by start_time desc limit 1)",
-            (name,),
-        ).fetchone()
-        return count
+        rows = connection.execute(
+            "select step from metrics where key = ? and run_uuid = (select run_uuid from runs "
+            "where name = ? order by start_time desc limit 1) order by step",
+            (key, name),
+        )
+        return [step for (step,) in rows]
 
 
 def no_model_files(root: Path, name: str) -> list[Path]:
@@ -103,6 +107,37 @@ def test_divergence_stops_at_the_epoch_fails_the_run_and_writes_no_model(
     ], result.stderr
     assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
     assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "FAILED"
+    assert no_model_files(repo.root, "lstm") == []
+
+
+def test_a_run_that_diverges_after_some_epochs_keeps_their_loss_history(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    """Two training targets whose squares are finite in float32 but whose sum is not: the loss
+    becomes inf in the first epoch whose shuffle puts both in one batch. The epochs before it
+    must be in the store, although the stage fails long before the 10 s metric flush."""
+    train = repo.root / "data" / "processed" / "train.npy"
+    good = train.read_bytes()
+    values = np.load(train, allow_pickle=False)
+    values[HUGE_TARGETS] = 1.5e19  # (1.5e19)**2 = 2.25e38 < float32 max < 2 * 2.25e38
+    np.save(train, values, allow_pickle=False)
+    repo.edit_params({"train.epochs": 1000})
+    try:
+        result = repo.stage("train@lstm", check=False)
+    finally:
+        train.write_bytes(good)
+    assert result.returncode == 1, result.stderr
+    match = re.fullmatch(
+        r"error: lstm, repeat 0 \(seed 42\): training diverged at epoch (\d+): .*",
+        result.stderr.strip(),
+    )
+    assert match, result.stderr
+    epoch = int(match.group(1))
+    assert epoch > 1, "both targets shared a batch in epoch 1: pick other HUGE_TARGETS"
+    assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
+    for key in ("train_loss", "val_loss"):
+        steps = loss_steps(repo.root, "lstm · repeat 0 · seed 42", key)
+        assert steps == list(range(1, epoch)), key
     assert no_model_files(repo.root, "lstm") == []
 
 
@@ -155,7 +190,10 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
     assert "Traceback" not in stderr
     assert runs_named(repo.root, "train@lstm")[-1] == "KILLED"
     assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "KILLED"
-    assert loss_points_of_latest(repo.root, "lstm · repeat 0 · seed 42") > 0  # flushed
+    # 1.5 s is far less than the 10 s between flushes: these epochs were sent on the way out.
+    steps = loss_steps(repo.root, "lstm · repeat 0 · seed 42")
+    assert steps and steps == list(range(1, len(steps) + 1)), steps
+    assert loss_steps(repo.root, "lstm · repeat 0 · seed 42", "val_loss") == steps
     assert no_model_files(repo.root, "lstm") == []
 
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.ui import headline_metric_keys
 from tests.conftest import PipelineRepo, free_port, make_pipeline_repo, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +44,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1600, "height": 1000}
+# Wide enough for every headline column at once (the grid draws only the columns in view).
+WIDE_VIEWPORT = {"width": 2600, "height": 1000}
 # Tall enough for the whole comparison (run details, parameters, metrics) in one screenshot.
 COMPARE_VIEWPORT = {"width": 1600, "height": 1300}
 SCREENSHOT_DIR_ENV = "UI_SCREENSHOT_DIR"
@@ -51,11 +56,13 @@ ALL_STAGES = {"generate", "scale", "train@rnn", "train@lstm", "evaluate"}
 # The edit changes only the LSTM, so DVC re-runs only these for the second configuration.
 CHANGED_STAGES = {"train@lstm", "evaluate"}
 EPOCHS = 3  # train.epochs of the tiny params in conftest
+REPEATS = 3  # train.repeats of the tiny params in conftest
 # Page loads on a busy 2-core machine can take a while; these are waits, not time limits.
 WAIT_MS = 60_000
 SERVER_START_S = 120.0
 SERVER_STOP_S = 60.0
 RUN_NAME_CELL = "[role=gridcell][col-id='attributes.`Run Name`']"
+VERDICT_CELL = "[role=gridcell][col-id='tags.`lstm_vs_rnn.verdict`']"
 # The UI shows metric values rounded to 3 decimals in the comparison.
 COMPARE_TOLERANCE = 5e-4
 
@@ -68,6 +75,7 @@ class Configuration:
     name: str
     hidden_size: str
     metrics: dict[str, float]
+    verdict: str
 
 
 @dataclass
@@ -115,10 +123,13 @@ def start_ui(repo: PipelineRepo, port: int, log: IO[str]) -> subprocess.Popen[st
 
 
 def wait_until_serving(process: subprocess.Popen[str], port: int, log: Path) -> str:
-    """The runs-table URL the command printed, once the server answers /health."""
-    wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, SERVER_START_S)
-    match = re.search(r"runs table: (\S+)", log.read_text())
-    assert match, log.read_text()
+    """The runs-table URL, which the command prints once the server answers /health."""
+    deadline = time.monotonic() + SERVER_START_S
+    while not (match := re.search(r"runs table: (\S+)", log.read_text())):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, timeout=5)
     return match.group(1)
 
 
@@ -152,6 +163,7 @@ def configurations(repo: PipelineRepo) -> list[Configuration]:
             run.info.run_name,
             run.data.params["models.lstm.hidden_size"],
             run.data.metrics,
+            run.data.tags["lstm_vs_rnn.verdict"],
         )
         for run in runs
     ]
@@ -304,9 +316,32 @@ METRIC_VALUES_JS = """name => {
 }"""
 
 
+# Scrolls the metrics table's grids (names and values scroll together) by one step; false once
+# none can scroll further.
+SCROLL_METRICS_JS = """link => {
+    const table = link.closest('.ReactVirtualized__Grid').parentElement.parentElement;
+    let moved = false;
+    for (const grid of table.querySelectorAll('.ReactVirtualized__Grid')) {
+        const before = grid.scrollTop;
+        grid.scrollTop = before + 300;
+        moved = moved || grid.scrollTop > before;
+    }
+    return moved;
+}"""
+
+
 def compare_metric_values(page, key: str) -> list[float]:
+    """A metric's values per run; the table draws only the rows in view, so scroll to it."""
     name = page.locator("a[title='Plot chart']").get_by_text(key, exact=True)
-    return [float(text) for text in name.evaluate(METRIC_VALUES_JS)]
+    while not name.count():
+        if not page.locator("a[title='Plot chart']").first.evaluate(SCROLL_METRICS_JS):
+            break
+        page.wait_for_timeout(100)
+    name.scroll_into_view_if_needed()
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not (values := name.evaluate(METRIC_VALUES_JS)) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # the values grid draws its rows a moment after the names
+    return [float(text) for text in values]
 
 
 def loss_chart(page, metric: str):
@@ -356,13 +391,23 @@ def test_comparing_runs_in_the_mlflow_ui(
     open_runs_table(page, ui_server.runs_table_url, names)
     assert table_names_in_order(page) == [second.name, first.name]
 
-    # 4. The headline columns are there without anyone picking them, with the stored values.
-    for model in (*MODELS, "persistence"):
-        header = page.locator(f"[role=columnheader][col-id='metrics.`{model}.test_rmse`']")
-        expect(header).to_contain_text(f"{model}.test_rmse")
+    # 4. The headline columns are there without anyone picking them, with the stored values:
+    # each model's mean test RMSE over repeats and its interval, the paired difference, the
+    # baselines, and the verdict.
+    page.set_viewport_size(WIDE_VIEWPORT)
+    keys = headline_metric_keys(load_params(two_configurations.root / "params.yaml"))
+    assert {"lstm.test_rmse.ci95_low", "lstm_vs_rnn.rmse_diff.mean", "ar.test_rmse"} <= set(keys)
+    for key in keys:
+        header = page.locator(f"[role=columnheader][col-id='metrics.`{key}`']")
+        expect(header).to_contain_text(key)
         for config in (first, second):
-            shown = float(metric_cell_text(page, config.run_id, f"{model}.test_rmse"))
-            assert shown == pytest.approx(config.metrics[f"{model}.test_rmse"], rel=1e-9)
+            shown = float(metric_cell_text(page, config.run_id, key))
+            assert shown == pytest.approx(config.metrics[key], rel=1e-9), key
+    for config in (first, second):
+        verdict = page.locator(f".ag-center-cols-container .ag-row[row-id='{config.run_id}']")
+        expect(verdict.locator(VERDICT_CELL)).to_have_text(config.verdict)
+    page.screenshot(path=screenshots / "headline_columns.png")
+    page.set_viewport_size(VIEWPORT)
 
     for name in names:
         toggle_expanded(page, name)
@@ -388,13 +433,11 @@ def test_comparing_runs_in_the_mlflow_ui(
     assert compare_row(page, "models.lstm.hidden_size") == [
         config.hidden_size for config in columns
     ]
-    for model in MODELS:
-        for metric in ("test_rmse", "test_mae"):
-            key = f"{model}.{metric}"
-            expected = [config.metrics[key] for config in columns]
-            assert compare_metric_values(page, key) == pytest.approx(
-                expected, abs=COMPARE_TOLERANCE
-            ), key
+    # In the table's (alphabetical) order: it draws only the rows in view and scrolls down.
+    for key in ("lstm.test_rmse.mean", "lstm_vs_rnn.rmse_diff.mean", "rnn.test_rmse.mean"):
+        expected = [config.metrics[key] for config in columns]
+        shown = compare_metric_values(page, key)
+        assert shown == pytest.approx(expected, abs=COMPARE_TOLERANCE), key
     page.get_by_role("switch", name="Parameters - Show diff only").click()
     expect(page.locator("th").get_by_text("data.n_points", exact=True)).to_have_count(0)
     page.get_by_text("Visualizations", exact=True).click()  # fold the plots away
@@ -402,13 +445,20 @@ def test_comparing_runs_in_the_mlflow_ui(
     page.screenshot(path=screenshots / "compare.png")
     page.set_viewport_size(VIEWPORT)
 
-    # 3b. The new configuration's LSTM training run: loss per epoch, and its figures.
+    # 3b. The new configuration's LSTM training run expands into one run per repeat; each
+    # repeat's run holds its loss per epoch.
     train = training_run(two_configurations, second, "train@lstm")
     open_runs_table(page, ui_server.runs_table_url, names)
     toggle_expanded(page, second.name)
-    row_of(page, "train@lstm").locator(f"a[href*='{train.info.run_id}']").click()
-    expect(page.get_by_role("heading", name="train@lstm")).to_be_visible()
-    expect(page.get_by_role("link", name=second.name)).to_be_visible()  # its parent run
+    toggle_expanded(page, "train@lstm")
+    repeats = [f"lstm · repeat {repeat} · seed {42 + repeat}" for repeat in range(REPEATS)]
+    for name in repeats:
+        expect(row_of(page, name)).to_have_count(1)
+    page.evaluate("document.activeElement.blur()")
+    page.screenshot(path=screenshots / "repeat_runs.png")
+    row_of(page, repeats[0]).locator("a").first.click()
+    expect(page.get_by_role("heading", name=repeats[0])).to_be_visible()
+    expect(page.get_by_role("link", name="train@lstm")).to_be_visible()  # its parent run
     page.get_by_role("tab", name="Model metrics").click()
     page.get_by_placeholder("Search metric charts").fill("_loss")
     for metric in ("train_loss", "val_loss"):
@@ -417,6 +467,9 @@ def test_comparing_runs_in_the_mlflow_ui(
         expect(chart.locator("text.xtitle")).to_have_text("Step")
     page.screenshot(path=screenshots / "training_run.png")
 
+    # 3c. The stage run's artifacts: the loss figure (median and band over repeats).
+    page.goto(ui_server.runs_table_url.split("/runs?")[0] + f"/runs/{train.info.run_id}")
+    expect(page.get_by_role("heading", name="train@lstm")).to_be_visible()
     page.get_by_role("tab", name="Artifacts").click()
     page.get_by_text("figures", exact=True).click()
     page.get_by_text("loss_lstm.png", exact=True).click()

@@ -3,9 +3,12 @@
 DVC skips a stage whose inputs and outputs are unchanged, and such a stage logs nothing. That is
 right for the edit-repro loop, but it leaves the store without a record when the outputs came
 from somewhere else: reports committed to git, a DVC cache, or a deleted `mlflow.db`. After
-`dvc repro`, if the configuration's parent run lacks the models' test metrics, this re-runs
-(with `--force --single-item`) exactly the stages that have no run under it; outputs are
-byte-identical, so `dvc.lock` does not change. After an ordinary param edit it does nothing.
+`dvc repro` it re-runs, one by one with `--force --single-item`, either every stage (the
+configuration has no parent run: a new store or experiment name) or only `evaluate` (a parent
+without the models' test metrics). It does not check stage by stage: such a parent gets a
+new evaluate run even if a training stage has no run under it.
+Outputs are byte-identical, so `dvc.lock` does not change. After a param edit that `dvc repro`
+ran, it does nothing.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.complete_tracking` (part of `make run`).
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -168,9 +169,31 @@ class StageRun:
             self.flush()
 
     def flush(self) -> None:
-        _log_metrics_batched(self.client, self.run_id, self._pending)
-        self._pending = []
+        """Send the buffered metrics; a batch leaves the buffer once the store has it.
+
+        So a flush that fails half-way and is tried again (see `flush_after_failure`) sends
+        each metric once.
+        """
+        while self._pending:
+            self.client.log_batch(self.run_id, metrics=self._pending[:MAX_METRICS_PER_BATCH])
+            del self._pending[:MAX_METRICS_PER_BATCH]
         self._last_flush = time.monotonic()
+
+    def flush_after_failure(self) -> None:
+        """Send what the stage computed before it failed, without hiding why it failed.
+
+        Called while the stage's own exception propagates: an error here (a store that went
+        away, a second Ctrl-C) is reported in one line and dropped, so the user sees the
+        original error and the run still ends FAILED or KILLED.
+        """
+        try:
+            self.flush()
+        except (Exception, KeyboardInterrupt) as exc:
+            logging.getLogger(__name__).warning(
+                "could not send the last %d metrics of the failed run to MLflow (%s)",
+                len(self._pending),
+                type(exc).__name__,
+            )
 
     def log_params(self, params: dict[str, Any]) -> None:
         _log_params_batched(self.client, self.run_id, params)
@@ -256,15 +279,15 @@ class StageRun:
         try:
             nested.log_params({"repeat": repeat, "seed": seed})
             yield nested
+            nested.flush()
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
-            try:
-                nested.flush()
-            finally:
-                self.client.set_terminated(nested.run_id, status)
+            if status != "FINISHED":
+                nested.flush_after_failure()
+            self.client.set_terminated(nested.run_id, status)
 
     def log_forecaster(
         self,
@@ -334,7 +357,8 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
     """Open the child run of `stage` under its configuration's parent; always close it.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
-    so nothing is ever left RUNNING.
+    so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
+    loss history of a diverged or interrupted training run is the part worth looking at.
     """
     client = connect()
     started = time.monotonic()
@@ -366,6 +390,8 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
         status = "KILLED"
         raise
     finally:
+        if status != "FINISHED":
+            stage_run_.flush_after_failure()
         _end_run(client, stage_run_.run_id, parent_id, status)
 
 

@@ -3,11 +3,19 @@
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.ui [--port 5000] [--host 127.0.0.1]` (`make ui`).
 
 The printed URL opens the experiment's runs table in model-training mode with the saved view
-"Headline metrics" (see `save_headline_view`): test RMSE per model and of the persistence
-baseline as columns, without anyone picking them in the Columns menu.
+"Headline metrics" (see `save_headline_view`): each model's mean test RMSE over repeats with
+its 95% interval, each pair's paired difference and verdict, and the persistence and AR
+baselines as columns, without anyone picking them in the Columns menu. It is printed once the
+server answers, so it works when clicked. The server logs its errors, not every request.
+
+The server runs in its own session: a terminal's Ctrl-C reaches only this process, which
+stops the server and prints one line, rather than the server's own shutdown tracebacks.
 """
 
+from __future__ import annotations
+
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -15,11 +23,12 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.tracking import MlflowClient
+import requests
 
 from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.comparison import model_pairs
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
@@ -31,21 +40,36 @@ from lstm_vs_rnn.tracking import (
     tracking_uri,
 )
 
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 # The MLflow UI (3.x) lists experiment tags with this prefix under "Views" and opens one when
 # the runs table's URL carries `viewStateShareKey=<id>`; the tag is what its "Save view" writes.
 SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 HEADLINE_VIEW_ID = "headline-metrics"
 HEADLINE_VIEW_NAME = "Headline metrics"
 # Test metrics that evaluate logs to every configuration's parent run besides the models'.
-BASELINES = ("persistence",)
-HEADLINE_METRIC = "test_rmse"
+BASELINES = ("persistence", "ar")
+BASELINE_METRIC = "test_rmse"
+# Each model's mean test RMSE over repeats with its 95% interval; each pair's paired difference.
+MODEL_STATISTICS = ("test_rmse.mean", "test_rmse.ci95_low", "test_rmse.ci95_high")
+PAIR_STATISTICS = ("rmse_diff.mean", "rmse_diff.ci95_low", "rmse_diff.ci95_high")
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 # Column ids of the attributes shown before the metrics, as the UI names them.
 ATTRIBUTE_COLUMNS = ("runDateAndNestInfo", "duration")
 # Wide enough for a whole configuration name such as "rnn h50x1 · lstm h64x1 · 20ep ...".
 RUN_NAME_WIDTH_PX = 420
-METRIC_WIDTH_PX = 150
+METRIC_WIDTH_PX = 130
 STOP_TIMEOUT_S = 30.0
+# `mlflow server` answers after 4-5 s on an idle 2-core machine and 10-20 s on a busy one.
+START_TIMEOUT_S = 180.0
+HEALTH_POLL_S = 0.25
+# uvicorn (what `mlflow server` runs by default) without its access log, which prints a line
+# per request (~400 in five minutes of browsing), and without its INFO start and stop lines;
+# request errors and their tracebacks are warnings and errors, still printed.
+UVICORN_OPTS = "--no-access-log --log-level warning"
+# prctl(2): the kernel sends the child this signal when the parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def parse_args() -> argparse.Namespace:
@@ -81,18 +105,39 @@ def metric_column(key: str) -> str:
     return f"metrics.`{key}`"
 
 
+def tag_column(key: str) -> str:
+    """A tag's column id in the runs table."""
+    return f"tags.`{key}`"
+
+
+def headline_metric_keys(params: Params) -> list[str]:
+    """The parent-run metrics the headline view shows, in column order."""
+    pairs = [f"{first}_vs_{second}" for first, second in model_pairs(list(params.models))]
+    return [
+        *(f"{name}.{statistic}" for name in params.models for statistic in MODEL_STATISTICS),
+        *(f"{pair}.{statistic}" for pair in pairs for statistic in PAIR_STATISTICS),
+        *(f"{name}.{BASELINE_METRIC}" for name in BASELINES),
+    ]
+
+
 def headline_view_state(params: Params) -> dict[str, Any]:
-    """Runs-table layout: duration and every model's test RMSE next to the baseline's.
+    """Runs-table layout: duration, every model's mean test RMSE over repeats with its 95%
+    interval, each pair's paired difference and verdict, and the baselines.
 
     Sort order is left at the default (newest first): sorting by a metric would flatten the
     table, and the parent rows must stay expandable into their stage runs.
     """
-    metrics = [metric_column(f"{name}.{HEADLINE_METRIC}") for name in (*params.models, *BASELINES)]
+    metrics = [metric_column(key) for key in headline_metric_keys(params)]
+    verdicts = [
+        tag_column(f"{first}_vs_{second}.verdict")
+        for first, second in model_pairs(list(params.models))
+    ]
+    columns = [*metrics, *verdicts]
     return {
-        "selectedColumns": ["attributes.`Duration`", *metrics],
-        "columnOrder": [RUN_NAME_COLUMN, *ATTRIBUTE_COLUMNS, *metrics],
+        "selectedColumns": ["attributes.`Duration`", *columns],
+        "columnOrder": [RUN_NAME_COLUMN, *ATTRIBUTE_COLUMNS, *columns],
         "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH_PX}
-        | {column: METRIC_WIDTH_PX for column in metrics},
+        | {column: METRIC_WIDTH_PX for column in columns},
     }
 
 
@@ -154,6 +199,8 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
         "server",
         "--backend-store-uri",
         uri,
+        "--registry-store-uri",
+        uri,
         "--artifacts-destination",
         str(artifacts),
         "--host",
@@ -162,28 +209,96 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
         str(port),
         "--workers",
         "1",
+        "--uvicorn-opts",
+        UVICORN_OPTS,
     ]
 
 
 def server_env() -> dict[str, str]:
-    """The environment, without MLflow's GenAI job runner (seven worker processes) by default.
+    """The environment, without MLflow's GenAI job runner and its INFO lines by default.
 
-    The job runner serves LLM judges and prompt optimisation, which this project never uses.
+    The job runner (seven worker processes) serves LLM judges and prompt optimisation, which
+    this project never uses. MLflow's INFO lines at start ("Creating initial MLflow database
+    tables...") and the StarletteDeprecationWarning that MLflow's own code triggers say nothing
+    a user can act on; other warnings and errors still show.
     """
     env = os.environ.copy()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    env.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    env.setdefault("PYTHONWARNINGS", "ignore::UserWarning:mlflow.server.fastapi_app")
     return env
 
 
+def _own_session_dying_with_parent() -> None:
+    """Runs in the server's process before exec: a new session, so a terminal's Ctrl-C goes
+    to this command alone; and SIGTERM when this command dies, even by SIGKILL, so a server
+    is never left holding the port."""
+    os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_server(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        server_command(uri, host, port),
+        env=server_env(),
+        preexec_fn=_own_session_dying_with_parent,
+    )
+
+
+def wait_until_answering(server: subprocess.Popen[bytes], base: str) -> None:
+    """Return once the server's /health answers; fail in one line if it exits or hangs."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UserError(
+                f"the MLflow server exited with code {server.returncode} while starting; "
+                f"its messages are above"
+            )
+        try:
+            if requests.get(f"{base}/health", timeout=HEALTH_POLL_S * 8).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(HEALTH_POLL_S)
+    raise UserError(f"the MLflow server did not answer at {base} within {START_TIMEOUT_S:.0f} s")
+
+
 def stop(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server; a second Ctrl-C while it shuts down must not orphan it."""
+    """Stop the server and its uvicorn process; a second Ctrl-C or a SIGTERM meanwhile must
+    not orphan them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server.terminate()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
     try:
         server.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+def serve(uri: str, host: str, port: int, url: str) -> None:
+    """Run the server until Ctrl-C (or SIGTERM), then stop it and say so in one line."""
+    print(f"MLflow UI for {uri}: starting the server ...", flush=True)
+    server = start_server(uri, host, port)
+    try:
+        code = run_until_exit(server, f"http://{host}:{port}", url)
+    except KeyboardInterrupt:
+        code = None
+    finally:
+        stop(server)
+    if code is None:
+        print("MLflow UI stopped.", flush=True)
+        return
+    raise UserError(f"the MLflow server exited with code {code}; its messages are above")
+
+
+def run_until_exit(server: subprocess.Popen[bytes], base: str, url: str) -> int:
+    """Print the URL once it can be opened, then wait for the server; its exit code."""
+    wait_until_answering(server, base)
+    print(f"  runs table: {url}\n  Ctrl-C stops it.", flush=True)
+    return server.wait()
 
 
 def main() -> None:
@@ -197,15 +312,7 @@ def main() -> None:
         )
     ensure_port_free(args.host, args.port)
     url = runs_table_url(f"http://{args.host}:{args.port}", params)
-    print(f"MLflow UI for {uri}\n  runs table: {url}\n  Ctrl-C stops it.", flush=True)
-    server = subprocess.Popen(server_command(uri, args.host, args.port), env=server_env())
-    try:
-        code = server.wait()
-    except KeyboardInterrupt:
-        stop(server)
-        print("MLflow UI stopped.", flush=True)
-        return
-    raise UserError(f"the MLflow server exited with code {code}; its messages are above")
+    serve(uri, args.host, args.port, url)
 
 
 if __name__ == "__main__":

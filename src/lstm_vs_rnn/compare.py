@@ -1,0 +1,170 @@
+"""`make compare`: DVC experiments side by side in a table that fits a terminal.
+
+`dvc exp show` prints every metric, param and dependency hash (65 columns, about 3,100
+characters wide here), which no terminal shows. This keeps each model's headline test RMSE and
+the params that differ between the rows, drops file dependencies and every other metric, and
+puts each column's name on two lines (`lstm` over `test_rmse`), so a baseline and a handful of
+experiments that each change a param or two fit in 100 columns. Baselines' metrics
+(persistence, noise floor) appear only when they differ between rows, i.e. when data changed.
+
+The columns are chosen by pattern, so new metrics of the same shape (`lstm.test_rmse.mean`,
+`lstm_vs_rnn.rmse_diff.mean`) are picked up and their companions (`.std`, `.ci95_low`) left
+out; a mean over seeds shares its column with the single-seed value (`lstm` over `test_rmse`).
+The same selection with DVC's own table: the `dvc exp show` command in `exp_show_command`.
+
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.compare [dvc exp show options, e.g. -A]`.
+"""
+
+import csv
+import io
+import re
+import subprocess
+import sys
+
+from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.paths import PATHS
+
+PARAM_SECTIONS = ("data", "train", "models", "tracking")
+BASELINES = ("persistence", "noise_floor")
+# Headline metrics: `<model>.test_rmse` now, `<model>.test_rmse.mean` and
+# `<a>_vs_<b>.rmse_diff.mean` once training is repeated over seeds.
+HEADLINE = r"[^./]+\.(test_rmse(\.mean)?|rmse_diff\.mean)$"
+# `--keep` protects columns from `--only-changed` and `--drop`: the row labels and the models'
+# headline metrics, shown even where every row has the same value.
+KEEP = r"Experiment$|rev$|typ$|State$|(?!persistence\.|noise_floor\.)" + HEADLINE
+# `--drop` (matched at the start of a column name): anything that is neither a param nor a
+# headline metric, i.e. the other metrics, the file dependencies and the creation time.
+DROP = r"(?!(data|train|models|tracking)\.|" + HEADLINE + ")"
+MEAN_SUFFIX = ".mean"
+LABEL_COLUMNS = ("Experiment", "rev", "typ", "State")
+EXPERIMENT_TYPES = ("branch_commit", "branch_base")
+MISSING = "-"
+GAP = "  "
+
+
+def exp_show_command(*extra: str) -> list[str]:
+    """`dvc exp show` with the selection above."""
+    return ["dvc", "exp", "show", "--only-changed", "--drop", DROP, "--keep", KEEP, *extra]
+
+
+def read_experiments(extra: list[str]) -> list[dict[str, str]]:
+    """The selected columns of `dvc exp show`, one dict per row."""
+    try:
+        result = subprocess.run(
+            exp_show_command("--csv", *extra),
+            cwd=PATHS.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise UserError(
+            "dvc is not on PATH: activate the environment (source .venv/bin/activate) "
+            "or run 'make compare'"
+        ) from None
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
+        raise UserError(f"'dvc exp show' failed: {lines[-1]}")
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def merge_means(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`lstm.test_rmse.mean` (over seeds) and `lstm.test_rmse` (one seed) in one column.
+
+    Both are the configuration's test RMSE; rows from before and after training was repeated
+    then share a column instead of each leaving the other's empty.
+    """
+    merged = []
+    for row in rows:
+        out: dict[str, str] = {}
+        for column, value in row.items():
+            key = column.removesuffix(MEAN_SUFFIX) if is_headline(column) else column
+            out[key] = out.get(key) or value
+        merged.append(out)
+    columns = {key: None for row in merged for key in row}
+    return [{key: row.get(key, "") for key in columns} for row in merged]
+
+
+def is_headline(column: str) -> bool:
+    return re.match(HEADLINE, column) is not None
+
+
+def is_param(column: str) -> bool:
+    return column.startswith(tuple(f"{section}." for section in PARAM_SECTIONS))
+
+
+def varies(rows: list[dict[str, str]], column: str) -> bool:
+    """Whether the rows that have a value disagree (queued rows have none yet)."""
+    return len({row[column] for row in rows if row[column]}) > 1
+
+
+def value_columns(rows: list[dict[str, str]]) -> list[str]:
+    """Model metrics always; params and baselines' metrics only where rows differ.
+
+    DVC's `--only-changed` counts an empty cell as a difference, so a queued experiment would
+    bring back every baseline column; this does not.
+    """
+    columns = [column for column in rows[0] if column not in LABEL_COLUMNS]
+    return [
+        column
+        for column in columns
+        if varies(rows, column) or not (is_param(column) or column.startswith(BASELINES))
+    ]
+
+
+def row_label(row: dict[str, str]) -> str:
+    """`workspace`, the baseline commit's name, or an indented experiment name."""
+    if row.get("typ") in EXPERIMENT_TYPES:
+        return f"  {row.get('Experiment') or row['rev']}"
+    return row["rev"]
+
+
+def cell(column: str, value: str) -> str:
+    if not value:
+        return MISSING
+    if is_param(column):
+        return value
+    try:
+        return f"{float(value):.4f}"
+    except ValueError:
+        return value
+
+
+def header(column: str) -> tuple[str, str]:
+    """A column name on two lines, split at its first dot: `lstm` over `test_rmse`."""
+    first, _, rest = column.partition(".")
+    return first, rest
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """Left-aligned labels, params and state; right-aligned metrics; two-line headers."""
+    columns = value_columns(rows)
+    state = ["state"] if any(row.get("State") for row in rows) else []
+    table = [
+        ["experiment", *(header(column)[0] for column in columns), *state],
+        ["", *(header(column)[1] for column in columns), *("" for _ in state)],
+    ]
+    for row in rows:
+        values = [cell(column, row[column]) for column in columns]
+        table.append([row_label(row), *values, *(row.get("State", "") for _ in state)])
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    right = [False, *(not is_param(column) for column in columns), *(False for _ in state)]
+    return "\n".join(
+        GAP.join(
+            text.rjust(width) if align else text.ljust(width)
+            for text, width, align in zip(line, widths, right, strict=True)
+        ).rstrip()
+        for line in table
+    )
+
+
+def main() -> None:
+    rows = read_experiments(sys.argv[1:])
+    if not rows:
+        raise UserError("'dvc exp show' listed nothing: run 'make run' or 'dvc exp run' first")
+    print(format_table(merge_means(rows)))
+
+
+if __name__ == "__main__":
+    run_entry_point(main, on_interrupt="interrupted")

@@ -1,0 +1,179 @@
+"""Comparing experiments with DVC, for real: `make compare` in 100 columns, and the charts of
+`dvc plots diff` drawn with no internet.
+
+A baseline, one experiment run in the workspace and one queued, in a temporary repository;
+then the same with metrics of the shape that repeated training will add (`.mean`, `.std`,
+`.ci95_low`, a difference between the models), written into the workspace's metrics file.
+"""
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, PipelineRepo, make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+WIDTH = 100
+CHROMIUM = Path("/usr/bin/chromium")
+# The project's offline page template, as `.dvc/config` names it (relative to .dvc/).
+PLOTS_TEMPLATE = "plots/offline.html"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("compare") / "project")
+    (repo.root / ".dvc" / "plots").mkdir()
+    shutil.copy2(REPO_ROOT / ".dvc" / PLOTS_TEMPLATE, repo.root / ".dvc" / PLOTS_TEMPLATE)
+    repo.dvc("config", "plots.html_template", PLOTS_TEMPLATE)
+    repo.dvc("repro")
+    repo.commit("baseline")
+    repo.dvc("exp", "run", "-n", "lstm-h16", "-S", "models.lstm.hidden_size=16")
+    repo.dvc("exp", "run", "--queue", "-n", "lr-003", "-S", "train.learning_rate=0.03")
+    yield repo
+
+
+def compare(repo: PipelineRepo) -> list[str]:
+    result = repo.run("python", "-m", "lstm_vs_rnn.compare", env={"PYTHONPATH": "src"})
+    print(result.stdout)
+    return result.stdout.splitlines()
+
+
+def widest_line(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def test_compare_shows_headline_metrics_and_changed_params_in_100_columns(
+    repo: PipelineRepo,
+) -> None:
+    full = repo.dvc("exp", "show", "--no-pager", env={"COLUMNS": "10000"}).stdout
+    print(f"plain 'dvc exp show': {widest_line(full)} characters wide")
+    lines = compare(repo)
+    assert max(len(line) for line in lines) <= WIDTH
+    top, bottom, *rows = lines
+    assert top.split() == ["experiment", "lstm", "rnn", "train", "models", "state"]
+    assert bottom.split() == ["test_rmse", "test_rmse", "learning_rate", "lstm.hidden_size"]
+    by_name = {row.split()[0]: row.split()[1:] for row in rows}
+    assert set(by_name) == {"workspace", "main", "lstm-h16", "lr-003"}
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    shown = [f"{metrics[model]['test_rmse']:.4f}" for model in ("lstm", "rnn")]
+    assert by_name["lstm-h16"] == [*shown, "0.01", "16"]
+    assert by_name["workspace"] == [*shown, "0.01", "16"]
+    assert by_name["main"][2:] == ["0.01", "8"]
+    assert by_name["lr-003"] == ["-", "-", "0.03", "16", "Queued"]
+    assert "/" not in top + bottom  # no file dependencies
+    assert "test_mae" not in bottom and "persistence" not in top  # baselines did not change
+
+
+def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) -> None:
+    """The shape repeated training will give metrics.json: statistics per model and a
+    difference between the models; only the means are headline."""
+    path = repo.root / "reports" / "metrics.json"
+    original = path.read_text()
+    path.write_text(json.dumps(grown_metrics(json.loads(original))))
+    try:
+        lines = compare(repo)
+    finally:
+        path.write_text(original)
+    assert max(len(line) for line in lines) <= WIDTH
+    top, bottom, workspace = lines[0].split(), lines[1].split(), lines[2].split()
+    assert top[:4] == ["experiment", "lstm", "rnn", "lstm_vs_rnn"]
+    assert bottom[:3] == ["test_rmse", "test_rmse", "rmse_diff"]  # means, merged with values
+    assert workspace[:4] == ["workspace", "0.7000", "0.6000", "0.0500"]
+    assert not any(word.endswith(("ci95_low", "std", "ci95_high")) for word in bottom)
+
+
+def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
+    def stats(value: float) -> dict[str, float]:
+        return {"mean": value, "std": 0.01, "ci95_low": value - 0.02, "ci95_high": value + 0.02}
+
+    grown: dict[str, object] = {
+        name: {f"test_{metric}": stats(value) for metric in ("rmse", "mae", "mase", "r2")}
+        for name, value in (("lstm", 0.7), ("rnn", 0.6))
+    }
+    grown["lstm_vs_rnn"] = {"rmse_diff": stats(0.05), "p_lstm_better": 0.7}
+    grown.update({name: metrics[name] for name in ("persistence", "noise_floor")})
+    return grown
+
+
+def test_a_failing_dvc_exp_show_is_one_line(tmp_path: Path, repo: PipelineRepo) -> None:
+    result = repo.run(
+        "python", "-m", "lstm_vs_rnn.compare", "--no-such-option",
+        env={"PYTHONPATH": "src"}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: 'dvc exp show' failed: ERROR: unrecognized arguments: --no-such-option"
+    ]
+
+
+def test_the_project_configures_the_offline_plots_template() -> None:
+    config = (REPO_ROOT / ".dvc" / "config").read_text()
+    assert f"html_template = {PLOTS_TEMPLATE}" in config
+
+
+def test_plots_diff_draws_its_charts_with_no_network(repo: PipelineRepo, tmp_path: Path) -> None:
+    """The page has no script from elsewhere, and Chromium, with every non-file request
+    refused, draws each Vega chart on it."""
+    out = tmp_path / "plots"
+    repo.dvc("plots", "diff", "main", "-o", str(out))
+    page_html = (out / "index.html").read_text()
+    assert "<script src" not in page_html and "cdn.jsdelivr" not in page_html
+    charts = page_html.count("vegaEmbed('#")
+    assert charts >= 2
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            refused: list[str] = []
+
+            def local_files_only(route) -> None:
+                if route.request.url.startswith("file:"):
+                    route.continue_()
+                else:
+                    refused.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", local_files_only)
+            page.goto((out / "index.html").as_uri())
+            drawn = page.locator(".vega-embed canvas, .vega-embed svg.marks")
+            expect(drawn).to_have_count(charts, timeout=60_000)
+        finally:
+            browser.close()
+    assert refused == []
+
+
+def queued_params(repo: PipelineRepo, *keys: str) -> dict[str, list[str]]:
+    """Each queued experiment's values of `keys`, as `dvc exp show` lists them."""
+    rows = csv.DictReader(io.StringIO(repo.dvc("exp", "show", "--csv").stdout))
+    return {row["Experiment"]: [row[key] for key in keys] for row in rows if row["State"]}
+
+
+def test_the_readme_workflow_queues_experiments_that_differ_by_their_own_change(
+    tmp_path: Path,
+) -> None:
+    """A workspace `dvc exp run` leaves its params behind, and the queue starts from the
+    workspace; after the README's way back, each queued run differs by its own -S only."""
+    repo = make_pipeline_repo(tmp_path / "project")
+    repo.dvc("repro")
+    repo.commit("baseline")
+    keys = ("models.lstm.hidden_size", "train.learning_rate")
+    repo.dvc("exp", "run", "-S", "models.lstm.hidden_size=16")
+    repo.dvc("exp", "run", "--queue", "-n", "inherits", "-S", "train.learning_rate=0.03")
+    assert queued_params(repo, *keys) == {"inherits": ["16", "0.03"]}
+    repo.dvc("queue", "remove", "--all")
+
+    repo.run("git", "checkout", "params.yaml", "dvc.lock", "reports")  # the README's way back
+    repo.dvc("checkout")
+    assert repo.run("git", "status", "--porcelain").stdout == ""
+    repo.dvc("exp", "run", "--queue", "-n", "lstm-h32", "-S", "models.lstm.hidden_size=32")
+    repo.dvc("exp", "run", "--queue", "-n", "lr-0.003", "-S", "train.learning_rate=0.003")
+    assert queued_params(repo, *keys) == {"lstm-h32": ["32", "0.01"], "lr-0.003": ["8", "0.003"]}
