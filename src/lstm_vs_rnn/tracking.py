@@ -116,7 +116,8 @@ def describe_configuration(params: Params) -> str:
     )
     train = params.train
     name = (
-        f"{models} · {train.epochs}ep lr{train.learning_rate:g} · n{params.data.n_points} "
+        f"{models} · {train.epochs}ep lr{train.learning_rate:g} x{train.repeats} · "
+        f"n{params.data.n_points} "
         f"w{params.data.window} · {config_hash(params)[:6]}"
     )
     exp = os.environ.get("DVC_EXP_NAME")
