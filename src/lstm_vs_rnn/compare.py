@@ -1,6 +1,6 @@
 """`make compare`: DVC experiments side by side in a table that fits a terminal.
 
-`dvc exp show` prints every metric, param and dependency hash (65 columns, about 3,100
+`dvc exp show` prints every metric, param and dependency hash (65 to 120 columns, up to 3,100
 characters wide here), which no terminal shows. This keeps each model's headline test RMSE and
 the params that differ between the rows, drops file dependencies and every other metric, and
 puts each column's name on two lines (`lstm` over `test_rmse`), so a baseline and a handful of
