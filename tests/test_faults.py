@@ -168,10 +168,7 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
             assert stage.poll() is None, stage.communicate()
             assert time.monotonic() < deadline, "the training run never started"
             time.sleep(0.2)
-        # Into the epochs (the first ends 1.5 s after the run starts on a busy 2-core machine)
-        # and well short of the 10 s between flushes: what reaches the store then is sent by
-        # the flush on the way out.
-        time.sleep(4)
+        time.sleep(4)  # past the first epoch (1.5 s in under load), short of the 10 s flush
         assert stage.poll() is None
         stage.send_signal(signum)
         _, stderr = stage.communicate(timeout=60)
@@ -186,6 +183,7 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
     )
     assert "Traceback" not in stderr
     assert runs_named(repo.root, "train@lstm")[-1] == "KILLED"
+    # 1.5 s is far less than the 10 s between flushes: these epochs were sent on the way out.
     steps = loss_steps(repo.root, "train@lstm")
     assert steps and steps == list(range(1, len(steps) + 1)), steps
     assert loss_steps(repo.root, "train@lstm", "val_loss") == steps
