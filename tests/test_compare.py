@@ -85,22 +85,32 @@ def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) ->
     assert bottom[:3] == ["test_rmse", "test_rmse", "rmse_diff"]  # means, merged with values
     assert workspace[:4] == ["workspace", "0.7000", "0.6000", "0.0500"]
     assert not any(word.endswith(("ci95_low", "std", "ci95_high")) for word in bottom)
+    assert "ar" not in top and "verdict" not in bottom  # a baseline only where it changed
 
 
 def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
+    """The shape of metrics.json with repeated training: statistics per model metric, a
+    paired comparison with a verdict, and one more baseline (an autoregression)."""
+
     def stats(value: float) -> dict[str, float]:
         return {"mean": value, "std": 0.01, "ci95_low": value - 0.02, "ci95_high": value + 0.02}
 
     grown: dict[str, object] = {
-        name: {f"test_{metric}": stats(value) for metric in ("rmse", "mae", "mase", "r2")}
+        name: {"failures": 0, **{f"test_{m}": stats(value) for m in ("rmse", "mae", "mase")}}
         for name, value in (("lstm", 0.7), ("rnn", 0.6))
     }
-    grown["lstm_vs_rnn"] = {"rmse_diff": stats(0.05), "p_lstm_better": 0.7}
+    grown["lstm_vs_rnn"] = {
+        "rmse_diff": stats(0.05),
+        "lstm_wins": 0.3,
+        "verdict": "no clear difference",
+        "wilcoxon_p": 0.2,
+    }
+    grown["ar"] = {"test_rmse": 0.51, "test_mae": 0.42}
     grown.update({name: metrics[name] for name in ("persistence", "noise_floor")})
     return grown
 
 
-def test_a_failing_dvc_exp_show_is_one_line(tmp_path: Path, repo: PipelineRepo) -> None:
+def test_a_failing_dvc_exp_show_is_one_line(repo: PipelineRepo) -> None:
     result = repo.run(
         "python", "-m", "lstm_vs_rnn.compare", "--no-such-option",
         env={"PYTHONPATH": "src"}, check=False,

@@ -174,7 +174,7 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
             assert stage.poll() is None, stage.communicate()
             assert time.monotonic() < deadline, "the training run never started"
             time.sleep(0.2)
-        time.sleep(1.5)  # well into the epochs
+        time.sleep(4)  # past the first epoch (1.5 s in under load), short of the 10 s flush
         assert stage.poll() is None
         stage.send_signal(signum)
         _, stderr = stage.communicate(timeout=60)

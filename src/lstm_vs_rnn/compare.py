@@ -1,16 +1,17 @@
 """`make compare`: DVC experiments side by side in a table that fits a terminal.
 
-`dvc exp show` prints every metric, param and dependency hash (65 columns, about 3,100
+`dvc exp show` prints every metric, param and dependency hash (65 to 120 columns, up to 3,100
 characters wide here), which no terminal shows. This keeps each model's headline test RMSE and
 the params that differ between the rows, drops file dependencies and every other metric, and
 puts each column's name on two lines (`lstm` over `test_rmse`), so a baseline and a handful of
-experiments that each change a param or two fit in 100 columns. Baselines' metrics
-(persistence, noise floor) appear only when they differ between rows, i.e. when data changed.
+experiments that each change a param or two fit in 100 columns. The baselines' test RMSE
+(persistence, noise floor, ...) appears only where it differs between rows: when data changed.
 
 The columns are chosen by pattern, so new metrics of the same shape (`lstm.test_rmse.mean`,
 `lstm_vs_rnn.rmse_diff.mean`) are picked up and their companions (`.std`, `.ci95_low`) left
 out; a mean over seeds shares its column with the single-seed value (`lstm` over `test_rmse`).
-The same selection with DVC's own table: the `dvc exp show` command in `exp_show_command`.
+The same selection with DVC's own table: the `dvc exp show` command in `exp_show_command`
+(the models are those under `models:` in params.yaml).
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.compare [dvc exp show options, e.g. -A]`.
 """
@@ -23,16 +24,14 @@ import sys
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 
 PARAM_SECTIONS = ("data", "train", "models", "tracking")
-BASELINES = ("persistence", "noise_floor")
-# Headline metrics: `<model>.test_rmse` now, `<model>.test_rmse.mean` and
-# `<a>_vs_<b>.rmse_diff.mean` once training is repeated over seeds.
+# Headline metrics, of models and baselines alike: `<name>.test_rmse` for one seed,
+# `<name>.test_rmse.mean` over repeated training, and `<a>_vs_<b>.rmse_diff.mean`.
 HEADLINE = r"[^./]+\.(test_rmse(\.mean)?|rmse_diff\.mean)$"
-# `--keep` protects columns from `--only-changed` and `--drop`: the row labels and the models'
-# headline metrics, shown even where every row has the same value.
-KEEP = r"Experiment$|rev$|typ$|State$|(?!persistence\.|noise_floor\.)" + HEADLINE
+DIFFERENCE = r"[^./]+\.rmse_diff$"
 # `--drop` (matched at the start of a column name): anything that is neither a param nor a
 # headline metric, i.e. the other metrics, the file dependencies and the creation time.
 DROP = r"(?!(data|train|models|tracking)\.|" + HEADLINE + ")"
@@ -43,16 +42,24 @@ MISSING = "-"
 GAP = "  "
 
 
-def exp_show_command(*extra: str) -> list[str]:
+def keep_pattern(models: list[str]) -> str:
+    """`--keep` protects columns from `--only-changed` and `--drop`: the row labels, each
+    model's test RMSE and the models' differences, shown even where every row agrees."""
+    names = "|".join(re.escape(model) for model in models)
+    return rf"Experiment$|rev$|typ$|State$|({names})\.test_rmse(\.mean)?$|[^./]+\.rmse_diff\.mean$"
+
+
+def exp_show_command(models: list[str], *extra: str) -> list[str]:
     """`dvc exp show` with the selection above."""
-    return ["dvc", "exp", "show", "--only-changed", "--drop", DROP, "--keep", KEEP, *extra]
+    keep = keep_pattern(models)
+    return ["dvc", "exp", "show", "--only-changed", "--drop", DROP, "--keep", keep, *extra]
 
 
-def read_experiments(extra: list[str]) -> list[dict[str, str]]:
+def read_experiments(models: list[str], extra: list[str]) -> list[dict[str, str]]:
     """The selected columns of `dvc exp show`, one dict per row."""
     try:
         result = subprocess.run(
-            exp_show_command("--csv", *extra),
+            exp_show_command(models, "--csv", *extra),
             cwd=PATHS.root,
             capture_output=True,
             text=True,
@@ -99,17 +106,18 @@ def varies(rows: list[dict[str, str]], column: str) -> bool:
     return len({row[column] for row in rows if row[column]}) > 1
 
 
-def value_columns(rows: list[dict[str, str]]) -> list[str]:
-    """Model metrics always; params and baselines' metrics only where rows differ.
+def value_columns(rows: list[dict[str, str]], models: list[str]) -> list[str]:
+    """The models' test RMSE and differences always; params and baselines where rows differ.
 
     DVC's `--only-changed` counts an empty cell as a difference, so a queued experiment would
     bring back every baseline column; this does not.
     """
-    columns = [column for column in rows[0] if column not in LABEL_COLUMNS]
+    always = {f"{model}.test_rmse" for model in models}
     return [
         column
-        for column in columns
-        if varies(rows, column) or not (is_param(column) or column.startswith(BASELINES))
+        for column in rows[0]
+        if column not in LABEL_COLUMNS
+        and (column in always or re.match(DIFFERENCE, column) or varies(rows, column))
     ]
 
 
@@ -137,9 +145,9 @@ def header(column: str) -> tuple[str, str]:
     return first, rest
 
 
-def format_table(rows: list[dict[str, str]]) -> str:
+def format_table(rows: list[dict[str, str]], models: list[str]) -> str:
     """Left-aligned labels, params and state; right-aligned metrics; two-line headers."""
-    columns = value_columns(rows)
+    columns = value_columns(rows, models)
     state = ["state"] if any(row.get("State") for row in rows) else []
     table = [
         ["experiment", *(header(column)[0] for column in columns), *state],
@@ -160,10 +168,11 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 
 def main() -> None:
-    rows = read_experiments(sys.argv[1:])
+    models = list(load_params(PATHS.params).models)
+    rows = read_experiments(models, sys.argv[1:])
     if not rows:
         raise UserError("'dvc exp show' listed nothing: run 'make run' or 'dvc exp run' first")
-    print(format_table(merge_means(rows)))
+    print(format_table(merge_means(rows), models))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -70,6 +72,7 @@ HEALTH_POLL_S = 0.25
 UVICORN_OPTS = "--no-access-log --log-level warning"
 # prctl(2): the kernel sends the child this signal when the parent dies.
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def parse_args() -> argparse.Namespace:
@@ -231,10 +234,25 @@ def server_env() -> dict[str, str]:
 
 def _own_session_dying_with_parent() -> None:
     """Runs in the server's process before exec: a new session, so a terminal's Ctrl-C goes
-    to this command alone; and SIGTERM when this command dies, even by SIGKILL, so a server
-    is never left holding the port."""
+    to this command alone; SIGTERM when this command dies, even by SIGKILL, so a server is
+    never left holding the port; and the stop signals unblocked again (see serve)."""
     os.setsid()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver them.
+
+    A Ctrl-C while the server is forked raises KeyboardInterrupt inside `logging`'s at-fork
+    hook, which Python reports as "Exception ignored" and drops: the UI then started anyway.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def start_server(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
@@ -281,13 +299,16 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 def serve(uri: str, host: str, port: int, url: str) -> None:
     """Run the server until Ctrl-C (or SIGTERM), then stop it and say so in one line."""
     print(f"MLflow UI for {uri}: starting the server ...", flush=True)
-    server = start_server(uri, host, port)
+    server = None
     try:
+        with _stop_signals_held():  # delivered once `server` is set, so it is stopped
+            server = start_server(uri, host, port)
         code = run_until_exit(server, f"http://{host}:{port}", url)
     except KeyboardInterrupt:
         code = None
     finally:
-        stop(server)
+        if server is not None:
+            stop(server)
     if code is None:
         print("MLflow UI stopped.", flush=True)
         return
