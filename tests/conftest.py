@@ -147,8 +147,9 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
     repo = PipelineRepo(root, clean_env())
     repo.run("git", "init", "-q", "-b", "main")
     repo.dvc("init", "-q")
-    repo.dvc("config", "core.analytics", "false")
-    shutil.copytree(REPO_ROOT / ".dvc" / "plots", root / ".dvc" / "plots")  # plot templates
+    # The project's DVC settings and plot templates (analytics off, the offline plots page).
+    shutil.copy2(REPO_ROOT / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", root / ".dvc" / "plots")
     repo.edit_params({**TINY_PARAMS, **(params or {})})
     repo.commit("project copy with tiny params")
     return repo
