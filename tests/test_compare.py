@@ -51,16 +51,26 @@ def test_compare_shows_headline_metrics_and_changed_params_in_100_columns(
     lines = compare(repo)
     assert max(len(line) for line in lines) <= WIDTH
     top, bottom, *rows = lines
-    assert top.split() == ["experiment", "lstm", "rnn", "train", "models", "state"]
-    assert bottom.split() == ["test_rmse", "test_rmse", "learning_rate", "lstm.hidden_size"]
+    assert top.split() == ["experiment", "lstm", "lstm_vs_rnn", "rnn", "train", "models", "state"]
+    assert bottom.split() == [
+        "test_rmse",
+        "rmse_diff",
+        "test_rmse",
+        "learning_rate",
+        "lstm.hidden_size",
+    ]
     by_name = {row.split()[0]: row.split()[1:] for row in rows}
     assert set(by_name) == {"workspace", "main", "lstm-h16", "lr-003"}
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
-    shown = [f"{metrics[model]['test_rmse']:.4f}" for model in ("lstm", "rnn")]
+    shown = [
+        f"{metrics['lstm']['test_rmse']['mean']:.4f}",
+        f"{metrics['lstm_vs_rnn']['rmse_diff']['mean']:.4f}",
+        f"{metrics['rnn']['test_rmse']['mean']:.4f}",
+    ]
     assert by_name["lstm-h16"] == [*shown, "0.01", "16"]
     assert by_name["workspace"] == [*shown, "0.01", "16"]
-    assert by_name["main"][2:] == ["0.01", "8"]
-    assert by_name["lr-003"] == ["-", "-", "0.03", "16", "Queued"]
+    assert by_name["main"][3:] == ["0.01", "8"]
+    assert by_name["lr-003"] == ["-", "-", "-", "0.03", "16", "Queued"]
     assert "/" not in top + bottom  # no file dependencies
     assert "test_mae" not in bottom and "persistence" not in top  # baselines did not change
 
@@ -85,8 +95,8 @@ def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) ->
 
 
 def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
-    """The shape of metrics.json with repeated training: statistics per model metric, a
-    paired comparison with a verdict, and one more baseline (an autoregression)."""
+    """metrics.json with other numbers for the models and their difference (statistics per
+    model metric, a paired comparison with a verdict) and the same baselines."""
 
     def stats(value: float) -> dict[str, float]:
         return {"mean": value, "std": 0.01, "ci95_low": value - 0.02, "ci95_high": value + 0.02}
@@ -101,8 +111,7 @@ def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
         "verdict": "no clear difference",
         "wilcoxon_p": 0.2,
     }
-    grown["ar"] = {"test_rmse": 0.51, "test_mae": 0.42}
-    grown.update({name: metrics[name] for name in ("persistence", "noise_floor")})
+    grown.update({name: metrics[name] for name in ("persistence", "ar", "noise_floor")})
     return grown
 
 
