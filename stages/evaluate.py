@@ -5,6 +5,9 @@ and the comparison figures; logs every metric to its own run, to the configurati
 run and, per model, to the training run that produced the evaluated weights.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 import numpy as np
 import pandas as pd
 import torch

@@ -5,6 +5,9 @@ validation loss per epoch) and reports/figures/loss_<model>.png.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 import argparse
 import time
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.kernels import kernel_tags
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
 
@@ -243,6 +244,7 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
         run_name=stage,
         tags={
             **_provenance_tags(),
+            **kernel_tags(),
             MLFLOW_PARENT_RUN_ID: parent_id,
             STAGE_TAG: stage,
             CONFIG_TAG: config_hash(params),
