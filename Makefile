@@ -2,12 +2,18 @@
 VENV ?= .venv
 PYTHON ?= python3
 PORT ?= 5000
+# `make server`: the team's tracking server (see README, "For a team").
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5050
+ALLOWED_HOSTS ?=
+DATA_DIR ?= .team-server
+AUTH ?=
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui screenshots clean bench
+.PHONY: setup run test lint format ui server teammate screenshots clean bench
 
 setup: $(STAMP)
 
@@ -39,6 +45,17 @@ format: setup
 # The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
 ui: setup
 	python -m lstm_vs_rnn.ui --port $(PORT)
+
+# PostgreSQL + `mlflow server` for a team; prints MLFLOW_TRACKING_URI=...; Ctrl-C stops both.
+# `make server AUTH=1` needs MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_FLASK_SERVER_SECRET_KEY.
+server: setup
+	python -m lstm_vs_rnn.server --host $(SERVER_HOST) --port $(SERVER_PORT) \
+	  --data-dir $(DATA_DIR) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS)) $(if $(AUTH),--auth)
+
+# Add a user to a server started with AUTH=1 and grant EDIT on the experiment (run as admin).
+teammate: setup
+	@test -n "$(NAME)" || { echo "error: give the user name: make teammate NAME=alice" >&2; exit 1; }
+	python -m lstm_vs_rnn.access $(NAME)
 
 # The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
 screenshots: setup
