@@ -272,7 +272,7 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
         yield stage_run_
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
-        parent_id = merge_duplicate_parents(client, experiment_id, params) or parent_id
+        parent_id = _settle_parent(client, experiment_id, params, stage_run_.run_id, parent_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -455,9 +455,20 @@ def merge_duplicate_parents(client: MlflowClient, experiment_id: str, params: Pa
         metrics = client.get_run(duplicate).data.metrics
         have = client.get_run(canonical).data.metrics
         _log_metrics_now(client, canonical, {k: v for k, v in metrics.items() if k not in have})
-        client.set_tag(duplicate, MERGED_TAG, canonical)
-        with suppress(MlflowException):  # another stage deleted it a moment ago
+        with suppress(MlflowException):  # another stage merged and deleted it a moment ago
+            client.set_tag(duplicate, MERGED_TAG, canonical)
             client.delete_run(duplicate)
+    return canonical
+
+
+def _settle_parent(
+    client: MlflowClient, experiment_id: str, params: Params, run_id: str, parent_id: str
+) -> str:
+    """Merge duplicate parents and make sure this stage's run hangs under the canonical one
+    (another stage may have merged and deleted its parent after this run was created)."""
+    canonical = merge_duplicate_parents(client, experiment_id, params) or parent_id
+    if canonical != parent_id:
+        client.set_tag(run_id, MLFLOW_PARENT_RUN_ID, canonical)
     return canonical
 
 
