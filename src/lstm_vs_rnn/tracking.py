@@ -490,7 +490,8 @@ def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Para
         client.set_terminated(run.info.run_id, "FAILED")  # never reused: find_parent skips it
         raise
     client.set_terminated(run.info.run_id, "FINISHED")
-    return find_parent(client, experiment_id, params) or run.info.run_id
+    # Another machine may have made one at the same moment: keep the canonical one only.
+    return merge_duplicate_parents(client, experiment_id, params) or run.info.run_id
 
 
 def _provenance_tags() -> dict[str, str]:
