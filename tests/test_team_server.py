@@ -202,6 +202,7 @@ def test_wrong_password_missing_login_and_wrong_host_fail_in_one_line(
     env = {**team.client_env(), "MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}
     result, seconds = run_generate(repo, env)
     assert_one_line_before_any_work(repo, result, seconds, "needs a login")
+    print(f"no login: one line after {seconds:.1f} s")
 
     other_name = socket.gethostname()
     if socket.gethostbyname(other_name) != "127.0.0.1":
@@ -209,6 +210,7 @@ def test_wrong_password_missing_login_and_wrong_host_fail_in_one_line(
     url = team.url.replace("127.0.0.1", other_name)
     result, seconds = run_generate(repo, team.client_env(MLFLOW_TRACKING_URI=url))
     assert_one_line_before_any_work(repo, result, seconds, "--allowed-hosts", other_name)
+    print(f"wrong host name: one line after {seconds:.1f} s")
 
 
 def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRepo]) -> None:
@@ -224,8 +226,9 @@ def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRep
     finally:
         for key in auth_env:
             os.environ.pop(key)
-    result = repo.stage("generate", check=False, env=team.client_env(**bob))
-    assert result.returncode == 1
+    result, seconds = run_generate(repo, team.client_env(**bob))
+    print(f"no grant: one line after {seconds:.1f} s")
+    assert result.returncode == 1 and seconds < ONE_LINE_DEADLINE_S
     assert result.stderr.strip().splitlines() == [
         f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' (403): ask "
         "the server's admin to run 'make teammate NAME=bob'"
