@@ -242,30 +242,39 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
     """Open the child run of `stage` under its configuration's parent; always close it.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
-    so nothing is ever left RUNNING.
+    so nothing is ever left RUNNING. A write the server refuses is one line (no grant).
     """
+    with (
+        permission_errors_explained(experiment_name(params)),
+        _stage_run(stage, params, param_prefixes) as run,
+    ):
+        yield run
+
+
+@contextmanager
+def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> Iterator[StageRun]:
     client = connect()
     started = time.monotonic()
-    with store_lock(), permission_errors_explained(experiment_name(params)):
+    with store_lock():
         experiment_id = get_or_create_experiment(client, experiment_name(params))
         end_dead_runs(client, experiment_id)
         parent_id = _get_or_create_parent(client, experiment_id, params)
-        run = client.create_run(
-            experiment_id,
-            run_name=stage,
-            tags={
-                **_provenance_tags(),
-                **kernel_tags(),
-                MLFLOW_PARENT_RUN_ID: parent_id,
-                STAGE_TAG: stage,
-                CONFIG_TAG: config_hash(params),
-                ROLE_TAG: "stage",
-                MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
-            },
-        )
+    run = client.create_run(
+        experiment_id,
+        run_name=stage,
+        tags={
+            **_provenance_tags(),
+            MLFLOW_PARENT_RUN_ID: parent_id,
+            STAGE_TAG: stage,
+            CONFIG_TAG: config_hash(params),
+            ROLE_TAG: "stage",
+            MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
+        },
+    )
     stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id)
     status = "FAILED"
     try:
+        stage_run_.set_tags(kernel_tags())
         stage_run_.log_params(
             {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
         )
