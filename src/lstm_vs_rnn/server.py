@@ -146,23 +146,22 @@ class TeamServer:
 
     def _start_postgres(self, timeout: float) -> None:
         prepare_cluster(self.config)
-        log = (self.config.data_dir / "postgres.log").open("ab")
-        self.postgres = subprocess.Popen(
-            [
-                str(PG_BIN / "postgres"),
-                "-D",
-                str(self.config.pg_data),
-                "-k",
-                str(self.config.pg_root),
-                "-c",
-                "listen_addresses=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **_as_postgres_user(),
-        )
-        log.close()
+        with (self.config.data_dir / "postgres.log").open("ab") as log:
+            self.postgres = subprocess.Popen(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.config.pg_data),
+                    "-k",
+                    str(self.config.pg_root),
+                    "-c",
+                    "listen_addresses=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **_as_postgres_user(),
+            )
         wait_for_postgres(self.config, self.postgres, timeout)
         for database in (TRACKING_DB, *((AUTH_DB,) if self.config.auth else ())):
             ensure_database(self.config, database)
