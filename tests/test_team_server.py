@@ -166,6 +166,13 @@ def test_two_clones_at_once_give_one_experiment_one_parent_and_lose_nothing(
         assert tags["kernels.ATEN_CPU_CAPABILITY"] == "avx2"
         if tags["dvc.stage"].startswith(("train", "evaluate")):
             assert tags["kernels.torch_cpu_capability"] == "AVX2"
+    # Nothing a run records names a client's folders (the clone, its venv).
+    for run in [*parents, *stages]:
+        values = [
+            item["value"] for item in run["data"].get("tags", []) + run["data"].get("params", [])
+        ]
+        for folder in (*(str(repo.root) for repo in clones), sys.prefix):
+            assert not [value for value in values if folder in value], folder
     metrics = {metric["key"] for metric in parents[0]["data"]["metrics"]}
     assert {"rnn.test_rmse", "lstm.test_rmse", "persistence.test_rmse"} <= metrics
 
