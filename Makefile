@@ -2,12 +2,18 @@
 VENV ?= .venv
 PYTHON ?= python3
 PORT ?= 5000
+# `make server`: the team's tracking server (see README, "For a team").
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5050
+ALLOWED_HOSTS ?=
+DATA_DIR ?= .team-server
+AUTH ?=
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui compare plots-template screenshots clean bench
+.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench
 
 setup: $(STAMP)
 
@@ -52,12 +58,23 @@ compare: setup
 plots-template: setup
 	python tools/offline_plots_template.py .dvc/plots/offline.html
 
+# PostgreSQL + `mlflow server` for a team; prints MLFLOW_TRACKING_URI=...; Ctrl-C stops both.
+# `make server AUTH=1` needs MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_FLASK_SERVER_SECRET_KEY.
+server: setup
+	python -m lstm_vs_rnn.server --host $(SERVER_HOST) --port $(SERVER_PORT) \
+	  --data-dir $(DATA_DIR) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS)) $(if $(AUTH),--auth)
+
+# Add a user to a server started with AUTH=1 and grant EDIT on the experiment (run as admin).
+teammate: setup
+	@test -n "$(NAME)" || { echo "error: give the user name: make teammate NAME=alice" >&2; exit 1; }
+	python -m lstm_vs_rnn.access $(NAME)
+
 # The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
 screenshots: setup
 	@test -x /usr/bin/chromium || { echo "error: /usr/bin/chromium is missing; apt-get install chromium" >&2; exit 1; }
 	UI_SCREENSHOT_DIR=$(abspath docs/screenshots) pytest -q -s tests/test_ui_browser.py
 
-# Benchmarks (about 7 minutes on 2 cores): training throughput, the edit-repro loop, a
+# Benchmarks (about 9 minutes on 2 cores): training throughput, the edit-repro loop, a
 # 10^6-point run and tracking overhead, printed as one table. `python -m benchmarks --smoke`
 # runs them at a tiny size.
 bench: setup

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pipeline_loop, scale_run, throughput, tracking_overhead
+from benchmarks import pinned_kernels, pipeline_loop, scale_run, throughput, tracking_overhead
 from benchmarks.probed_repo import REPO_ROOT, default_params
 from benchmarks.report import Row, render
 from lstm_vs_rnn.params import load_params
@@ -37,6 +37,9 @@ class Sizes:
     logging_repeats: int
     stage_repeats: int
     tracked_models: tuple[str, ...]
+    kernel_points: int
+    kernel_epochs: int
+    kernel_repeats: int
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
@@ -56,6 +59,9 @@ FULL = Sizes(
     logging_repeats=5,
     stage_repeats=3,
     tracked_models=("rnn", "lstm"),
+    kernel_points=1_000,
+    kernel_epochs=20,
+    kernel_repeats=5,
 )
 # Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
 SMOKE = Sizes(
@@ -72,6 +78,9 @@ SMOKE = Sizes(
     logging_repeats=1,
     stage_repeats=1,
     tracked_models=("lstm",),
+    kernel_points=400,
+    kernel_epochs=1,
+    kernel_repeats=1,
     scale_reuses_full_run=True,
 )
 
@@ -102,6 +111,9 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         sizes.logged_epochs,
         sizes.logging_repeats,
         sizes.stage_repeats,
+    )
+    rows += pinned_kernels.run(
+        list(sizes.tracked_models), sizes.kernel_points, sizes.kernel_epochs, sizes.kernel_repeats
     )
     return rows
 

@@ -116,7 +116,12 @@ def timed_call(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install(script_name: str) -> None:
-    """Wrap stage_run, StageRun's methods and this stage's work functions before it imports."""
+    """Wrap stage_run, StageRun's methods and this stage's work functions before it imports.
+
+    The stage's own first import, the CPU kernel pins, comes first here too: torch reads them
+    as it loads, and lstm_vs_rnn.training loads it.
+    """
+    import lstm_vs_rnn.pin_kernels  # noqa: F401
     import lstm_vs_rnn.tracking as tracking
 
     original = tracking.stage_run

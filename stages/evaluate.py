@@ -8,6 +8,9 @@ and verdicts to the configuration's parent run, and each repeat's test metrics t
 training run of this configuration.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 from lstm_vs_rnn.assessment import FIGURES, Assessment
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.params import load_params

@@ -3,6 +3,9 @@
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/generate.py`.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.data import generate_series
 from lstm_vs_rnn.files import write_csv

@@ -3,6 +3,9 @@
 Writes data/processed/{train,test}.npy and the scaler's parameters as JSON (no pickle).
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.data import read_series
 from lstm_vs_rnn.files import write_array, write_text

@@ -8,6 +8,9 @@ repeat with the best validation loss as the model `<model>`, forecasting in the 
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 import argparse
 import time
 from pathlib import Path

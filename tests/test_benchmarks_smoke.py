@@ -11,7 +11,7 @@ import pytest
 from benchmarks.__main__ import SMOKE, run_all
 from benchmarks.report import render
 
-EXPECTED_SECTIONS = {"1 throughput", "2 edit-repro", "3 scale", "4 tracking"}
+EXPECTED_SECTIONS = {"1 throughput", "2 edit-repro", "3 scale", "4 tracking", "5 kernels"}
 
 
 @pytest.mark.e2e

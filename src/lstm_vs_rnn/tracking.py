@@ -17,6 +17,7 @@ stage stopped by bad params or a missing input fails fast and never touches MLfl
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import json
 import logging
@@ -26,13 +27,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.kernels import kernel_tags
+from lstm_vs_rnn.liveness import end_dead_runs, location_tags
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
 
@@ -56,6 +59,8 @@ REPEAT_TAG = "repeat"
 HEADLINE_METRIC = "test_rmse.mean"
 WEIGHTS_FROM_TAG = "weights_trained_under"
 SEED_TAG = "seed"
+USER_TAG = "mlflow.user"
+MERGED_TAG = "pipeline.merged_into"
 # The files `git.dirty` compares with the commit: the pipeline's code, definition and params.
 CODE_AND_PARAMS = ("src", "stages", "dvc.yaml", "params.yaml", "requirements.txt")
 # mlflow.utils.mlflow_tags, spelled out so that importing this module does not import MLflow.
@@ -79,6 +84,12 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 PROBE_TIMEOUT_S = 5.0
+# The API call of the pre-flight check: cheap, and it passes through the server's Host-header
+# check and, with --app-name basic-auth, its credential check (`/health` passes neither).
+PROBE_API_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+INVALID_HOST_MARKER = "Invalid Host header"
+# Parents of one configuration looked at when picking the canonical one.
+MAX_PARENTS = 100
 
 
 def tracking_uri() -> str:
@@ -359,12 +370,23 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
     so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
-    loss history of a diverged or interrupted training run is the part worth looking at.
+    loss history of a diverged or interrupted training run is the part worth looking at. A
+    write the server refuses is one line (no grant).
     """
+    with (
+        permission_errors_explained(experiment_name(params)),
+        _stage_run(stage, params, param_prefixes) as run,
+    ):
+        yield run
+
+
+@contextmanager
+def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> Iterator[StageRun]:
     client = connect()
     started = time.monotonic()
     with store_lock():
-        experiment_id = _get_or_create_experiment(client, experiment_name(params))
+        experiment_id = get_or_create_experiment(client, experiment_name(params))
+        end_dead_runs(client, experiment_id)
         parent_id = _get_or_create_parent(client, experiment_id, params)
     inherited_tags = {
         **_provenance_tags(),
@@ -380,12 +402,14 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
     stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id, inherited_tags)
     status = "FAILED"
     try:
+        stage_run_.set_tags(kernel_tags())
         stage_run_.log_params(
             {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
         )
         yield stage_run_
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
+        parent_id = _settle_parent(client, experiment_id, params, stage_run_.run_id, parent_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -419,15 +443,72 @@ def connect() -> MlflowClient:
 
 
 def _probe_server(uri: str) -> None:
+    """Fail in seconds, with what to fix, on anything that would stop the stage's first call."""
     import requests
 
+    base = uri.rstrip("/")
     try:
-        requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S).raise_for_status()
+        requests.get(base + "/health", timeout=PROBE_TIMEOUT_S).raise_for_status()
+        answer = requests.get(base + PROBE_API_PATH, auth=_credentials(), timeout=PROBE_TIMEOUT_S)
     except requests.RequestException as exc:
         raise UserError(
             f"cannot reach the MLflow tracking server at {redact(uri)} "
             f"({type(exc).__name__}); check that it is running and reachable, or unset "
             f"MLFLOW_TRACKING_URI to log to the local store"
+        ) from None
+    problem = _api_problem(answer.status_code, answer.text, redact(uri))
+    if problem:
+        raise UserError(problem)
+
+
+def _credentials() -> tuple[str, str] | None:
+    """What MLflow's client sends too: MLFLOW_TRACKING_USERNAME and _PASSWORD, if set."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+
+
+def _api_problem(status: int, body: str, where: str) -> str | None:
+    """One line naming what to fix for a refused API call; None when the call succeeded."""
+    if status < 400:
+        return None
+    if status == 401:
+        if _credentials() is None:
+            return (
+                f"the MLflow server at {where} needs a login: set MLFLOW_TRACKING_USERNAME "
+                f"and MLFLOW_TRACKING_PASSWORD"
+            )
+        return (
+            f"the MLflow server at {where} rejected the user name or password (401): check "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if status == 403 and INVALID_HOST_MARKER in body:
+        return (
+            f"the MLflow server at {where} does not accept the host name "
+            f"'{urlsplit(where).hostname}' (403 Invalid Host header): restart it with that name "
+            f"in --allowed-hosts (make server ALLOWED_HOSTS=...), or use a name it accepts"
+        )
+    if status == 403:
+        return (
+            f"the MLflow server at {where} refused access (403): ask its admin for permission "
+            f"(make teammate NAME=<you>)"
+        )
+    return f"the MLflow server at {where} answered {status} to an API call; see its log"
+
+
+@contextmanager
+def permission_errors_explained(experiment: str) -> Iterator[None]:
+    """A write the server refuses (403: no EDIT on the experiment) as one line, not a trace."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
+        raise UserError(
+            f"user '{user}' may not log to the MLflow experiment '{experiment}' (403): ask "
+            f"the server's admin to run 'make teammate NAME={user}'"
         ) from None
 
 
@@ -438,12 +519,26 @@ def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: str) -> 
     client.set_terminated(parent_id, "FINISHED", end_time=end_time)
 
 
-def _get_or_create_experiment(client: MlflowClient, name: str) -> str:
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created if missing; safe when several machines create it at once.
+
+    The store's unique name decides: the losers of the race get RESOURCE_ALREADY_EXISTS and
+    read the winner's experiment.
+    """
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         artifacts = local_artifacts_dir(tracking_uri())
         location = artifacts.as_uri() if artifacts else None
-        return client.create_experiment(name, artifact_location=location)
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise UserError(f"the MLflow experiment '{name}' exists but cannot be read")
     if experiment.lifecycle_stage != "active":
         raise UserError(
             f"the MLflow experiment '{name}' is deleted; restore it with "
@@ -460,15 +555,62 @@ def local_artifacts_dir(uri: str) -> Path | None:
     return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve()
 
 
-def find_parent(client: MlflowClient, experiment_id: str, params: Params) -> str | None:
+def parent_ids(client: MlflowClient, experiment_id: str, params: Params) -> list[str]:
+    """Every finished parent of this configuration, the canonical one first.
+
+    Canonical is the smallest run id: every machine picks the same one whatever its clock
+    (start times come from the clients' clocks), so parents made at once by several machines
+    converge on one (see merge_duplicate_parents).
+    """
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{CONFIG_TAG}` = '{config_hash(params)}' "
         f"and tags.`{ROLE_TAG}` = 'configuration' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        max_results=1,
+        max_results=MAX_PARENTS,
     )
-    return runs[0].info.run_id if runs else None
+    return sorted(run.info.run_id for run in runs)
+
+
+def find_parent(client: MlflowClient, experiment_id: str, params: Params) -> str | None:
+    ids = parent_ids(client, experiment_id, params)
+    return ids[0] if ids else None
+
+
+def merge_duplicate_parents(client: MlflowClient, experiment_id: str, params: Params) -> str | None:
+    """Fold every other parent of this configuration into the canonical one; return its id.
+
+    MLflow has no conditional create, so two machines that find no parent at the same moment
+    each make one. Each stage calls this as it ends: the children and headline metrics of the
+    duplicates move to the canonical parent and the duplicates are deleted, so the
+    configuration keeps one parent and loses nothing. Concurrent merges do the same writes.
+    """
+    from mlflow.exceptions import MlflowException
+
+    canonical, *duplicates = parent_ids(client, experiment_id, params) or [None]
+    for duplicate in duplicates:
+        children = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{duplicate}'"
+        )
+        for child in children:
+            client.set_tag(child.info.run_id, MLFLOW_PARENT_RUN_ID, canonical)
+        metrics = client.get_run(duplicate).data.metrics
+        have = client.get_run(canonical).data.metrics
+        _log_metrics_now(client, canonical, {k: v for k, v in metrics.items() if k not in have})
+        with suppress(MlflowException):  # another stage merged and deleted it a moment ago
+            client.set_tag(duplicate, MERGED_TAG, canonical)
+            client.delete_run(duplicate)
+    return canonical
+
+
+def _settle_parent(
+    client: MlflowClient, experiment_id: str, params: Params, run_id: str, parent_id: str
+) -> str:
+    """Merge duplicate parents and make sure this stage's run hangs under the canonical one
+    (another stage may have merged and deleted its parent after this run was created)."""
+    canonical = merge_duplicate_parents(client, experiment_id, params) or parent_id
+    if canonical != parent_id:
+        client.set_tag(run_id, MLFLOW_PARENT_RUN_ID, canonical)
+    return canonical
 
 
 def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Params) -> str:
@@ -489,12 +631,13 @@ def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Para
         client.set_terminated(run.info.run_id, "FAILED")  # never reused: find_parent skips it
         raise
     client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    # Another machine may have made one at the same moment: keep the canonical one only.
+    return merge_duplicate_parents(client, experiment_id, params) or run.info.run_id
 
 
 def _provenance_tags() -> dict[str, str]:
-    """Git commit, whether code or params differ from it, and the DVC experiment, if any."""
-    tags = {}
+    """Who ran it, where its process lives, git commit and state, the DVC experiment if any."""
+    tags = {USER_TAG: _user(), **location_tags()}
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags[COMMIT_TAG] = commit
@@ -505,6 +648,11 @@ def _provenance_tags() -> dict[str, str]:
     if os.environ.get("DVC_EXP_NAME"):
         tags[EXPERIMENT_TAG] = os.environ["DVC_EXP_NAME"]
     return tags
+
+
+def _user() -> str:
+    """The server account when there is one (what the server knows), else the login name."""
+    return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
 
 
 def _git(*args: str) -> str:

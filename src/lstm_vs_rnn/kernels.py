@@ -1,0 +1,48 @@
+"""The CPU kernels torch's math libraries may use, pinned so every x86-64 machine writes the
+same bytes.
+
+Stage scripts pin them by importing `lstm_vs_rnn.pin_kernels` before anything else: the
+libraries read the variables when torch loads. They pick kernels by the CPU's instruction
+set, and the picks round differently: on an Intel Xeon with AVX-512, each of these changed the
+trained weights (default params; `make bench` prints what the pins cost):
+
+* `ONEDNN_MAX_CPU_ISA` (oneDNN runs `nn.LSTM`): AVX2 instead of AVX-512 changed the LSTM's
+  weights, not the RNN's. AVX2 is the level every x86-64 server of the last decade has, AMD
+  included (oneDNN dispatches on CPU features, not vendor).
+* `MKL_CBWR` (MKL's GEMMs, used by `nn.RNN` and the linear head): any branch changed both
+  models. MKL's own documentation: branches other than AUTO and COMPATIBLE work on Intel
+  processors only, so COMPATIBLE (SSE2) is the one branch that gives AMD and Intel one result.
+* `ATEN_CPU_CAPABILITY` (ATen's vectorised element-wise ops and reductions): AVX2 instead of
+  AVX-512 changed nothing at default params, but the vector width decides how reductions are
+  summed, so it is pinned too, at no measurable cost.
+
+The values are forced, not defaults: a setting inherited from the shell would silently break
+the same-bytes promise.
+"""
+
+import os
+import sys
+
+PINNED = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",
+}
+# Run tags that record the settings, and the level ATen really runs at, in every stage's run.
+TAG_PREFIX = "kernels."
+
+
+def pin_cpu_kernels() -> None:
+    """Set the variables; a torch already loaded would have read them, which is a bug here."""
+    if "torch" in sys.modules:
+        raise RuntimeError("lstm_vs_rnn.kernels must be imported before torch")
+    os.environ.update(PINNED)
+
+
+def kernel_tags() -> dict[str, str]:
+    """The settings in force in this process, and ATen's level if torch is loaded."""
+    tags = {f"{TAG_PREFIX}{key}": os.environ.get(key, "") for key in PINNED}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        tags[f"{TAG_PREFIX}torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return tags

@@ -1,0 +1,397 @@
+"""`make server`: a team's MLflow tracking server on PostgreSQL, started and stopped as one.
+
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.server [--host 127.0.0.1] [--port 5050]
+[--allowed-hosts NAME,...] [--auth] [--data-dir .team-server]`.
+
+Everything lives in one git-ignored folder (`.team-server/` by default), so the data survives a
+restart and a backup is a copy of it (or `pg_dump`, see the README):
+
+    postgres/data      the PostgreSQL 15 cluster (runs, metrics, params; users when --auth)
+    postgres/          its Unix socket: PostgreSQL listens on no TCP port, only this server
+                       and local tools reach it
+    artifacts/         every run's files, served by the tracking server (clients need no
+                       shared disk: `--artifacts-destination`)
+    postgres.log       PostgreSQL's own log
+
+The server prints `MLFLOW_TRACKING_URI=http://<host>:<port>` on a line of its own once it
+answers; Ctrl-C (or SIGTERM) stops the tracking server, then PostgreSQL, and frees the port.
+A tracking server checks the Host header of every API call: clients that reach it by another
+name than localhost or 127.0.0.1 get 403 unless that name is in `--allowed-hosts`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.paths import workspace_root
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+DEFAULT_PORT = 5050
+DEFAULT_WORKERS = 2
+DATA_DIR = ".team-server"
+# PostgreSQL refuses to run as root; under root its processes run as this system user.
+POSTGRES_USER = "postgres"
+DB_ROLE = "mlflow"
+TRACKING_DB = "mlflow"
+AUTH_DB = "mlflow_auth"
+# Credential checks cost 0.4-0.6 s a request without the cache, 78 ms with it (issue 10).
+AUTH_CACHE_TTL_S = 60
+ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
+SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+# Names every client on this machine uses; `--allowed-hosts` replaces MLflow's defaults.
+LOCAL_NAMES = ("localhost", "127.0.0.1")
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server listens, which host names it answers to, and where its data lives."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allowed_hosts: tuple[str, ...] = ()
+    auth: bool = False
+    workers: int = DEFAULT_WORKERS
+
+    @property
+    def pg_root(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def pg_data(self) -> Path:
+        return self.pg_root / "data"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def auth_config(self) -> Path:
+        return self.data_dir / "basic_auth.ini"
+
+    @property
+    def local_url(self) -> str:
+        """The server as this machine reaches it, for the launcher's own health check."""
+        local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{local}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """What clients put in MLFLOW_TRACKING_URI: the first allowed name when bound widely."""
+        public = self.host
+        if self.host in ("0.0.0.0", "::"):
+            public = self.allowed_hosts[0] if self.allowed_hosts else socket.gethostname()
+        return f"http://{public}:{self.port}"
+
+    def database_uri(self, database: str) -> str:
+        """SQLAlchemy URI over the Unix socket (SQLAlchemy 2.1 maps postgresql:// to psycopg 3)."""
+        return f"postgresql://{DB_ROLE}@/{database}?host={self.pg_root}"
+
+    def host_patterns(self) -> list[str]:
+        """MLflow matches the Host header, port included, so each name also gets `name:*`."""
+        names = dict.fromkeys((*LOCAL_NAMES, *self.allowed_hosts))
+        return [pattern for name in names for pattern in (name, f"{name}:*")]
+
+
+class TeamServer:
+    """PostgreSQL plus `mlflow server` on it; `start()` returns once the API answers."""
+
+    def __init__(self, config: ServerConfig, mlflow_log: IO[bytes] | None = None) -> None:
+        self.config = config
+        self.mlflow_log = mlflow_log
+        self.postgres: subprocess.Popen[bytes] | None = None
+        self.mlflow: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        check_auth_environment(self.config)
+        ensure_port_free(self.config.host, self.config.port)
+        try:
+            self._start_postgres(timeout)
+            self._start_mlflow(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """The tracking server first (it holds connections), then PostgreSQL's fast shutdown."""
+        if self.mlflow is not None:
+            _stop_group(self.mlflow, signal.SIGTERM)
+        if self.postgres is not None:
+            _stop_group(self.postgres, signal.SIGINT)
+
+    def wait(self) -> str:
+        """Block until either process exits; return which one did."""
+        while True:
+            for name, process in (
+                ("the MLflow server", self.mlflow),
+                ("PostgreSQL", self.postgres),
+            ):
+                if process is not None and process.poll() is not None:
+                    return f"{name} exited with code {process.returncode}"
+            time.sleep(0.5)
+
+    def _start_postgres(self, timeout: float) -> None:
+        prepare_cluster(self.config)
+        with (self.config.data_dir / "postgres.log").open("ab") as log:
+            self.postgres = subprocess.Popen(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.config.pg_data),
+                    "-k",
+                    str(self.config.pg_root),
+                    "-c",
+                    "listen_addresses=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **_as_postgres_user(),
+            )
+        wait_for_postgres(self.config, self.postgres, timeout)
+        for database in (TRACKING_DB, *((AUTH_DB,) if self.config.auth else ())):
+            ensure_database(self.config, database)
+
+    def _start_mlflow(self, timeout: float) -> None:
+        self.config.artifacts.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.config.auth:
+            write_auth_config(self.config)
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.config.auth_config)
+        self.mlflow = subprocess.Popen(
+            mlflow_command(self.config),
+            env=env,
+            stdout=self.mlflow_log,
+            stderr=subprocess.STDOUT if self.mlflow_log else None,
+            start_new_session=True,
+        )
+        wait_for_health(self.config.local_url, self.mlflow, timeout)
+
+
+def mlflow_command(config: ServerConfig) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        config.database_uri(TRACKING_DB),
+        "--artifacts-destination",
+        str(config.artifacts),
+        "--host",
+        config.host,
+        "--port",
+        str(config.port),
+        "--workers",
+        str(config.workers),
+        "--allowed-hosts",
+        ",".join(config.host_patterns()),
+    ]
+    return [*command, "--app-name", "basic-auth"] if config.auth else command
+
+
+def check_auth_environment(config: ServerConfig) -> None:
+    """The auth app needs both secrets from the environment; name the missing ones up front."""
+    if not config.auth:
+        return
+    missing = [name for name in (ADMIN_PASSWORD_ENV, SECRET_KEY_ENV) if not os.environ.get(name)]
+    if missing:
+        raise UserError(
+            f"--auth needs {' and '.join(missing)} set in the environment (the admin's first "
+            f"password; a random secret key, e.g. from 'openssl rand -hex 32')"
+        )
+
+
+def write_auth_config(config: ServerConfig) -> None:
+    """The basic-auth app's settings: users in the same PostgreSQL, credential cache on.
+
+    The admin password is not in the file: MLflow reads it from MLFLOW_AUTH_ADMIN_PASSWORD when
+    it creates the admin user, the first time only.
+    """
+    config.auth_config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {config.database_uri(AUTH_DB)}\n"
+        "admin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
+    )
+
+
+def prepare_cluster(config: ServerConfig) -> None:
+    """Create the data folder and, the first time, the PostgreSQL cluster (as `postgres`)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.pg_root.mkdir(mode=0o700, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(config.pg_root, POSTGRES_USER, POSTGRES_USER)
+        _check_postgres_can_reach(config.pg_root)
+    if (config.pg_data / "PG_VERSION").exists():
+        return
+    result = subprocess.run(
+        [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(config.pg_data),
+            "-U",
+            DB_ROLE,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        **_as_postgres_user(),
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"initdb failed for {config.pg_data}: {last}")
+
+
+def _check_postgres_can_reach(folder: Path) -> None:
+    reach = subprocess.run(["test", "-w", str(folder)], check=False, **_as_postgres_user())
+    if reach.returncode != 0:
+        raise UserError(
+            f"the '{POSTGRES_USER}' user cannot open {folder} (a parent folder is private); "
+            f"pass --data-dir (make server DATA_DIR=...) a folder such as /srv/mlflow-team"
+        )
+
+
+def _as_postgres_user() -> dict[str, str]:
+    """Popen arguments that drop root to the postgres user; nothing for any other user."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": POSTGRES_USER, "group": POSTGRES_USER}
+
+
+def wait_for_postgres(
+    config: ServerConfig, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(
+                f"PostgreSQL exited with code {process.returncode}; see "
+                f"{config.data_dir / 'postgres.log'}"
+            )
+        try:
+            with psycopg.connect(
+                host=str(config.pg_root), user=DB_ROLE, dbname="postgres", connect_timeout=2
+            ):
+                return
+        except psycopg.OperationalError:
+            time.sleep(0.2)
+    raise UserError(f"PostgreSQL did not start within {timeout:.0f} s; see postgres.log")
+
+
+def ensure_database(config: ServerConfig, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=str(config.pg_root), user=DB_ROLE, dbname="postgres", autocommit=True
+    ) as connection:
+        exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
+        if exists.fetchone() is None:
+            connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(f"the MLflow server exited with code {process.returncode}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise UserError(f"the MLflow server did not answer within {timeout:.0f} s")
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail with one line before uvicorn does with a page of errors."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"port {port} on {host} is not available ({exc.strerror}); stop what uses it "
+                f"or pick another, e.g. 'make server SERVER_PORT={port + 1}'"
+            ) from None
+
+
+def _stop_group(process: subprocess.Popen[bytes], first: signal.Signals) -> None:
+    """Signal the process's own group, wait, and kill it if it does not stop in time."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def parse_args() -> ServerConfig:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="comma-separated names clients use besides localhost/127.0.0.1, e.g. mlflow.lan",
+    )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help=f"basic auth: needs {ADMIN_PASSWORD_ENV} and {SECRET_KEY_ENV} in the environment",
+    )
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--data-dir", type=Path, default=workspace_root() / DATA_DIR)
+    args = parser.parse_args()
+    names = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
+    return ServerConfig(
+        args.data_dir.resolve(), args.host, args.port, names, args.auth, args.workers
+    )
+
+
+def main() -> None:
+    config = parse_args()
+    server = TeamServer(config)
+    server.start()
+    print(f"MLFLOW_TRACKING_URI={config.url}", flush=True)
+    print(f"data in {config.data_dir}; Ctrl-C stops the server and PostgreSQL.", flush=True)
+    try:
+        ended = server.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        server.stop()
+        print("stopped: the MLflow server and PostgreSQL.", flush=True)
+        return
+    server.stop()
+    raise UserError(f"{ended}; its messages are above (PostgreSQL's in postgres.log)")
+
+
+if __name__ == "__main__":
+    run_entry_point(main, on_interrupt="interrupted: the team server was not started")

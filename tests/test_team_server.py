@@ -1,0 +1,360 @@
+"""A team on one server: real PostgreSQL 15 and a real `mlflow server` with basic auth, started
+and stopped through the same code as `make server`, and clones of the project logging to it.
+
+Checks what issue 10 found broken: two clones starting at once against a new experiment give
+one experiment and one parent; a wrong password, a wrong host name or a missing grant stop a
+stage with one line before any work; a SIGKILLed stage's run ends KILLED at the next stage on
+its machine while another machine's run is left alone; the server's data survives a restart
+and Ctrl-C frees the port. The DVC remote round trip reuses a clone's finished pipeline.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
+
+from lstm_vs_rnn.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
+from lstm_vs_rnn.server import ServerConfig, TeamServer, ensure_port_free
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_PASSWORD = "admin-pw-for-tests-only"
+EXPERIMENT = "team-test"
+ONE_LINE_DEADLINE_S = 15.0
+
+
+@dataclass
+class Team:
+    """The running server and how to reach it as the admin."""
+
+    server: TeamServer
+    url: str
+
+    def client_env(self, **extra: str) -> dict[str, str]:
+        return {
+            "MLFLOW_TRACKING_URI": self.url,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
+            "MLFLOW_EXPERIMENT_NAME": EXPERIMENT,
+            **extra,
+        }
+
+    def api(self, method: str, path: str, **kwargs: object) -> dict:
+        answer = requests.request(
+            method,
+            f"{self.url}/api/2.0/mlflow/{path}",
+            auth=("admin", ADMIN_PASSWORD),
+            timeout=10,
+            **kwargs,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def runs(self, filter_string: str = "") -> list[dict]:
+        experiment = self.api(
+            "GET", "experiments/get-by-name", params={"experiment_name": EXPERIMENT}
+        )
+        found = self.api(
+            "POST",
+            "runs/search",
+            json={
+                "experiment_ids": [experiment["experiment"]["experiment_id"]],
+                "filter": filter_string,
+                "max_results": 1000,
+            },
+        )
+        return found.get("runs", [])
+
+
+def tags_of(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    """Under /tmp, not pytest's folder: that one is private to root, and PostgreSQL runs as
+    the postgres user when the tests run as root."""
+    folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-team-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def team(data_dir: Path) -> Iterator[Team]:
+    config = ServerConfig(data_dir, port=free_port(), auth=True)
+    secrets = {
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+    }
+    saved = {key: os.environ.get(key) for key in secrets}
+    os.environ.update(secrets)
+    with (data_dir / "mlflow.log").open("ab") as log:
+        server = TeamServer(config, mlflow_log=log)
+        try:
+            server.start()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key)
+                else:
+                    os.environ[key] = value
+        try:
+            yield Team(server, config.url)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def clones(team: Team, tmp_path_factory: pytest.TempPathFactory) -> list[PipelineRepo]:
+    """Two clones, same params, `dvc repro` started at the same moment into a new experiment."""
+    root = tmp_path_factory.mktemp("clones")
+    repos = [make_pipeline_repo(root / f"clone{i}") for i in (1, 2)]
+    for repo in repos:  # one model: the server's concurrency is what is tested here
+        params = repo.params()
+        del params["models"]["rnn"]
+        (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        repo.commit("lstm only")
+    processes = [
+        subprocess.Popen(
+            ["dvc", "repro"],
+            cwd=repo.root,
+            env={**repo.env, **team.client_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for repo in repos
+    ]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "Traceback" not in output, output
+    return repos
+
+
+def test_two_clones_at_once_give_one_experiment_one_parent_and_lose_nothing(
+    team: Team, clones: list[PipelineRepo]
+) -> None:
+    experiments = team.api(
+        "POST", "experiments/search", json={"filter": f"name = '{EXPERIMENT}'", "max_results": 10}
+    )
+    assert len(experiments["experiments"]) == 1
+
+    parents = team.runs("tags.`pipeline.role` = 'configuration'")
+    assert len(parents) == 1, [tags_of(run) for run in parents]
+    parent_id = parents[0]["info"]["run_id"]
+    stages = team.runs("tags.`pipeline.role` = 'stage'")
+    names = sorted(tags_of(run)["dvc.stage"] for run in stages)
+    every_stage = ["evaluate", "generate", "scale", "train@lstm"]
+    assert names == sorted(every_stage * 2)
+    for run in stages:
+        tags = tags_of(run)
+        assert run["info"]["status"] == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parent_id
+        assert tags["mlflow.user"] == "admin"
+        assert tags[HOST_TAG] == socket.gethostname() and tags[PID_TAG].isdigit()
+        # The pinned CPU kernels are in force in every stage process.
+        assert tags["kernels.ONEDNN_MAX_CPU_ISA"] == "AVX2"
+        assert tags["kernels.MKL_CBWR"] == "COMPATIBLE"
+        assert tags["kernels.ATEN_CPU_CAPABILITY"] == "avx2"
+        if tags["dvc.stage"].startswith(("train", "evaluate")):
+            assert tags["kernels.torch_cpu_capability"] == "AVX2"
+    # Nothing a run records names a client's folders (the clone, its venv).
+    for run in [*parents, *stages]:
+        values = [
+            item["value"] for item in run["data"].get("tags", []) + run["data"].get("params", [])
+        ]
+        for folder in (*(str(repo.root) for repo in clones), sys.prefix):
+            assert not [value for value in values if folder in value], folder
+    metrics = {metric["key"] for metric in parents[0]["data"]["metrics"]}
+    assert {"lstm.test_rmse", "persistence.test_rmse"} <= metrics
+
+
+def run_generate(
+    repo: PipelineRepo, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    result = repo.stage("generate", check=False, env=env)
+    return result, time.monotonic() - started
+
+
+def assert_one_line_before_any_work(
+    repo: PipelineRepo, result: subprocess.CompletedProcess, seconds: float, *expected: str
+) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(text in lines[0] for text in expected), lines[0]
+    assert seconds < ONE_LINE_DEADLINE_S
+    assert not (repo.root / "data" / "raw" / "series.csv").exists()
+
+
+def test_wrong_password_missing_login_and_wrong_host_fail_in_one_line(
+    team: Team, tmp_path: Path
+) -> None:
+    repo = make_pipeline_repo(tmp_path / "project")
+    wrong = "not-the-password-123"
+    result, seconds = run_generate(repo, team.client_env(MLFLOW_TRACKING_PASSWORD=wrong))
+    assert_one_line_before_any_work(repo, result, seconds, "rejected", "MLFLOW_TRACKING_PASSWORD")
+    assert wrong not in result.stderr + result.stdout
+    print(f"wrong password: one line after {seconds:.1f} s")
+
+    env = {**team.client_env(), "MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}
+    result, seconds = run_generate(repo, env)
+    assert_one_line_before_any_work(repo, result, seconds, "needs a login")
+    print(f"no login: one line after {seconds:.1f} s")
+
+    other_name = socket.gethostname()
+    if socket.gethostbyname(other_name) != "127.0.0.1":
+        pytest.skip(f"{other_name} does not resolve to 127.0.0.1 here")
+    url = team.url.replace("127.0.0.1", other_name)
+    result, seconds = run_generate(repo, team.client_env(MLFLOW_TRACKING_URI=url))
+    assert_one_line_before_any_work(repo, result, seconds, "--allowed-hosts", other_name)
+    print(f"wrong host name: one line after {seconds:.1f} s")
+
+
+def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRepo]) -> None:
+    """`make teammate` adds the user and grants EDIT; before it, one line says to run it."""
+    from mlflow.server import get_app_client
+
+    repo = clones[0]
+    bob = {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "bob-pw-123456"}
+    auth_env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
+    os.environ.update(auth_env)
+    try:
+        get_app_client("basic-auth", tracking_uri=team.url).create_user("bob", "bob-pw-123456")
+    finally:
+        for key in auth_env:
+            os.environ.pop(key)
+    result, seconds = run_generate(repo, team.client_env(**bob))
+    print(f"no grant: one line after {seconds:.1f} s")
+    assert result.returncode == 1 and seconds < ONE_LINE_DEADLINE_S
+    assert result.stderr.strip().splitlines() == [
+        f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' (403): ask "
+        "the server's admin to run 'make teammate NAME=bob'"
+    ]
+
+    repo.run(
+        "python",
+        "-m",
+        "lstm_vs_rnn.access",
+        "bob",
+        env={"PYTHONPATH": "src", "TEAMMATE_PASSWORD": "bob-pw-123456", **team.client_env()},
+    )
+    repo.stage("generate", env=team.client_env(**bob))
+    users = {tags_of(run)["mlflow.user"] for run in team.runs("tags.`dvc.stage` = 'generate'")}
+    assert users == {"admin", "bob"}
+
+
+def test_a_killed_stage_ends_killed_at_the_next_stage_other_machines_untouched(
+    team: Team, clones: list[PipelineRepo]
+) -> None:
+    repo = clones[1]
+    env = {**repo.env, **team.client_env(), "PYTHONPATH": "src"}
+    foreign = team.api(
+        "POST",
+        "runs/create",
+        json={
+            "experiment_id": team.runs()[0]["info"]["experiment_id"],
+            "run_name": "train@lstm",
+            "tags": [
+                {"key": HOST_TAG, "value": "another-machine"},
+                {"key": BOOT_TAG, "value": "another-boot"},
+                {"key": PID_TAG, "value": "999999"},
+            ],
+        },
+    )["run"]["info"]["run_id"]
+
+    repo.edit_params({"train.epochs": 400})
+    stage = subprocess.Popen(
+        [sys.executable, "stages/train.py", "lstm"],
+        cwd=repo.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stage_filter = f"tags.`{PID_TAG}` = '{stage.pid}' and tags.`pipeline.role` = 'stage'"
+    try:
+        deadline = time.monotonic() + 60
+        while not team.runs(stage_filter):
+            assert time.monotonic() < deadline and stage.poll() is None
+            time.sleep(0.3)
+    finally:
+        stage.send_signal(signal.SIGKILL)
+        stage.wait()
+        repo.run("git", "checkout", "params.yaml")
+    [dead] = team.runs(stage_filter)
+    assert dead["info"]["status"] == "RUNNING"
+
+    repo.stage("generate", env=team.client_env())
+
+    [dead] = team.runs(stage_filter)
+    assert dead["info"]["status"] == "KILLED"
+    assert f"process {stage.pid}" in tags_of(dead)[ENDED_BY_TAG]
+    other = team.api("GET", "runs/get", params={"run_id": foreign})["run"]
+    assert other["info"]["status"] == "RUNNING"
+
+
+def test_dvc_remote_push_clone_pull_then_nothing_to_run(
+    clones: list[PipelineRepo], tmp_path: Path
+) -> None:
+    repo = clones[0]
+    repo.dvc("remote", "add", "-d", "team", str(tmp_path / "remote"))
+    repo.commit("results and a DVC remote")
+    repo.dvc("push")
+
+    fresh = PipelineRepo(tmp_path / "fresh", clean_env())
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(fresh.root)], check=True)
+    fresh.dvc("pull")
+    repro = fresh.dvc("repro")
+    assert "Data and pipelines are up to date." in repro.stdout, repro.stdout
+    assert "Data and pipelines are up to date." in fresh.dvc("status").stdout
+    assert not (fresh.root / "mlflow.db").exists()  # nothing ran, nothing was logged
+
+
+def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(
+    team: Team, clones: list[PipelineRepo], data_dir: Path
+) -> None:
+    """The command `make server` runs, on the same folder: the experiment is still there."""
+    team.server.stop()
+    port = team.server.config.port
+    env = {
+        **clean_env(),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+    }
+    command = [sys.executable, "-m", "lstm_vs_rnn.server", "--data-dir", str(data_dir)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--auth"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = (line.strip() for line in server.stdout)
+        announced = next(line for line in lines if line.startswith("MLFLOW_TRACKING_URI="))
+        assert announced == f"MLFLOW_TRACKING_URI=http://127.0.0.1:{port}"
+        assert team.runs("tags.`pipeline.role` = 'configuration'")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    assert server.returncode == 0
+    ensure_port_free("127.0.0.1", port)  # nothing listens; raises UserError otherwise
+    # PostgreSQL removes its pid file when it has shut down cleanly.
+    assert not (team.server.config.pg_data / "postmaster.pid").exists()
