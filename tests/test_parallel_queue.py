@@ -91,7 +91,8 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     assert not list((repo.root / ".dvc" / "tmp").rglob("mlflow.db"))
     shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(name in shown for name in EXPERIMENTS), shown
-    assert len(runs) == 4 * (1 + len(STAGES))
+    repeats = repo.params()["train"]["repeats"]
+    assert len(runs) == 4 * (1 + len(STAGES) + repeats)  # parent, stages, train@lstm's repeats
 
 
 def _rows(status: str) -> list[str]:

@@ -330,6 +330,16 @@ SCROLL_METRICS_JS = """link => {
 }"""
 
 
+# Nudges the metrics table's grids one row down and back up, so both draw the same rows.
+SCROLL_BY_ONE_ROW_JS = """link => {
+    const table = link.closest('.ReactVirtualized__Grid').parentElement.parentElement;
+    for (const grid of table.querySelectorAll('.ReactVirtualized__Grid')) {
+        grid.scrollTop += 30;
+        grid.scrollTop -= 30;
+    }
+}"""
+
+
 def compare_metric_values(page, key: str) -> list[float]:
     """A metric's values per run; the table draws only the rows in view, so scroll to it."""
     name = page.locator("a[title='Plot chart']").get_by_text(key, exact=True)
@@ -337,10 +347,11 @@ def compare_metric_values(page, key: str) -> list[float]:
         if not page.locator("a[title='Plot chart']").first.evaluate(SCROLL_METRICS_JS):
             break
         page.wait_for_timeout(100)
-    name.scroll_into_view_if_needed()
     deadline = time.monotonic() + WAIT_MS / 1000
     while not (values := name.evaluate(METRIC_VALUES_JS)) and time.monotonic() < deadline:
-        page.wait_for_timeout(100)  # the values grid draws its rows a moment after the names
+        # The values grid draws its rows a moment after the names, and may lag their scroll.
+        name.evaluate(SCROLL_BY_ONE_ROW_JS)
+        page.wait_for_timeout(200)
     return [float(text) for text in values]
 
 
