@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import mlflow
@@ -256,3 +257,35 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
     assert previous.data.tags["pipeline.config_hash"] in trained_under
     evaluate = children(client, edited.info.run_id)["evaluate"]
     assert evaluate.data.tags["weights_trained_under"] == edited.data.tags["weights_trained_under"]
+
+
+def test_a_code_change_is_a_new_configuration_whose_duration_is_its_stages_time(
+    repo: PipelineRepo,
+) -> None:
+    """Parents are params plus code version; a stage re-run later adds its own time to the
+    parent's Duration, not the hours (here: seconds) in between."""
+    client = MlflowClient(repo.tracking_uri)
+    before = {run.info.run_id for run in parents(client)}
+    with (repo.root / "stages" / "evaluate.py").open("a") as script:
+        script.write("# a code change\n")
+    assert stages_run(repo.dvc("repro").stdout) == ["evaluate"]
+    (new,) = [run for run in parents(client) if run.info.run_id not in before]
+    assert new.data.tags["pipeline.code_version"] != previous_code_version(client, before)
+    assert sorted(children(client, new.info.run_id)) == ["evaluate"]
+    time.sleep(3)
+    repo.dvc("repro", "--force", "--single-item", "evaluate")
+    runs = client.search_runs(
+        [new.info.experiment_id], f"tags.`mlflow.parentRunId` = '{new.info.run_id}'"
+    )
+    assert len(runs) == 2  # the re-run is a second record of the same configuration
+    parent = client.get_run(new.info.run_id).info
+    busy = sum(run.info.end_time - run.info.start_time for run in runs)
+    assert parent.end_time - parent.start_time == busy
+    assert parent.end_time < max(run.info.end_time for run in runs) - 2500  # the pause left out
+
+
+def previous_code_version(client: MlflowClient, parent_ids: set[str]) -> str:
+    (version,) = {
+        client.get_run(run_id).data.tags["pipeline.code_version"] for run_id in parent_ids
+    }
+    return version

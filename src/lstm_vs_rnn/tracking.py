@@ -17,6 +17,7 @@ stage stopped by bad params or a missing input fails fast and never touches MLfl
 from __future__ import annotations
 
 import fcntl
+import functools
 import getpass
 import hashlib
 import json
@@ -48,6 +49,7 @@ ARTIFACTS_DIR = "mlartifacts"
 LOCK_FILE = ".mlflow.lock"
 
 CONFIG_TAG = "pipeline.config_hash"
+CODE_VERSION_TAG = "pipeline.code_version"
 ROLE_TAG = "pipeline.role"
 STAGE_TAG = "dvc.stage"
 EXPERIMENT_TAG = "dvc.exp_name"
@@ -61,6 +63,8 @@ WEIGHTS_FROM_TAG = "weights_trained_under"
 SEED_TAG = "seed"
 USER_TAG = "mlflow.user"
 MERGED_TAG = "pipeline.merged_into"
+# The pipeline's code and definition: their content is part of a configuration's identity.
+CODE_FILES = ("src", "stages", "dvc.yaml", "requirements.txt")
 # The files `git.dirty` compares with the commit: the pipeline's code, definition and params.
 CODE_AND_PARAMS = ("src", "stages", "dvc.yaml", "params.yaml", "requirements.txt")
 # mlflow.utils.mlflow_tags, spelled out so that importing this module does not import MLflow.
@@ -113,11 +117,37 @@ def redact(uri: str) -> str:
 
 
 def config_hash(params: Params) -> str:
-    """Identifies a pipeline configuration: every param that can change an output."""
+    """Identifies a pipeline configuration: every param that can change an output, and the
+    version of the code that computes them.
+
+    With the code in it, a parent's metrics always come from one code version: a code change
+    starts a new parent instead of overwriting the old one's headline (as DVC re-runs the
+    stages whose code changed)."""
     relevant = {
         key: value for key, value in params.flat().items() if not key.startswith("tracking.")
     }
+    relevant["code_version"] = code_version()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@functools.cache
+def code_version() -> str:
+    """A digest of the pipeline's code as it is on disk (committed or not): every file under
+    CODE_FILES, by path and content."""
+    digest = hashlib.sha256()
+    for path in sorted(_code_files()):
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
+def _code_files() -> Iterator[Path]:
+    for name in CODE_FILES:
+        path = PROJECT_ROOT / name
+        if path.is_dir():
+            yield from path.rglob("*.py")
+        elif path.is_file():
+            yield path
 
 
 def describe_configuration(params: Params) -> str:
@@ -513,10 +543,23 @@ def permission_errors_explained(experiment: str) -> Iterator[None]:
 
 
 def _end_run(client: MlflowClient, run_id: str, parent_id: str, status: str) -> None:
-    """Close the child and stretch the parent's end time to cover it."""
-    end_time = int(time.time() * 1000)
-    client.set_terminated(run_id, status, end_time=end_time)
-    client.set_terminated(parent_id, "FINISHED", end_time=end_time)
+    """Close the child, and give the parent the duration its stages took."""
+    client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
+    client.set_terminated(parent_id, "FINISHED", end_time=_parent_end_time(client, parent_id))
+
+
+def _parent_end_time(client: MlflowClient, parent_id: str) -> int:
+    """The parent's start plus the time its stage runs took, so its Duration column reads as
+    the pipeline's time for this configuration, not the days between its first stage and a
+    stage re-run later."""
+    parent = client.get_run(parent_id)
+    stages = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'",
+        max_results=MAX_SEARCH_RESULTS,
+    )
+    busy = sum(run.info.end_time - run.info.start_time for run in stages if run.info.end_time)
+    return parent.info.start_time + busy
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
@@ -621,6 +664,7 @@ def _get_or_create_parent(client: MlflowClient, experiment_id: str, params: Para
     tags = {
         **_provenance_tags(),
         CONFIG_TAG: config_hash(params),
+        CODE_VERSION_TAG: code_version(),
         ROLE_TAG: "configuration",
         MLFLOW_RUN_NAME: name,
     }
