@@ -355,6 +355,6 @@ def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
     assert server.returncode == 0
-    ensure_port_free("127.0.0.1", port)  # nothing listens; raises UserError otherwise
+    ensure_port_free("127.0.0.1", port, "another port")  # nothing listens: no UserError
     # PostgreSQL removes its pid file when it has shut down cleanly.
     assert not (team.server.config.pg_data / "postmaster.pid").exists()

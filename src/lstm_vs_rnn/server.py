@@ -53,6 +53,7 @@ SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 # Names every client on this machine uses; `--allowed-hosts` replaces MLflow's defaults.
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 START_TIMEOUT_S = 120.0
+HEALTH_POLL_S = 0.25
 STOP_TIMEOUT_S = 30.0
 
 
@@ -118,7 +119,9 @@ class TeamServer:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         check_auth_environment(self.config)
-        ensure_port_free(self.config.host, self.config.port)
+        ensure_port_free(
+            self.config.host, self.config.port, f"make server SERVER_PORT={self.config.port + 1}"
+        )
         try:
             self._start_postgres(timeout)
             self._start_mlflow(timeout)
@@ -313,31 +316,41 @@ def ensure_database(config: ServerConfig, name: str) -> None:
 
 
 def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Return once an MLflow server we started answers /health; one line if it exits first or
+    never answers (`make ui` and `make server` alike)."""
     import requests
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise UserError(f"the MLflow server exited with code {process.returncode}")
+            raise UserError(
+                f"the MLflow server exited with code {process.returncode} while starting; "
+                f"its messages are above"
+            )
         try:
             if requests.get(f"{url}/health", timeout=2).ok:
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.3)
-    raise UserError(f"the MLflow server did not answer within {timeout:.0f} s")
+        time.sleep(HEALTH_POLL_S)
+    raise UserError(f"the MLflow server did not answer at {url} within {timeout:.0f} s")
 
 
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail with one line before uvicorn does with a page of errors."""
+def ensure_port_free(host: str, port: int, other_port: str) -> None:
+    """Fail with one line before uvicorn does with a page of errors; `other_port` is the
+    command that picks another port (e.g. 'make ui PORT=5001').
+
+    SO_REUSEADDR as the server sets it: a port left in TIME_WAIT by a server just stopped is
+    free, a port something listens on is not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
             raise UserError(
-                f"port {port} on {host} is not available ({exc.strerror}); stop what uses it "
-                f"or pick another, e.g. 'make server SERVER_PORT={port + 1}'"
+                f"port {port} on {host} is not available ({exc.strerror}); "
+                f"stop what uses it or pick another, e.g. '{other_port}'"
             ) from None
 
 

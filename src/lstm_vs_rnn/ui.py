@@ -19,7 +19,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,13 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.comparison import model_pairs
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.server import ensure_port_free, wait_for_health
 from lstm_vs_rnn.tracking import (
     connect,
     experiment_name,
@@ -65,7 +63,6 @@ METRIC_WIDTH_PX = 130
 STOP_TIMEOUT_S = 30.0
 # `mlflow server` answers after 4-5 s on an idle 2-core machine and 10-20 s on a busy one.
 START_TIMEOUT_S = 180.0
-HEALTH_POLL_S = 0.25
 # uvicorn (what `mlflow server` runs by default) without its access log, which prints a line
 # per request (~400 in five minutes of browsing), and without its INFO start and stop lines;
 # request errors and their tracebacks are warnings and errors, still printed.
@@ -84,23 +81,6 @@ def parse_args() -> argparse.Namespace:
         help="address to bind; the default keeps the UI on this machine",
     )
     return parser.parse_args()
-
-
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail with one line before MLflow does with a page of uvicorn errors.
-
-    SO_REUSEADDR as the server sets it: a port left in TIME_WAIT by a UI just stopped is free,
-    a port something listens on is not.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise UserError(
-                f"port {port} on {host} is not available ({exc.strerror}); "
-                f"stop what uses it or pick another, e.g. 'make ui PORT={port + 1}'"
-            ) from None
 
 
 def metric_column(key: str) -> str:
@@ -263,24 +243,6 @@ def start_server(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_until_answering(server: subprocess.Popen[bytes], base: str) -> None:
-    """Return once the server's /health answers; fail in one line if it exits or hangs."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise UserError(
-                f"the MLflow server exited with code {server.returncode} while starting; "
-                f"its messages are above"
-            )
-        try:
-            if requests.get(f"{base}/health", timeout=HEALTH_POLL_S * 8).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(HEALTH_POLL_S)
-    raise UserError(f"the MLflow server did not answer at {base} within {START_TIMEOUT_S:.0f} s")
-
-
 def stop(server: subprocess.Popen[bytes]) -> None:
     """Stop the server and its uvicorn process; a second Ctrl-C or a SIGTERM meanwhile must
     not orphan them."""
@@ -317,7 +279,7 @@ def serve(uri: str, host: str, port: int, url: str) -> None:
 
 def run_until_exit(server: subprocess.Popen[bytes], base: str, url: str) -> int:
     """Print the URL once it can be opened, then wait for the server; its exit code."""
-    wait_until_answering(server, base)
+    wait_for_health(base, server, START_TIMEOUT_S)
     print(f"  runs table: {url}\n  Ctrl-C stops it.", flush=True)
     return server.wait()
 
@@ -331,7 +293,7 @@ def main() -> None:
             f"MLFLOW_TRACKING_URI is {redact(uri)}: that server has its own UI; "
             f"open it in a browser (this command serves the local SQLite store)"
         )
-    ensure_port_free(args.host, args.port)
+    ensure_port_free(args.host, args.port, f"make ui PORT={args.port + 1}")
     url = runs_table_url(f"http://{args.host}:{args.port}", params)
     serve(uri, args.host, args.port, url)
 
