@@ -289,3 +289,22 @@ def previous_code_version(client: MlflowClient, parent_ids: set[str]) -> str:
         client.get_run(run_id).data.tags["pipeline.code_version"] for run_id in parent_ids
     }
     return version
+
+
+def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
+    pipeline_repo: PipelineRepo,
+) -> None:
+    pipeline_repo.edit_params({"train.repeats": 1})
+    assert stages_run(pipeline_repo.dvc("repro").stdout) == STAGES
+    metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())
+    assert metrics["lstm"]["test_rmse"]["ci95_low"] == "n/a"
+    assert metrics["lstm"]["test_rmse"]["std"] == "n/a"
+    assert metrics["lstm_vs_rnn"]["wilcoxon_p"] == "n/a"
+    assert metrics["lstm_vs_rnn"]["verdict"].startswith("n/a")
+    assert isinstance(metrics["lstm"]["test_rmse"]["mean"], float)
+    claims = (pipeline_repo.root / "reports" / "claims.md").read_text()
+    assert "torch seed 42;" in claims and "**n/a (one repeat: no interval)**" in claims
+    client = MlflowClient(pipeline_repo.tracking_uri)
+    (parent,) = parents(client)
+    assert "lstm.test_rmse.mean" in parent.data.metrics
+    assert "lstm.test_rmse.ci95_low" not in parent.data.metrics  # "n/a" is not a metric
