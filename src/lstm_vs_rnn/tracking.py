@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,22 +314,14 @@ class StageRun:
                 SEED_TAG: str(seed),
             },
         )
+        run_id = run.info.run_id
         nested = StageRun(
-            self.client, run.info.run_id, self.parent_id, self.experiment_id, self.inherited_tags
+            self.client, run_id, self.parent_id, self.experiment_id, self.inherited_tags
         )
-        status = "FAILED"
-        try:
+        with _ended_by_outcome(nested, lambda status: self.client.set_terminated(run_id, status)):
             nested.log_params({"repeat": repeat, "seed": seed})
             yield nested
             nested.flush()
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            if status != "FINISHED":
-                nested.flush_after_failure()
-            self.client.set_terminated(nested.run_id, status)
 
     def log_forecaster(
         self,
@@ -430,8 +422,10 @@ def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> I
         tags={**inherited_tags, MLFLOW_PARENT_RUN_ID: parent_id, ROLE_TAG: "stage"},
     )
     stage_run_ = StageRun(client, run.info.run_id, parent_id, experiment_id, inherited_tags)
-    status = "FAILED"
-    try:
+    # `parent_id` is read when the run ends: settling may have moved the run to another parent.
+    with _ended_by_outcome(
+        stage_run_, lambda status: _end_run(client, run.info.run_id, parent_id, status)
+    ):
         stage_run_.set_tags(kernel_tags())
         stage_run_.log_params(
             {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
@@ -440,14 +434,24 @@ def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> I
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
         parent_id = _settle_parent(client, experiment_id, params, stage_run_.run_id, parent_id)
+
+
+@contextmanager
+def _ended_by_outcome(run: StageRun, end: Callable[[str], None]) -> Iterator[None]:
+    """End `run` FINISHED if the block completes, KILLED on Ctrl-C or SIGTERM, FAILED on any
+    other error, so nothing is left RUNNING; a run that did not finish first sends what it
+    buffered, because the history of a failure is what explains it."""
+    status = "FAILED"
+    try:
+        yield
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         if status != "FINISHED":
-            stage_run_.flush_after_failure()
-        _end_run(client, stage_run_.run_id, parent_id, status)
+            run.flush_after_failure()
+        end(status)
 
 
 def connect() -> MlflowClient:
