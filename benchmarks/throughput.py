@@ -88,7 +88,7 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 def fresh_model(name: str, params: Params) -> nn.Module:
     """Same initial weights for every implementation: the seed is reset first."""
-    return build_model(name, params.models[name], params.train.seed)
+    return build_model(params.models[name], params.train.seed)
 
 
 def train_ours(model: nn.Module, series: Series, settings: TrainParams) -> None:

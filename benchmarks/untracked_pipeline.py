@@ -51,7 +51,7 @@ def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) 
     n_val = validation_windows(len(windows), params.train.val_fraction)
     histories = []
     for repeat, seed in enumerate(params.repeat_seeds()):
-        model = build_model(name, params.models[name], seed)
+        model = build_model(params.models[name], seed)
         history = train_model(model, windows, targets, n_val, params.train, device, seed)
         save_weights(model.cpu().eval(), paths.model_weights(name, repeat))
         histories.append(history_frame(repeat, seed, history))

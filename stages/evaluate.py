@@ -27,6 +27,7 @@ PARAMS_USED = (
     "train.repeats",
     "train.seed",
     "models.",
+    "evaluate.",
 )
 
 

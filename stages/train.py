@@ -59,7 +59,7 @@ def train_repeat(
     """Train one repeat, save its weights into `folder` and log it; return its loss history."""
     n_val = validation_windows(len(windows), params.train.val_fraction)
     with run.repeat_run(name, repeat, seed) as repeat_run:
-        model = build_model(name, params.models[name], seed)
+        model = build_model(params.models[name], seed)
         try:
             history = train_model(
                 model,
@@ -102,7 +102,8 @@ def log_best_repeat(
         weights=PATHS.model_weights(name, best),
         scaler=PATHS.scaler_json,
         spec={
-            "architecture": name,
+            "name": name,
+            "arch": settings.arch,
             "hidden_size": settings.hidden_size,
             "num_layers": settings.num_layers,
             "window": params.data.window,
@@ -145,7 +146,7 @@ def main() -> None:
                 "best_val_loss_median": float(
                     histories.groupby("repeat")["val_loss"].min().median()
                 ),
-                "n_parameters": count_parameters(build_model(name, params.models[name])),
+                "n_parameters": count_parameters(build_model(params.models[name])),
                 "train_seconds": seconds,
                 "windows_per_second": n_fit * len(histories) / seconds,
             }

@@ -152,16 +152,21 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
     (
         "unknown-model",
         "generate",
-        {"models.gru": {"hidden_size": 8, "num_layers": 1}},
-        ("models.gru", "known models: rnn, lstm"),
+        {"models.gru": {"arch": "grue", "hidden_size": 8, "num_layers": 1}},
+        ("models.gru.arch", "rnn, lstm, gru"),
     ),
     (
         "model-name-typo",
         "generate",
-        {"models.lstmm": {"hidden_size": 8, "num_layers": 1}},
-        ("models.lstmm", "did you mean 'lstm'"),
+        {"models.lstm": {"arch": "lstm", "hiden_size": 8, "num_layers": 1}},
+        ("models.lstm.hiden_size", "did you mean 'models.lstm.hidden_size'"),
     ),
-    ("no-models", "generate", {"models": {}}, ("models", "at least one model", "rnn, lstm")),
+    (
+        "no-models",
+        "generate",
+        {"models": {}},
+        ("models", "at least one", "arch, hidden_size, num_layers"),
+    ),
     ("model-not-a-mapping", "generate", {"models.lstm": None}, ("models.lstm", "None")),
     (
         "key-typo-epoch",
@@ -189,7 +194,12 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
         {"tracking.experiment_name": ""},
         ("tracking.experiment_name", "''", "non-empty"),
     ),
-    ("empty-file", "generate", "", ("params.yaml", "empty", "data, train, models, tracking")),
+    (
+        "empty-file",
+        "generate",
+        "",
+        ("params.yaml", "empty", "data, train, models, evaluate, tracking"),
+    ),
     (
         "invalid-yaml",
         "generate",
@@ -280,7 +290,7 @@ def test_missing_params_file(prepared: PipelineRepo) -> None:
 def weights_bytes(architecture: str, hidden_size: int) -> bytes:
     """A real state_dict file of `architecture` as train@<model> writes it."""
     torch.manual_seed(0)
-    model = build_model(architecture, ModelParams(hidden_size=hidden_size, num_layers=1))
+    model = build_model(ModelParams(arch=architecture, hidden_size=hidden_size, num_layers=1))
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getvalue()
@@ -370,7 +380,7 @@ def with_models(prepared: PipelineRepo) -> PipelineRepo:
         for repeat in range(repeats):
             path = prepared.root / "models" / name / f"repeat_{repeat:03d}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_weights(build_model(name, ModelParams(hidden_size=8, num_layers=1)), path)
+            save_weights(build_model(ModelParams(arch=name, hidden_size=8, num_layers=1)), path)
         history = pd.DataFrame(
             {
                 "repeat": range(repeats),

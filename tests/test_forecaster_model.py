@@ -34,7 +34,7 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
     params = load_params(PATHS.params)
     scaled = torch.from_numpy(scaler.transform(series[:300]).astype(np.float32))
     windows, targets = make_windows(scaled, WINDOW)
-    model = build_model("lstm", ModelParams(8, 1), seed=3)
+    model = build_model(ModelParams(arch="lstm", hidden_size=8, num_layers=1), seed=3)
     device = configure_torch(params.train)
     train_model(model, windows, targets, 20, params.train, device, seed=3)
     weights = tmp_path / "repeat_003.pt"
@@ -46,7 +46,13 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
             "lstm",
             weights=weights,
             scaler=scaler_file,
-            spec={"architecture": "lstm", "hidden_size": 8, "num_layers": 1, "window": WINDOW},
+            spec={
+                "name": "lstm",
+                "arch": "lstm",
+                "hidden_size": 8,
+                "num_layers": 1,
+                "window": WINDOW,
+            },
             input_example=raw_windows[:2],
             tags={"repeat": "3", "seed": "3"},
         )

@@ -38,13 +38,13 @@ def sine_windows(window: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("name", sorted(MODEL_ARCHITECTURES))
 def test_output_shape_is_one_value_per_window(name: str) -> None:
-    model = build_model(name, ModelParams(hidden_size=6, num_layers=2))
+    model = build_model(ModelParams(arch=name, hidden_size=6, num_layers=2))
     assert model(torch.zeros(5, 12, 1)).shape == (5, 1)
 
 
 def test_parameter_counts_match_the_cells() -> None:
-    rnn = count_parameters(build_model("rnn", ModelParams(50, 1)))
-    lstm = count_parameters(build_model("lstm", ModelParams(50, 1)))
+    rnn = count_parameters(build_model(ModelParams(arch="rnn", hidden_size=50, num_layers=1)))
+    lstm = count_parameters(build_model(ModelParams(arch="lstm", hidden_size=50, num_layers=1)))
     assert rnn == 50 * (1 + 50 + 2) + 51  # W_ih, W_hh, two biases, then the head
     assert lstm == 4 * 50 * (1 + 50 + 2) + 51  # four gates
 
@@ -53,7 +53,7 @@ def test_parameter_counts_match_the_cells() -> None:
 def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
     device = configure_torch(SETTINGS)
     windows, targets = sine_windows()
-    model = build_model(name, ModelParams(hidden_size=16, num_layers=1))
+    model = build_model(ModelParams(arch=name, hidden_size=16, num_layers=1))
     history = train_model(model, windows, targets, 30, SETTINGS, device, seed=1)
     assert [epoch.epoch for epoch in history] == list(range(1, 9))
     assert history[-1].train_loss < history[0].train_loss / 2
@@ -63,7 +63,7 @@ def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
 def test_training_is_deterministic() -> None:
     def weights() -> list[torch.Tensor]:
         device = configure_torch(SETTINGS)
-        model = build_model("lstm", ModelParams(hidden_size=8, num_layers=1), seed=1)
+        model = build_model(ModelParams(arch="lstm", hidden_size=8, num_layers=1), seed=1)
         windows, targets = sine_windows()
         train_model(model, windows, targets, 30, SETTINGS, device, seed=1)
         return [p.detach().clone() for p in model.parameters()]
@@ -108,7 +108,11 @@ def test_a_repeat_gives_every_model_the_same_batches_and_each_repeat_its_own() -
 
 def test_the_seed_decides_the_initial_weights() -> None:
     def weights(seed: int) -> list[torch.Tensor]:
-        return list(build_model("rnn", ModelParams(4, 1), seed=seed).parameters())
+        return list(
+            build_model(
+                ModelParams(arch="rnn", hidden_size=4, num_layers=1), seed=seed
+            ).parameters()
+        )
 
     assert all(torch.equal(a, b) for a, b in zip(weights(7), weights(7), strict=True))
     assert not torch.equal(weights(7)[0], weights(8)[0])
@@ -118,7 +122,7 @@ def test_divergence_stops_with_the_epoch_and_a_fix() -> None:
     settings = TrainParams(**{**vars(SETTINGS), "learning_rate": 10.0, "epochs": 50})
     device = configure_torch(settings)
     windows, targets = sine_windows()
-    model = build_model("rnn", ModelParams(hidden_size=16, num_layers=1))
+    model = build_model(ModelParams(arch="rnn", hidden_size=16, num_layers=1))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(1e20)
@@ -127,7 +131,7 @@ def test_divergence_stops_with_the_epoch_and_a_fix() -> None:
 
 
 def test_prediction_in_batches_equals_one_pass() -> None:
-    model = build_model("lstm", ModelParams(hidden_size=4, num_layers=1)).eval()
+    model = build_model(ModelParams(arch="lstm", hidden_size=4, num_layers=1)).eval()
     windows, _ = sine_windows()
     with torch.no_grad():
         whole = model(windows.unsqueeze(-1)).squeeze(-1)
@@ -135,16 +139,16 @@ def test_prediction_in_batches_equals_one_pass() -> None:
 
 
 def test_weights_round_trip_and_reject_another_architecture(tmp_path) -> None:
-    model = build_model("lstm", ModelParams(hidden_size=4, num_layers=1))
+    model = build_model(ModelParams(arch="lstm", hidden_size=4, num_layers=1))
     path = tmp_path / "model.pt"
     save_weights(model, path)
-    loaded = load_model("lstm", ModelParams(hidden_size=4, num_layers=1), path)
+    loaded = load_model("lstm", ModelParams(arch="lstm", hidden_size=4, num_layers=1), path)
     for ours, theirs in zip(model.parameters(), loaded.parameters(), strict=True):
         assert torch.equal(ours, theirs)
     with pytest.raises(UserError, match=r"model\.pt.*hidden_size=8"):
-        load_model("lstm", ModelParams(hidden_size=8, num_layers=1), path)
+        load_model("lstm", ModelParams(arch="lstm", hidden_size=8, num_layers=1), path)
     with pytest.raises(UserError, match=r"model\.pt"):
-        load_model("rnn", ModelParams(hidden_size=4, num_layers=1), path)
+        load_model("rnn", ModelParams(arch="rnn", hidden_size=4, num_layers=1), path)
 
 
 def test_metrics_against_hand_computed_values() -> None:

@@ -50,7 +50,10 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
             {"models.lstm.hiden_size": 50},
             r"unknown key 'models\.lstm\.hiden_size'; did you mean 'models\.lstm\.hidden_size'",
         ),
-        ({"models.gru": {"hidden_size": 8, "num_layers": 1}}, r"unknown model 'models\.gru'"),
+        (
+            {"models.Big-RNN": {"arch": "rnn", "hidden_size": 8, "num_layers": 1}},
+            r"'models\.Big-RNN' is not allowed",
+        ),
         ({"data": None}, r"data must be a mapping"),
         ({"tracking.experiment_name": ""}, r"tracking\.experiment_name = ''"),
     ],

@@ -37,7 +37,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
 
 def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecaster:
     """Rebuild `name` from params and load its weights; a mismatch names the file and why."""
-    model = build_model(name, settings)
+    model = build_model(settings)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -51,7 +51,8 @@ def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecas
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise UserError(
             f"{path}: weights do not fit the '{name}' model in params.yaml "
-            f"(hidden_size={settings.hidden_size}, num_layers={settings.num_layers}); "
+            f"(arch={settings.arch}, hidden_size={settings.hidden_size}, "
+            f"num_layers={settings.num_layers}); "
             f"re-run train@{name} ({_describe(exc)})"
         ) from None
     return model.eval()

@@ -29,11 +29,11 @@ class RawUnitsForecaster(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         spec = json.loads(Path(context.artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8"))
-        settings = ModelParams(spec["hidden_size"], spec["num_layers"])
-        self.window = int(spec["window"])
-        self.network = load_model(
-            spec["architecture"], settings, Path(context.artifacts[WEIGHTS_ARTIFACT])
+        settings = ModelParams(
+            arch=spec["arch"], hidden_size=spec["hidden_size"], num_layers=spec["num_layers"]
         )
+        self.window = int(spec["window"])
+        self.network = load_model(spec["name"], settings, Path(context.artifacts[WEIGHTS_ARTIFACT]))
         self.scaler = MinMaxScaling.from_json(Path(context.artifacts[SCALER_ARTIFACT]))
 
     # MLflow reads the type hint of `model_input`; the logged signature gives the shape.

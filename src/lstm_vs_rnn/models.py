@@ -27,11 +27,11 @@ class RecurrentForecaster(nn.Module):
         return self.head(outputs[:, -1, :])
 
 
-def build_model(name: str, settings: ModelParams, seed: int | None = None) -> RecurrentForecaster:
+def build_model(settings: ModelParams, seed: int | None = None) -> RecurrentForecaster:
     """The untrained network; with `seed`, its initial weights are those of that repeat."""
     if seed is not None:
         torch.manual_seed(seed)
-    return RecurrentForecaster(name, settings.hidden_size, settings.num_layers)
+    return RecurrentForecaster(settings.arch, settings.hidden_size, settings.num_layers)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -7,6 +7,7 @@ that names the key, the value and what is allowed.
 
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -17,9 +18,12 @@ import yaml
 
 from lstm_vs_rnn.errors import UserError
 
-# Model names a user may list under `models:`, mapped to the torch.nn recurrent layer they use.
-# Adding an architecture is one line here and one entry in params.yaml.
-MODEL_ARCHITECTURES: dict[str, str] = {"rnn": "RNN", "lstm": "LSTM"}
+# Architectures a model entry may name (`models.<entry>.arch`), mapped to their torch.nn layer.
+# Adding an architecture is one line here; entries are named freely and may share one.
+MODEL_ARCHITECTURES: dict[str, str] = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+# Entry names become file names, stage names (train@<name>) and MLflow metric prefixes.
+MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 # Refuse sizes that would exhaust memory before anything is allocated.
 MAX_POINTS = 10_000_000
@@ -68,8 +72,16 @@ class TrainParams:
 class ModelParams:
     """One recurrent forecaster: a recurrent layer stack and a linear head on the last state."""
 
+    arch: Literal["rnn", "lstm", "gru"]
     hidden_size: int = field(metadata=_bounds(1, 4096))
     num_layers: int = field(metadata=_bounds(1, 16))
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """How the test part is scored beyond one step ahead."""
+
+    horizon: int = field(metadata=_bounds(1, 10_000))
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class Params:
     data: DataParams
     train: TrainParams
     models: dict[str, ModelParams]
+    evaluate: EvaluateParams
     tracking: TrackingParams
 
     @property
@@ -109,7 +122,7 @@ class Params:
     def flat(self) -> dict[str, Any]:
         """Every value as `section.key` (models as `models.<name>.key`), for MLflow params."""
         flat: dict[str, Any] = {}
-        for section in ("data", "train", "tracking"):
+        for section in ("data", "train", "evaluate", "tracking"):
             for key, value in vars(getattr(self, section)).items():
                 flat[f"{section}.{key}"] = value
         for name, model in self.models.items():
@@ -136,6 +149,7 @@ def load_params(path: Path) -> Params:
     sections = {
         "data": _build(DataParams, raw["data"], "data", name),
         "train": _build(TrainParams, raw["train"], "train", name),
+        "evaluate": _build(EvaluateParams, raw["evaluate"], "evaluate", name),
         "tracking": _build(TrackingParams, raw["tracking"], "tracking", name),
         "models": _build_models(raw["models"], name),
     }
@@ -199,17 +213,17 @@ def _build(cls: type, raw: Any, section: str, file: str) -> Any:
 
 
 def _build_models(raw: Any, file: str) -> dict[str, ModelParams]:
-    known = ", ".join(MODEL_ARCHITECTURES)
     if not isinstance(raw, dict) or not raw:
         raise UserError(
-            f"{file}: models must map at least one model name ({known}) "
-            f"to its settings, got {raw!r}"
+            f"{file}: models must map at least one entry name to its settings "
+            f"{{arch, hidden_size, num_layers}}, got {raw!r}"
         )
     for name in raw:
-        if name not in MODEL_ARCHITECTURES:
-            close = difflib.get_close_matches(str(name), list(MODEL_ARCHITECTURES), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"{file}: unknown model 'models.{name}'{hint} (known models: {known})")
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+            raise UserError(
+                f"{file}: model entry name 'models.{name}' is not allowed; expected lower-case "
+                f"letters, digits and '_', starting with a letter, at most 32 characters"
+            )
     return {
         name: _build(ModelParams, settings, f"models.{name}", file)
         for name, settings in raw.items()
