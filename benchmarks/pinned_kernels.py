@@ -7,7 +7,6 @@ alternates pinned and unpinned processes within each repeat, so a slow spell of 
 hits both alike, and reports the ratio of the medians.
 """
 
-import dataclasses
 import json
 import os
 import statistics
@@ -67,7 +66,7 @@ def train_once(model: str, n_points: int, epochs: int) -> float:
     from lstm_vs_rnn.training import configure_torch
 
     params = load_params(REPO_ROOT / "params.yaml")
-    settings = dataclasses.replace(params.train, epochs=epochs)
+    settings = params.train.model_copy(update={"epochs": epochs})
     configure_torch(settings)
     series = make_series(params, n_points)
     model_ = fresh_model(model, params)

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.report import Row, rate, timed, verdict
-from lstm_vs_rnn.data import generate_series
+from lstm_vs_rnn.data import sine_series
 from lstm_vs_rnn.models import build_model
 from lstm_vs_rnn.params import Params, TrainParams, split_point
 from lstm_vs_rnn.scaling import MinMaxScaling
@@ -60,8 +60,8 @@ class Series:
 
 def make_series(params: Params, n_points: int) -> Series:
     """The pipeline's series at `n_points`, scaled as the `scale` stage does."""
-    data = dataclasses.replace(params.data, n_points=n_points)
-    values = generate_series(data)["y"].to_numpy()
+    data = params.data.model_copy(update={"n_points": n_points})
+    values = sine_series(data)["y"].to_numpy()
     split = split_point(n_points, data.train_fraction)
     scaled = MinMaxScaling.fit(values[:split]).transform(values).astype(np.float32)
     windows, targets = make_windows(torch.from_numpy(scaled), data.window)
@@ -246,7 +246,7 @@ def one_repeat(
 
 def measure(name: str, params: Params, series: Series, repeats: int, max_single: int) -> Rates:
     """Interleaved repeats; training rates count fitted windows per second of one epoch."""
-    settings = dataclasses.replace(params.train, epochs=1)
+    settings = params.train.model_copy(update={"epochs": 1})
     batches = prebuilt_batches(series, settings)
     single = series.test_windows[:max_single]
     warm_up(name, params, series, settings, batches)

@@ -15,7 +15,7 @@ import torch
 
 from lstm_vs_rnn.assessment import Assessment
 from lstm_vs_rnn.checkpoints import save_weights
-from lstm_vs_rnn.data import generate_series, read_series
+from lstm_vs_rnn.data import load_series, read_series, series_labels
 from lstm_vs_rnn.files import read_array, write_array, write_csv, write_text
 from lstm_vs_rnn.models import build_model
 from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
@@ -27,10 +27,10 @@ from lstm_vs_rnn.windows import make_windows
 
 
 def generate(params: Params, paths: ProjectPaths) -> None:
-    frame = generate_series(params.data)
+    frame = load_series(params, paths.root)
     write_csv(paths.series_csv, frame)
     split = split_point(len(frame), params.data.train_fraction)
-    save_figure(series_figure(frame, split), paths.figure("series"))
+    save_figure(series_figure(frame, split, series_labels(params.data)), paths.figure("series"))
 
 
 def scale(params: Params, paths: ProjectPaths) -> None:

@@ -1,4 +1,5 @@
-"""Stage `generate`: the synthetic series y(t) = sin(t) + noise, written to data/raw/series.csv.
+"""Stage `generate`: the series `data.source` names (a noisy sine, a lagged series or a column
+of the user's CSV), written to data/raw/series.csv.
 
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/generate.py`.
 """
@@ -7,24 +8,25 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 
 # isort: split
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.data import generate_series
+from lstm_vs_rnn.data import load_series, series_labels
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.params import load_params, split_point
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.plots import save_figure, series_figure
 from lstm_vs_rnn.tracking import stage_run
 
-# The keys dvc.yaml lists for this stage: the window belongs to training.
-PARAMS_USED = ("data.n_points", "data.t_step", "data.noise_std", "data.seed", "data.train_fraction")
+# The keys dvc.yaml lists for this stage: the source's own, and the split and window that a
+# CSV's length is checked against.
+PARAMS_USED = ("data.",)
 
 
 def main() -> None:
     params = load_params(PATHS.params)
     with stage_run("generate", params, param_prefixes=PARAMS_USED) as run:
-        frame = generate_series(params.data)
+        frame = load_series(params, PATHS.root)
         split = split_point(len(frame), params.data.train_fraction)
         write_csv(PATHS.series_csv, frame)
-        save_figure(series_figure(frame, split), PATHS.figure("series"))
+        save_figure(series_figure(frame, split, series_labels(params.data)), PATHS.figure("series"))
         run.log_metrics(
             {
                 "n_points": len(frame),

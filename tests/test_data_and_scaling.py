@@ -7,17 +7,19 @@ import pytest
 import torch
 from sklearn.preprocessing import MinMaxScaler
 
-from lstm_vs_rnn.data import generate_series
+from lstm_vs_rnn.data import sine_series
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import DataParams, split_point
+from lstm_vs_rnn.params import SineData, split_point
 from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.windows import make_windows, with_history
 
-DATA = DataParams(n_points=1000, t_step=0.1, noise_std=0.5, seed=42, train_fraction=0.8, window=20)
+DATA = SineData(
+    source="sine", n_points=1000, t_step=0.1, noise_std=0.5, seed=42, train_fraction=0.8, window=20
+)
 
 
 def test_series_follows_the_spec() -> None:
-    frame = generate_series(DATA)
+    frame = sine_series(DATA)
     assert list(frame.columns) == ["t", "y", "y_clean"]
     assert len(frame) == 1000
     assert frame["t"].iloc[-1] == pytest.approx(99.9)
@@ -27,7 +29,7 @@ def test_series_follows_the_spec() -> None:
 
 
 def test_series_is_reproducible_from_its_seed() -> None:
-    assert generate_series(DATA).equals(generate_series(DATA))
+    assert sine_series(DATA).equals(sine_series(DATA))
 
 
 def test_split_is_chronological_80_20() -> None:

@@ -11,7 +11,7 @@ import torch
 from lstm_vs_rnn.checkpoints import load_model
 from lstm_vs_rnn.claims import claims_report
 from lstm_vs_rnn.comparison import paired_comparisons, summarise
-from lstm_vs_rnn.data import read_series
+from lstm_vs_rnn.data import read_series, series_labels
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import (
     BASELINE_LABELS,
@@ -110,7 +110,10 @@ class Assessment:
         save_figure(repeats_figure(rmse, labelled), paths.figure("repeats"))
         save_figure(paired_differences_figure(self.comparisons), paths.figure("paired_differences"))
         save_figure(loss_figure(self.histories), paths.figure("losses"))
-        save_figure(predictions_figure(t, self.actual, best), paths.figure("predictions"))
+        save_figure(
+            predictions_figure(t, self.actual, best, series_labels(self.params.data)),
+            paths.figure("predictions"),
+        )
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
 

@@ -1,15 +1,59 @@
-"""The synthetic series: generated, written and read back (no torch here)."""
+"""The series the pipeline studies, from the source `data.source` names (no torch here).
 
+Every source becomes the same table: `t` (the time axis), `y` (the values) and, where the
+clean signal is known, `y_clean` (the best possible forecast, which sets the noise floor).
+"""
+
+import csv
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_numeric_csv
-from lstm_vs_rnn.params import DataParams
+from lstm_vs_rnn.params import (
+    CsvData,
+    DataParams,
+    LaggedData,
+    Params,
+    SineData,
+    check_series_length,
+)
 
 
-def generate_series(data: DataParams) -> pd.DataFrame:
+@dataclass(frozen=True)
+class SeriesLabels:
+    """How figures name the series: its values, its time axis and what it is."""
+
+    value: str
+    time: str
+    description: str
+
+
+def series_labels(data: DataParams) -> SeriesLabels:
+    if isinstance(data, CsvData):
+        return SeriesLabels(
+            data.column, data.time_column or "row", f"{data.column} from {data.path}"
+        )
+    if isinstance(data, LaggedData):
+        return SeriesLabels("y", "t", f"y(t) = {data.phi:g}·y(t-{data.lag}) + noise")
+    return SeriesLabels("y", "t", "y(t) = sin(t) + noise")
+
+
+def load_series(params: Params, root: Path) -> pd.DataFrame:
+    """The series of the configured source; a CSV path is relative to `root`."""
+    data = params.data
+    if isinstance(data, CsvData):
+        return read_user_csv(data, root, params)
+    if isinstance(data, LaggedData):
+        return lagged_series(data)
+    return sine_series(data)
+
+
+def sine_series(data: SineData) -> pd.DataFrame:
     """y(t) = sin(t) + N(0, noise_std^2); `y_clean` keeps sin(t) to measure the noise floor.
 
     The noise comes from NumPy's legacy `RandomState`, as `np.random.seed(42)` in the reference
@@ -23,6 +67,108 @@ def generate_series(data: DataParams) -> pd.DataFrame:
     return pd.DataFrame({"t": t, "y": clean + noise, "y_clean": clean})
 
 
+def lagged_series(data: LaggedData) -> pd.DataFrame:
+    """y_t = phi·y_{t-lag} + e_t, e_t ~ N(0, noise_std^2): a task that needs a memory of `lag`
+    steps, and nothing shorter helps (the values in between are independent of y_t).
+
+    The first `lag` values are drawn from the stationary distribution N(0, noise_std^2 /
+    (1 - phi^2)), so the series is stationary from its first value and needs no burn-in.
+    `y_clean` = phi·y_{t-lag} is the best forecast, so the noise floor is the noise itself.
+    """
+    rng = np.random.RandomState(data.seed)
+    spread = data.noise_std / math.sqrt(1.0 - data.phi**2)
+    start = rng.normal(0.0, spread, size=data.lag)
+    noise = rng.normal(0.0, data.noise_std, size=data.n_points)
+    values = np.empty(data.n_points)
+    values[: data.lag] = start
+    for first in range(data.lag, data.n_points, data.lag):
+        block = slice(first, min(first + data.lag, data.n_points))
+        size = block.stop - block.start
+        values[block] = data.phi * values[first - data.lag : first - data.lag + size] + noise[block]
+    clean = np.zeros(data.n_points)
+    clean[data.lag :] = data.phi * values[: data.n_points - data.lag]
+    return pd.DataFrame({"t": np.arange(data.n_points, dtype=float), "y": values, "y_clean": clean})
+
+
+def read_user_csv(data: CsvData, root: Path, params: Params) -> pd.DataFrame:
+    """The user's column, checked cell by cell so that an error names its line."""
+    path = _user_path(data.path, root)
+    header, rows = _read_rows(path, data.path)
+    columns = [data.column] + ([data.time_column] if data.time_column else [])
+    for column in columns:
+        if column not in header:
+            key = "data.column" if column == data.column else "data.time_column"
+            raise UserError(
+                f"{data.path}: no column '{column}' (set by {key}); "
+                f"the file has {', '.join(header)}"
+            )
+    values = _numbers(rows, header.index(data.column), data.column, data.path)
+    check_series_length(len(values), params, data.path)
+    if data.time_column:
+        time = _numbers(rows, header.index(data.time_column), data.time_column, data.path)
+        _check_in_time_order(time, rows, data.path)
+    else:
+        time = np.arange(len(values), dtype=float)
+    return pd.DataFrame({"t": time, "y": values})
+
+
+def _user_path(relative: str, root: Path) -> Path:
+    if Path(relative).is_absolute():
+        raise UserError(
+            f"params.yaml: data.path = {relative!r} is not allowed; expected a path relative to "
+            f"the repository root (DVC tracks it as a dependency)"
+        )
+    return root / relative
+
+
+def _read_rows(path: Path, shown: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and every non-blank row with its line number in the file."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        raise UserError(f"{shown}: file not found (data.path in params.yaml)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{shown}: not UTF-8 text; save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise UserError(f"{shown}: not a readable CSV ({exc})") from None
+    if not header:
+        raise UserError(f"{shown}: the file is empty; expected a header row, then values")
+    return [name.strip() for name in header], rows
+
+
+def _numbers(rows: list[tuple[int, list[str]]], index: int, column: str, shown: str) -> np.ndarray:
+    values = np.empty(len(rows))
+    for position, (line, row) in enumerate(rows):
+        cell = row[index].strip() if index < len(row) else ""
+        if not cell:
+            raise UserError(f"{shown}, line {line}: empty cell in column '{column}'")
+        try:
+            number = float(cell)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise UserError(
+                f"{shown}, line {line}: '{cell}' in column '{column}' is not a finite number"
+            )
+        values[position] = number
+    return values
+
+
+def _check_in_time_order(time: np.ndarray, rows: list[tuple[int, list[str]]], shown: str) -> None:
+    """The split is chronological, so rows must be in time order."""
+    backwards = np.flatnonzero(np.diff(time) <= 0)
+    if backwards.size:
+        line = rows[backwards[0] + 1][0]
+        raise UserError(
+            f"{shown}, line {line}: time {time[backwards[0] + 1]:g} does not come after "
+            f"{time[backwards[0]]:g}; rows must be in time order without repeats"
+        )
+
+
 def read_series(path: Path) -> pd.DataFrame:
-    """The generated CSV; `y_clean` is optional (a real series has no known clean signal)."""
+    """The series generate wrote; `y_clean` is optional (a real series has no known clean
+    signal)."""
     return read_numeric_csv(path, ("t", "y"), "generate", min_rows=2)

@@ -1,132 +1,154 @@
 """Load and validate `params.yaml` before any stage does work.
 
 Every default lives in `params.yaml`; this module only knows the *shape* of the file: which
-keys exist, their types and their allowed ranges. A bad value stops the stage with one line
-that names the key, the value and what is allowed.
+keys exist, their types and their allowed ranges, declared as pydantic models. A bad value
+stops the stage with one line that names the key, the value and what is allowed.
+
+`data.source` picks one of three series (a discriminated union). The keys of the other sources
+stay in the file, inactive, so that switching is one edit (`-S data.source=csv`) and dvc.yaml
+can always template `${data.path}` as a dependency.
 """
 
 import difflib
-import math
-import re
-import types
 import typing
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import annotated_types
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.fields import FieldInfo
 
 from lstm_vs_rnn.errors import UserError
 
 # Architectures a model entry may name (`models.<entry>.arch`), mapped to their torch.nn layer.
-# Adding an architecture is one line here; entries are named freely and may share one.
+# Adding an architecture is one line here and one in `Architecture`.
 MODEL_ARCHITECTURES: dict[str, str] = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+Architecture = Literal["rnn", "lstm", "gru"]
 
 # Entry names become file names, stage names (train@<name>) and MLflow metric prefixes.
-MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
 # Refuse sizes that would exhaust memory before anything is allocated.
 MAX_POINTS = 10_000_000
+MAX_WINDOW = 100_000
 # Trainings per model entry; each repeat keeps its weights, so this bounds the models' disk use.
 MAX_REPEATS = 1000
+PARAMS_FILE = "params.yaml"
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
-def _bounds(
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    open_low: bool = False,
-    open_high: bool = False,
-) -> dict[str, Any]:
-    return {"low": low, "high": high, "open_low": open_low, "open_high": open_high}
+class _Section(BaseModel):
+    """Strict: 2.5 is not an integer, "10" is not a number, an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
-class DataParams:
-    """The synthetic series y(t) = sin(t) + noise, its chronological split and the window."""
+class _SplitAndWindow(_Section):
+    """What every source shares: the chronological split and the window the models see."""
 
-    n_points: int = field(metadata=_bounds(10, MAX_POINTS))
-    t_step: float = field(metadata=_bounds(0, None, open_low=True))
-    noise_std: float = field(metadata=_bounds(0, None))
-    seed: int = field(metadata=_bounds(0, 2**32 - 1))
-    train_fraction: float = field(metadata=_bounds(0, 1, open_low=True, open_high=True))
-    window: int = field(metadata=_bounds(1, 100_000))
+    train_fraction: Annotated[float, Field(gt=0, lt=1)]
+    window: Annotated[int, Field(ge=1, le=MAX_WINDOW)]
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class SineData(_SplitAndWindow):
+    """y(t) = sin(t) + noise: the reference article's series, with a known clean signal."""
+
+    source: Literal["sine"]
+    n_points: Annotated[int, Field(ge=10, le=MAX_POINTS)]
+    t_step: Annotated[float, Field(gt=0)]
+    noise_std: Annotated[float, Field(ge=0)]
+    seed: Seed
+
+
+class LaggedData(_SplitAndWindow):
+    """y_t = phi * y_{t-lag} + noise: only the value `lag` steps back carries information."""
+
+    source: Literal["lagged"]
+    n_points: Annotated[int, Field(ge=10, le=MAX_POINTS)]
+    noise_std: Annotated[float, Field(gt=0)]
+    seed: Seed
+    lag: Annotated[int, Field(ge=1, le=MAX_WINDOW - 1)]
+    phi: Annotated[float, Field(gt=-1, lt=1)]
+
+
+class CsvData(_SplitAndWindow):
+    """A column of the user's own CSV file; its length is known only once the file is read."""
+
+    source: Literal["csv"]
+    path: NonBlank
+    column: NonBlank
+    time_column: NonBlank | None
+
+
+DataParams = SineData | LaggedData | CsvData
+DATA_SOURCES: dict[str, type[_SplitAndWindow]] = {
+    "sine": SineData,
+    "lagged": LaggedData,
+    "csv": CsvData,
+}
+# Every key a `data:` section may hold, whichever source is active.
+DATA_KEYS = frozenset(key for source in DATA_SOURCES.values() for key in source.model_fields)
+
+
+class TrainParams(_Section):
     """Optimisation settings shared by every model."""
 
-    epochs: int = field(metadata=_bounds(1, 100_000))
-    batch_size: int = field(metadata=_bounds(1, 1_000_000))
-    learning_rate: float = field(metadata=_bounds(0, 10, open_low=True))
-    val_fraction: float = field(metadata=_bounds(0, 1, open_low=True, open_high=True))
-    seed: int = field(metadata=_bounds(0, 2**32 - 1))
+    epochs: Annotated[int, Field(ge=1, le=100_000)]
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)]
+    learning_rate: Annotated[float, Field(gt=0, le=10)]
+    val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    seed: Seed
     device: Literal["auto", "cpu", "cuda"]
-    num_threads: int = field(metadata=_bounds(1, 256))
-    grad_clip_norm: float | None = field(metadata=_bounds(0, None, open_low=True))
-    repeats: int = field(metadata=_bounds(1, MAX_REPEATS))
+    num_threads: Annotated[int, Field(ge=1, le=256)]
+    grad_clip_norm: Annotated[float, Field(gt=0)] | None
+    repeats: Annotated[int, Field(ge=1, le=MAX_REPEATS)]
 
 
-@dataclass(frozen=True)
-class ModelParams:
+class ModelParams(_Section):
     """One recurrent forecaster: a recurrent layer stack and a linear head on the last state."""
 
-    arch: Literal["rnn", "lstm", "gru"]
-    hidden_size: int = field(metadata=_bounds(1, 4096))
-    num_layers: int = field(metadata=_bounds(1, 16))
+    arch: Architecture
+    hidden_size: Annotated[int, Field(ge=1, le=4096)]
+    num_layers: Annotated[int, Field(ge=1, le=16)]
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(_Section):
     """How the test part is scored beyond one step ahead."""
 
-    horizon: int = field(metadata=_bounds(1, 10_000))
+    horizon: Annotated[int, Field(ge=1, le=10_000)]
 
 
-@dataclass(frozen=True)
-class TrackingParams:
+class TrackingParams(_Section):
     """Where runs go in MLflow (MLFLOW_EXPERIMENT_NAME overrides the experiment)."""
 
-    experiment_name: str
+    experiment_name: NonBlank
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(_Section):
     """The whole validated `params.yaml`."""
 
-    data: DataParams
+    data: Annotated[DataParams, Field(discriminator="source")]
     train: TrainParams
-    models: dict[str, ModelParams]
+    models: Annotated[dict[ModelName, ModelParams], Field(min_length=1)]
     evaluate: EvaluateParams
     tracking: TrackingParams
-
-    @property
-    def n_train(self) -> int:
-        """Points in the chronological training part (validation tail included)."""
-        return split_point(self.data.n_points, self.data.train_fraction)
-
-    @property
-    def n_train_windows(self) -> int:
-        return self.n_train - self.data.window
-
-    @property
-    def n_val_windows(self) -> int:
-        """Windows in the validation tail: the last `val_fraction` of the training windows."""
-        return validation_windows(self.n_train_windows, self.train.val_fraction)
 
     def repeat_seeds(self) -> list[int]:
         """The torch seed of each repeat: `train.seed + i`, the same for every model entry."""
         return [self.train.seed + repeat for repeat in range(self.train.repeats)]
 
     def flat(self) -> dict[str, Any]:
-        """Every value as `section.key` (models as `models.<name>.key`), for MLflow params."""
+        """Every active value as `section.key` (models as `models.<name>.key`), for MLflow
+        params; the inactive sources' keys are left out, as they change nothing."""
         flat: dict[str, Any] = {}
         for section in ("data", "train", "evaluate", "tracking"):
-            for key, value in vars(getattr(self, section)).items():
+            for key, value in getattr(self, section).model_dump().items():
                 flat[f"{section}.{key}"] = value
         for name, model in self.models.items():
-            for key, value in vars(model).items():
+            for key, value in model.model_dump().items():
                 flat[f"models.{name}.{key}"] = value
         return flat
 
@@ -144,18 +166,52 @@ def validation_windows(n_windows: int, val_fraction: float) -> int:
 def load_params(path: Path) -> Params:
     """Read and validate `path`; raise UserError with one line naming the offending key."""
     raw = _read_yaml(path)
-    name = path.name
-    _check_keys(raw, {f.name for f in fields(Params)}, "", name)
-    sections = {
-        "data": _build(DataParams, raw["data"], "data", name),
-        "train": _build(TrainParams, raw["train"], "train", name),
-        "evaluate": _build(EvaluateParams, raw["evaluate"], "evaluate", name),
-        "tracking": _build(TrackingParams, raw["tracking"], "tracking", name),
-        "models": _build_models(raw["models"], name),
-    }
-    params = Params(**sections)
-    _check_sizes(params, name)
+    try:
+        params = Params.model_validate(_active_data_keys(raw))
+    except ValidationError as error:
+        raise UserError(f"{path.name}: {_describe_error(error, raw)}") from None
+    if isinstance(params.data, LaggedData) and params.data.lag >= params.data.window:
+        raise UserError(
+            f"{path.name}: data.lag = {params.data.lag} is not allowed; it must be below "
+            f"data.window = {params.data.window}, or the value it depends on is never in a window"
+        )
+    if not isinstance(params.data, CsvData):
+        check_series_length(params.data.n_points, params, f"{path.name}: data.n_points")
     return params
+
+
+def check_series_length(n_points: int, params: Params, what: str) -> None:
+    """The split and window must leave windows to fit, validate and test on.
+
+    `what` names the length's origin: data.n_points for a generated series, the CSV file for
+    the user's own; the messages about other keys name the params file."""
+    data, train = params.data, params.train
+    n_train = split_point(n_points, data.train_fraction)
+    n_test, n_windows = n_points - n_train, n_train - data.window
+    n_val = validation_windows(n_windows, train.val_fraction)
+    if n_windows < 2:
+        raise UserError(
+            f"{what} gives {n_points} values: too few for data.window = {data.window} and "
+            f"data.train_fraction = {data.train_fraction}; the training part ({n_train} "
+            f"values) must be at least the window plus 2, so data.window can be at most "
+            f"{max(n_train - 2, 0)}"
+        )
+    if n_test < 2:
+        raise UserError(
+            f"{what} gives {n_points} values: data.train_fraction = {data.train_fraction} "
+            f"leaves {n_test} test value(s); at least 2 are needed"
+        )
+    if n_val < 1:
+        raise UserError(
+            f"{PARAMS_FILE}: train.val_fraction = {train.val_fraction} leaves no validation "
+            f"window out of "
+            f"{n_windows} training windows; raise it to at least {1 / n_windows:.3g}"
+        )
+    if n_windows - n_val < 1:
+        raise UserError(
+            f"{PARAMS_FILE}: train.val_fraction = {train.val_fraction} leaves no window to fit "
+            f"on; lower it"
+        )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -172,8 +228,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path.name}: invalid YAML{where}: {problem}") from None
     if raw is None:
         raise UserError(
-            f"{path.name}: the file is empty; expected sections "
-            f"{', '.join(f.name for f in fields(Params))}"
+            f"{path.name}: the file is empty; expected sections {', '.join(Params.model_fields)}"
         )
     if not isinstance(raw, dict):
         raise UserError(
@@ -183,142 +238,120 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _check_keys(raw: Any, allowed: set[str], prefix: str, file: str) -> None:
-    where = prefix.rstrip(".") or "the top level"
-    if not isinstance(raw, dict):
-        raise UserError(
-            f"{file}: {where} must be a mapping of keys {', '.join(sorted(allowed))}, got {raw!r}"
+def _active_data_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """Drop the inactive sources' keys from `data`, so the chosen source validates strictly
+    and a key no source knows is still an error."""
+    data = raw.get("data")
+    if not isinstance(data, dict) or data.get("source") not in DATA_SOURCES:
+        return raw
+    own = DATA_SOURCES[data["source"]].model_fields
+    active = {key: value for key, value in data.items() if key in own or key not in DATA_KEYS}
+    return {**raw, "data": active}
+
+
+def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
+    """The first problem pydantic found, as one line for the person editing the file."""
+    problem = error.errors()[0]
+    kind, loc, value = problem["type"], _user_location(problem["loc"]), problem.get("input")
+    key = ".".join(loc)
+    if kind == "missing":
+        where = ".".join(loc[:-1]) or "the top level"
+        return f"missing key '{key}' in {where}"
+    if kind == "extra_forbidden":
+        return _unknown_key(loc, raw)
+    if kind == "union_tag_not_found":
+        return "missing key 'data.source' in data (one of sine, lagged, csv)"
+    if kind == "union_tag_invalid":
+        return _bad_choice("data.source", raw.get("data", {}).get("source"), DATA_SOURCES)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key} must be a mapping of keys {_allowed_keys(loc)}, got {value!r}"
+    if loc[0] == "models" and len(loc) == 2 and kind == "string_pattern_mismatch":
+        return (
+            f"model entry name '{key}' is not allowed; expected lower-case letters, digits "
+            f"and '_', starting with a letter, at most 32 characters"
         )
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            raise UserError(
-                f"{file}: unknown key '{prefix}{key}'{hint} "
-                f"(allowed in {where}: {', '.join(sorted(allowed))})"
-            )
-    missing = sorted(allowed - set(raw))
-    if missing:
-        raise UserError(f"{file}: missing key '{prefix}{missing[0]}' in {where}")
-
-
-def _build(cls: type, raw: Any, section: str, file: str) -> Any:
-    _check_keys(raw, {f.name for f in fields(cls)}, f"{section}.", file)
-    hints = typing.get_type_hints(cls)
-    values = {
-        f.name: _check_value(raw[f.name], hints[f.name], f.metadata, f"{section}.{f.name}", file)
-        for f in fields(cls)
-    }
-    return cls(**values)
-
-
-def _build_models(raw: Any, file: str) -> dict[str, ModelParams]:
-    if not isinstance(raw, dict) or not raw:
-        raise UserError(
-            f"{file}: models must map at least one entry name to its settings "
-            f"{{arch, hidden_size, num_layers}}, got {raw!r}"
+    if loc == ("models",) and kind == "too_short":
+        return (
+            "models must map at least one entry name to its settings "
+            "{arch, hidden_size, num_layers}, got {}"
         )
-    for name in raw:
-        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
-            raise UserError(
-                f"{file}: model entry name 'models.{name}' is not allowed; expected lower-case "
-                f"letters, digits and '_', starting with a letter, at most 32 characters"
-            )
-    return {
-        name: _build(ModelParams, settings, f"models.{name}", file)
-        for name, settings in raw.items()
-    }
+    return f"{key} = {value!r} is not allowed; expected {_expected(_field_at(loc, raw))}"
 
 
-def _check_value(value: Any, hint: Any, limits: Any, key: str, file: str) -> Any:
-    optional = _is_optional(hint)
-    if value is None and optional:
-        return None
-    base = _without_none(hint)
-    if typing.get_origin(base) is Literal:
-        choices = typing.get_args(base)
-        if value not in choices:
-            raise UserError(
-                f"{file}: {key} = {value!r} is not allowed; "
-                f"expected one of {', '.join(map(str, choices))}"
-            )
-        return value
-    if base is str:
-        if not isinstance(value, str) or not value.strip():
-            raise UserError(f"{file}: {key} = {value!r} is not allowed; expected a non-empty text")
-        return value
-    expected = _describe(base, limits, optional)
-    if not _is_number_of(value, base):
-        raise UserError(f"{file}: {key} = {value!r} is not allowed; expected {expected}")
-    number = float(value)
-    if not math.isfinite(number) or not _within(number, limits):
-        raise UserError(f"{file}: {key} = {value!r} is not allowed; expected {expected}")
-    return base(value)
+def _user_location(loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """pydantic's location without its internal steps: the union's tag, a dict key marker."""
+    parts = [str(part) for part in loc if part != "[key]"]
+    if len(parts) > 1 and parts[0] == "data" and parts[1] in DATA_SOURCES:
+        del parts[1]
+    return tuple(parts)
 
 
-def _is_optional(hint: Any) -> bool:
-    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+def _unknown_key(loc: tuple[str, ...], raw: dict[str, Any]) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    prefix = ".".join(loc[:-1])
+    close = difflib.get_close_matches(loc[-1], allowed.split(", "), n=1)
+    dotted = f"{prefix}.{loc[-1]}" if prefix else loc[-1]
+    hint = f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
+    return f"unknown key '{dotted}'{hint} (allowed in {prefix or 'the top level'}: {allowed})"
 
 
-def _without_none(hint: Any) -> Any:
-    if _is_optional(hint):
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    return hint
+def _allowed_keys(section: tuple[str, ...]) -> str:
+    if not section:
+        return ", ".join(Params.model_fields)
+    if section[0] == "data":
+        return ", ".join(sorted(DATA_KEYS))
+    return ", ".join(sorted(_section_model(section[0]).model_fields))
 
 
-def _is_number_of(value: Any, kind: type) -> bool:
-    if isinstance(value, bool):
-        return False
-    if kind is int:
-        return isinstance(value, int)
-    return isinstance(value, (int, float))
+def _section_model(section: str) -> type[BaseModel]:
+    """The model of a non-data section; `models.<name>` entries are all ModelParams."""
+    return ModelParams if section == "models" else Params.model_fields[section].annotation
 
 
-def _within(number: float, limits: Any) -> bool:
-    low, high = limits.get("low"), limits.get("high")
-    if low is not None and (number < low or (limits["open_low"] and number == low)):
-        return False
-    return high is None or not (number > high or (limits["open_high"] and number == high))
+def _field_at(loc: tuple[str, ...], raw: dict[str, Any]) -> FieldInfo:
+    if loc[0] != "data":
+        return _section_model(loc[0]).model_fields[loc[-1]]
+    chosen = DATA_SOURCES.get(raw["data"].get("source"))
+    sources = [chosen] if chosen else list(DATA_SOURCES.values())
+    return next(s.model_fields[loc[-1]] for s in sources if loc[-1] in s.model_fields)
 
 
-def _describe(kind: type, limits: Any, optional: bool) -> str:
-    noun = "an integer" if kind is int else "a number"
-    low, high = limits.get("low"), limits.get("high")
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if limits['open_low'] else '>='} {_plain(low)}")
-    if high is not None:
-        parts.append(f"{'<' if limits['open_high'] else '<='} {_plain(high)}")
-    text = f"{noun} {' and '.join(parts)}" if parts else noun
+def _expected(field: FieldInfo) -> str:
+    """'an integer >= 1 and <= 100000', 'one of auto, cpu, cuda', ... from the declaration."""
+    annotation, optional = field.annotation, False
+    if typing.get_origin(annotation) in (typing.Union, type(int | None)):
+        optional = type(None) in typing.get_args(annotation)
+        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    metadata = list(field.metadata)
+    if typing.get_origin(annotation) is Annotated:
+        annotation, *extra = typing.get_args(annotation)
+        metadata += [item for entry in extra for item in getattr(entry, "metadata", [entry])]
+    if typing.get_origin(annotation) is Literal:
+        text = f"one of {', '.join(map(str, typing.get_args(annotation)))}"
+    elif annotation is str:
+        text = "a non-empty text"
+    else:
+        noun = "an integer" if annotation is int else "a number"
+        bounds = [_bound_text(item) for item in metadata if _bound_text(item)]
+        text = f"{noun} {' and '.join(bounds)}" if bounds else noun
     return f"{text}, or null to turn it off" if optional else text
 
 
-def _check_sizes(params: Params, file: str) -> None:
-    """Cross-key checks: the split and window must leave windows to fit, validate and test."""
-    data = params.data
-    n_test = data.n_points - params.n_train
-    if params.n_train_windows < 2:
-        raise UserError(
-            f"{file}: data.window = {data.window} is not allowed; it must be shorter than the "
-            f"training part minus 1 ({params.n_train} points = data.n_points x "
-            f"data.train_fraction), so at most {params.n_train - 2}"
-        )
-    if n_test < 2:
-        raise UserError(
-            f"{file}: data.train_fraction = {data.train_fraction} leaves {n_test} "
-            f"test point(s); at least 2 are needed"
-        )
-    if params.n_val_windows < 1:
-        raise UserError(
-            f"{file}: train.val_fraction = {params.train.val_fraction} leaves no validation "
-            f"window out of {params.n_train_windows} training windows; raise it to at least "
-            f"{1 / params.n_train_windows:.3g}"
-        )
-    if params.n_train_windows - params.n_val_windows < 1:
-        raise UserError(
-            f"{file}: train.val_fraction = {params.train.val_fraction} leaves no "
-            f"window to fit on; lower it"
-        )
+def _bound_text(item: object) -> str:
+    symbols = {
+        annotated_types.Ge: (">=", "ge"),
+        annotated_types.Gt: (">", "gt"),
+        annotated_types.Le: ("<=", "le"),
+        annotated_types.Lt: ("<", "lt"),
+    }
+    for kind, (symbol, attribute) in symbols.items():
+        if isinstance(item, kind):
+            return f"{symbol} {_plain(getattr(item, attribute))}"
+    return ""
+
+
+def _bad_choice(key: str, value: object, choices: dict[str, object]) -> str:
+    return f"{key} = {value!r} is not allowed; expected one of {', '.join(choices)}"
 
 
 def _plain(number: float) -> str:

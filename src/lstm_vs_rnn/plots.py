@@ -18,6 +18,7 @@ from lstm_vs_rnn.files import write_with
 
 if TYPE_CHECKING:  # comparison imports SciPy, which generate and scale never need
     from lstm_vs_rnn.comparison import PairedComparison
+    from lstm_vs_rnn.data import SeriesLabels
 
 DPI = 110
 # A line plot shows no more detail than this many points across a figure; beyond it, drawing
@@ -44,26 +45,27 @@ def thin(length: int) -> slice:
     return slice(None, None, max(1, -(-length // MAX_LINE_POINTS)))
 
 
-def series_figure(frame: pd.DataFrame, split_index: int) -> Figure:
-    """The generated series, its clean signal, and where the test part starts."""
+def series_figure(frame: pd.DataFrame, split_index: int, labels: "SeriesLabels") -> Figure:
+    """The series, its clean signal where one is known, and where the test part starts."""
     figure, axes = plt.subplots(figsize=(11, 4), layout="constrained")
     split_t, last_t = frame["t"].iloc[split_index], frame["t"].iloc[-1]
     shown = frame.iloc[thin(len(frame))]
-    axes.plot(shown["t"], shown["y"], lw=0.7, color="tab:blue", label="y(t) = sin(t) + noise")
-    axes.plot(
-        shown["t"],
-        shown["y_clean"],
-        lw=1.2,
-        color="black",
-        alpha=0.7,
-        label="sin(t) (clean signal)",
-    )
+    axes.plot(shown["t"], shown["y"], lw=0.7, color="tab:blue", label=labels.description)
+    if "y_clean" in shown:
+        axes.plot(
+            shown["t"],
+            shown["y_clean"],
+            lw=1.2,
+            color="black",
+            alpha=0.7,
+            label="clean signal (the best forecast)",
+        )
     axes.axvspan(split_t, last_t, color="tab:orange", alpha=0.12, label="test part")
     axes.axvline(split_t, color="tab:orange", lw=1.5)
     axes.set(
-        title=f"Generated series: {len(frame)} points, train/test split at t = {split_t:g}",
-        xlabel="t",
-        ylabel="y",
+        title=f"Series: {len(frame)} values, test part from {labels.time} = {split_t:g}",
+        xlabel=labels.time,
+        ylabel=labels.value,
     )
     axes.legend(loc="upper right", fontsize="small")
     return figure
@@ -213,7 +215,10 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
 
 
 def predictions_figure(
-    t: np.ndarray, actual: np.ndarray, predictions: Mapping[str, np.ndarray]
+    t: np.ndarray,
+    actual: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    labels: "SeriesLabels",
 ) -> Figure:
     figure, axes = plt.subplots(figsize=(11, 4.5), layout="constrained")
     step = thin(len(t))
@@ -223,8 +228,8 @@ def predictions_figure(
     axes.set(
         title="Test part: actual vs one-step-ahead predictions "
         "(each model's repeat with the best validation loss)",
-        xlabel="t",
-        ylabel="y",
+        xlabel=labels.time,
+        ylabel=labels.value,
     )
     axes.legend(loc="upper right", fontsize="small")
     return figure

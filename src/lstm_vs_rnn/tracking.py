@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.kernels import kernel_tags
 from lstm_vs_rnn.liveness import end_dead_runs, location_tags
-from lstm_vs_rnn.params import Params
+from lstm_vs_rnn.params import CsvData, DataParams, LaggedData, Params
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
 
 if TYPE_CHECKING:
@@ -127,7 +127,15 @@ def config_hash(params: Params) -> str:
         key: value for key, value in params.flat().items() if not key.startswith("tracking.")
     }
     relevant["code_version"] = code_version()
+    if isinstance(params.data, CsvData):
+        relevant["data_version"] = _csv_version(params.data.path)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _csv_version(relative: str) -> str:
+    """The user's CSV by content: editing it is a new configuration, as it is to DVC."""
+    path = workspace_root() / relative
+    return file_sha256(path) if path.is_file() else "missing"
 
 
 @functools.cache
@@ -158,11 +166,18 @@ def describe_configuration(params: Params) -> str:
     train = params.train
     name = (
         f"{models} · {train.epochs}ep lr{train.learning_rate:g} x{train.repeats} · "
-        f"n{params.data.n_points} "
-        f"w{params.data.window} · {config_hash(params)[:6]}"
+        f"{_describe_data(params.data)} w{params.data.window} · {config_hash(params)[:6]}"
     )
     exp = os.environ.get("DVC_EXP_NAME")
     return f"{exp}: {name}" if exp else name
+
+
+def _describe_data(data: DataParams) -> str:
+    if isinstance(data, CsvData):
+        return f"{Path(data.path).name}:{data.column}"
+    if isinstance(data, LaggedData):
+        return f"lag{data.lag} n{data.n_points}"
+    return f"n{data.n_points}"
 
 
 def file_sha256(path: Path) -> str:
