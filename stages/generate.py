@@ -22,8 +22,8 @@ PARAMS_USED = ("data.",)
 
 def main() -> None:
     params = load_params(PATHS.params)
+    frame = load_series(params, PATHS.root)  # a bad CSV stops here, before MLflow is touched
     with stage_run("generate", params, param_prefixes=PARAMS_USED) as run:
-        frame = load_series(params, PATHS.root)
         split = split_point(len(frame), params.data.train_fraction)
         write_csv(PATHS.series_csv, frame)
         save_figure(series_figure(frame, split, series_labels(params.data)), PATHS.figure("series"))

@@ -27,6 +27,7 @@ PROJECT_FILES = (
     "params.yaml",
     "stages",
     "src",
+    "data/sunspots",
     "pyproject.toml",
     ".dvcignore",
     ".gitignore",
@@ -139,6 +140,7 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
     for name in PROJECT_FILES:
         source = REPO_ROOT / name
         if source.is_dir():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(
                 source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
             )

@@ -1,0 +1,157 @@
+"""The three series sources: the lagged task's properties, and the user's CSV read cell by cell
+with one-line errors that name the file and the line."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_vs_rnn.data import lagged_series, load_series, read_user_csv
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import CsvData, LaggedData, Params, load_params
+from lstm_vs_rnn.paths import PATHS
+
+LAGGED = LaggedData(
+    source="lagged",
+    n_points=20_000,
+    noise_std=1.0,
+    seed=7,
+    lag=25,
+    phi=0.9,
+    train_fraction=0.8,
+    window=30,
+)
+
+
+def with_data(**data: Any) -> Params:
+    """The project's params with another `data` section."""
+    params = load_params(PATHS.params)
+    fields = {"train_fraction": 0.8, "window": 5, **data}
+    source = CsvData if fields["source"] == "csv" else LaggedData
+    return params.model_copy(update={"data": source(**fields)})
+
+
+def test_lagged_series_depends_on_the_value_lag_steps_back_only() -> None:
+    frame = lagged_series(LAGGED)
+    y = frame["y"].to_numpy()
+
+    def correlation(lag: int) -> float:
+        return float(np.corrcoef(y[lag:], y[:-lag])[0, 1])
+
+    assert correlation(25) == pytest.approx(0.9, abs=0.02)
+    assert max(abs(correlation(k)) for k in (1, 5, 10, 24, 26)) < 0.03
+    # Stationary from the first value: the spread is sqrt(1 / (1 - phi^2)) in both halves.
+    expected = 1.0 / np.sqrt(1 - 0.9**2)
+    for half in (y[:10_000], y[10_000:]):
+        assert half.std() == pytest.approx(expected, rel=0.05)
+    # The clean signal is the best forecast: what is left is the noise itself.
+    residual = y[25:] - frame["y_clean"].to_numpy()[25:]
+    assert residual.std() == pytest.approx(1.0, rel=0.03)
+    np.testing.assert_array_equal(frame["y_clean"].to_numpy()[25:], 0.9 * y[:-25])
+
+
+def test_lagged_series_is_reproducible_from_its_seed() -> None:
+    assert lagged_series(LAGGED).equals(lagged_series(LAGGED))
+
+
+def test_the_shipped_sunspots_series_reads_with_its_years_as_time() -> None:
+    params = with_data(
+        source="csv",
+        path="data/sunspots/sunspots.csv",
+        column="SUNACTIVITY",
+        time_column="YEAR",
+        window=20,
+    )
+    frame = load_series(params, PATHS.root)
+    assert len(frame) == 309
+    assert (frame["t"].iloc[0], frame["t"].iloc[-1]) == (1700, 2008)
+    assert (frame["y"].iloc[0], frame["y"].iloc[-1]) == (5.0, 2.9)
+    assert "y_clean" not in frame  # no noise floor for real data
+
+
+def test_without_a_time_column_the_row_number_is_the_time(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text("v\n" + "\n".join(str(i * 1.5) for i in range(40)) + "\n")
+    params = with_data(source="csv", path="s.csv", column="v", time_column=None)
+    frame = read_user_csv(params.data, tmp_path, params)
+    np.testing.assert_array_equal(frame["t"], np.arange(40))
+    np.testing.assert_array_equal(frame["y"], np.arange(40) * 1.5)
+
+
+ROWS = [f"{2000 + value},{value}\n" for value in range(40)]
+GOOD_ROWS = "".join(ROWS)
+
+
+@pytest.mark.parametrize(
+    ("text", "changes", "expected"),
+    [
+        (None, {}, "s.csv: file not found (data.path in params.yaml)"),
+        ("", {}, "s.csv: the file is empty; expected a header row, then values"),
+        (
+            "year,count\n" + GOOD_ROWS,
+            {},
+            "s.csv: no column 'value' (set by data.column); the file has year, count",
+        ),
+        (
+            "year,value\n" + GOOD_ROWS,
+            {"time_column": "date"},
+            "s.csv: no column 'date' (set by data.time_column); the file has year, value",
+        ),
+        ("year,value\n" + GOOD_ROWS + "2040,\n", {}, "s.csv, line 42: empty cell in column"),
+        (
+            "year,value\n" + "".join(ROWS[:3]) + "2003,n/a\n" + "".join(ROWS[4:]),
+            {},
+            "s.csv, line 5: 'n/a' in column 'value' is not a finite number",
+        ),
+        (
+            "year,value\n" + GOOD_ROWS + "2041,inf\n",
+            {},
+            "s.csv, line 42: 'inf' in column 'value' is not a finite number",
+        ),
+        (
+            "year,value\n2000,1\n1999,2\n" + "".join(ROWS[2:]),
+            {},
+            "s.csv, line 3: time 1999 does not come after 2000",
+        ),
+        (
+            "year,value\n" + "".join(ROWS[:4]),
+            {},
+            "s.csv gives 4 values: too few for data.window = 5",
+        ),
+        (
+            "year,value\n" + GOOD_ROWS,
+            {"window": 31},
+            "data.window can be at most 30",
+        ),
+        (
+            "year,value\n" + GOOD_ROWS,
+            {"path": "/etc/passwd"},
+            "data.path = '/etc/passwd' is not allowed; expected a path relative to",
+        ),
+    ],
+    ids=[
+        "missing-file",
+        "empty-file",
+        "missing-column",
+        "missing-time-column",
+        "empty-cell",
+        "text-cell",
+        "infinite-cell",
+        "time-backwards",
+        "too-few-values",
+        "window-too-long",
+        "absolute-path",
+    ],
+)
+def test_bad_csv_is_one_line_naming_the_file_and_line(
+    tmp_path: Path, text: str | None, changes: dict[str, Any], expected: str
+) -> None:
+    if text is not None:
+        (tmp_path / "s.csv").write_text(text)
+    fields = {"path": "s.csv", "column": "value", "time_column": "year", **changes}
+    params = with_data(source="csv", **fields)
+    with pytest.raises(UserError) as raised:
+        read_user_csv(params.data, tmp_path, params)
+    message = str(raised.value)
+    assert expected in message
+    assert "\n" not in message

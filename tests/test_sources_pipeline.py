@@ -1,0 +1,117 @@
+"""Each series source through the real pipeline: `dvc repro` in a real git repo, the real
+stage scripts, the real MLflow store."""
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import PipelineRepo, make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+CSV_SOURCE = {
+    "data.source": "csv",
+    "data.path": "data/sunspots/sunspots.csv",
+    "data.column": "SUNACTIVITY",
+    "data.time_column": "YEAR",
+}
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def store_runs(root: Path) -> dict[str, str]:
+    store = root / "mlflow.db"
+    if not store.exists():
+        return {}
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
+        return dict(connection.execute("select run_uuid, status from runs"))
+
+
+def test_the_users_csv_runs_end_to_end_and_an_edit_to_it_reruns_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    repo = make_pipeline_repo(tmp_path / "project", CSV_SOURCE)
+    repo.dvc("repro")
+
+    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
+    assert (len(series), series["t"].iloc[0], series["t"].iloc[-1]) == (309, 1700, 2008)
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    assert "noise_floor" not in metrics  # no clean signal is known for real data
+    assert {"persistence", "ar", "lstm_vs_rnn"} <= set(metrics)
+    client = MlflowClient(repo.tracking_uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
+        "tags.`pipeline.role` = 'configuration'",
+    )
+    assert parent.data.params["data.source"] == "csv"
+    assert parent.data.params["data.column"] == "SUNACTIVITY"
+    assert "data.n_points" not in parent.data.params  # only the active source's keys
+    assert "sunspots.csv:SUNACTIVITY" in parent.info.run_name
+
+    csv = repo.root / "data" / "sunspots" / "sunspots.csv"
+    csv.write_text(csv.read_text().replace("2008,2.9", "2008,3.1"))
+    assert stages_run(repo.dvc("repro").stdout)[:2] == ["generate", "scale"]
+    parents = client.search_runs(
+        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
+        "tags.`pipeline.role` = 'configuration'",
+    )
+    assert len(parents) == 2, "an edited CSV is a new configuration in MLflow"
+
+
+def test_lagged_source_keeps_its_noise_floor(tmp_path: Path) -> None:
+    repo = make_pipeline_repo(
+        tmp_path / "project",
+        {"data.source": "lagged", "data.lag": 5, "data.n_points": 400, "train.repeats": 2},
+    )
+    repo.dvc("repro")
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    # The clean signal is phi * y(t - lag), so the floor is the noise: std 0.5 in TINY_PARAMS'
+    # project defaults, over 80 test points.
+    assert metrics["noise_floor"]["test_rmse"] == pytest.approx(0.5, rel=0.2)
+    assert metrics["persistence"]["test_rmse"] > metrics["noise_floor"]["test_rmse"]
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "expected"),
+    [
+        (None, "error: data/own.csv: file not found (data.path in params.yaml)"),
+        ("t,level\n1,2\n2,\n", "error: data/own.csv, line 3: empty cell in column 'level'"),
+        ("t,value\n1,2\n", "error: data/own.csv: no column 'level' (set by data.column)"),
+    ],
+    ids=["missing-file", "empty-cell", "missing-column"],
+)
+def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
+    csv_repo: PipelineRepo, csv_text: str | None, expected: str
+) -> None:
+    csv = csv_repo.root / "data" / "own.csv"
+    csv.unlink(missing_ok=True)
+    if csv_text is not None:
+        csv.write_text(csv_text)
+    result = csv_repo.stage("generate", check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    assert not (csv_repo.root / "data" / "raw").exists()
+    assert not (csv_repo.root / "reports" / "figures" / "series.png").exists()
+    assert "RUNNING" not in store_runs(csv_repo.root).values()
+
+
+@pytest.fixture(scope="module")
+def csv_repo(tmp_path_factory: pytest.TempPathFactory) -> PipelineRepo:
+    """A project copy pointed at data/own.csv, nothing run yet."""
+    return make_pipeline_repo(
+        tmp_path_factory.mktemp("bad-csv") / "project",
+        {
+            **CSV_SOURCE,
+            "data.path": "data/own.csv",
+            "data.column": "level",
+            "data.time_column": "t",
+        },
+    )
