@@ -101,6 +101,17 @@ def per_repeat_table(rnn: dict[str, list[float]], lstm: dict[str, list[float]]) 
     return pd.concat(frames, ignore_index=True)
 
 
+MODELS = pd.DataFrame(
+    {
+        "model": ["rnn", "lstm"],
+        "arch": ["rnn", "lstm"],
+        "hidden_size": [50, 50],
+        "num_layers": [1, 1],
+        "n_parameters": [2701, 10651],
+    }
+)
+
+
 def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
     rnn = {
         "test_rmse": [0.60, 0.62, 0.61, 0.63, 0.60],
@@ -122,6 +133,7 @@ def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
         {"persistence": 0.70, "ar": 0.58, "noise_floor": 0.48},
         comparisons,
         [42, 43, 44, 45, 46],
+        MODELS,
     )
     rows = {line.split("|")[1].strip(): line for line in report.splitlines() if "| (" in line}
     assert rows["(a) the LSTM converges faster"].endswith("**inconclusive** |")
@@ -136,11 +148,12 @@ def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
     assert "| rnn | 0.612 [" in report and "5 of 5 | 0 of 5 | **worse than AR** |" in report
     assert "| lstm - rnn | -0.058 [" in report and "**lstm better**" in report
     assert "seeds 42-46" in report
+    assert "| lstm | lstm | 50 | 1 | 10,651 |" in report
 
 
 def test_claims_need_both_article_models() -> None:
     table = per_repeat_table({"test_rmse": [0.6, 0.7]}, {"test_rmse": [0.5, 0.6]}).replace(
         {"model": {"lstm": "gru"}}
     )
-    report = claims_report(table, {"persistence": 0.7, "ar": 0.6}, [], [1, 2])
+    report = claims_report(table, {"persistence": 0.7, "ar": 0.6}, [], [1, 2], MODELS)
     assert "none is tested" in report

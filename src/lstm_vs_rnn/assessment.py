@@ -21,6 +21,7 @@ from lstm_vs_rnn.evaluation import (
     training_summary,
 )
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
+from lstm_vs_rnn.models import build_model, count_parameters
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
@@ -54,6 +55,10 @@ class Assessment:
         values = self.series["y"].to_numpy()
         self.train, self.actual = values[: self.split], values[self.split :]
         self.histories = {name: self._loss_history(name) for name in params.models}
+        self.parameter_counts = {
+            name: count_parameters(build_model(settings))
+            for name, settings in params.models.items()
+        }
         self.predictions = self._predict_every_repeat(device)
         self.baselines = self._baseline_metrics(values)
         self.per_repeat = self._per_repeat_table()
@@ -84,6 +89,7 @@ class Assessment:
         for name in self.params.models:
             summary[name] = {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
+            summary[name]["n_parameters"] = self.parameter_counts[name]
         for comparison in self.comparisons:
             summary[comparison.key] = comparison.summary()
         return {**summary, **self.baselines}
@@ -102,7 +108,11 @@ class Assessment:
         write_text(
             paths.claims_md,
             claims_report(
-                self.per_repeat, baseline_rmse, self.comparisons, self.params.repeat_seeds()
+                self.per_repeat,
+                baseline_rmse,
+                self.comparisons,
+                self.params.repeat_seeds(),
+                self.model_table(),
             ),
         )
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
@@ -116,6 +126,21 @@ class Assessment:
         )
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
+
+    def model_table(self) -> pd.DataFrame:
+        """Each entry's architecture and size: a comparison is read against its budget."""
+        return pd.DataFrame(
+            [
+                {
+                    "model": name,
+                    "arch": settings.arch,
+                    "hidden_size": settings.hidden_size,
+                    "num_layers": settings.num_layers,
+                    "n_parameters": self.parameter_counts[name],
+                }
+                for name, settings in self.params.models.items()
+            ]
+        )
 
     def _loss_history(self, name: str) -> pd.DataFrame:
         """The loss history of every repeat of `name`, checked against `train.repeats`."""

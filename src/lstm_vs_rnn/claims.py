@@ -59,8 +59,9 @@ def claims_report(
     baselines: dict[str, float],
     comparisons: list[PairedComparison],
     seeds: list[int],
+    models: pd.DataFrame,
 ) -> str:
-    """The whole claims.md: the article's claims, the baselines, every pair of models."""
+    """The whole claims.md: the models, the article's claims, the baselines, every pair."""
     lines = [
         "# The reference article's claims, tested",
         "",
@@ -68,6 +69,8 @@ def claims_report(
         "model trains on the same batch order, so models are compared repeat by repeat). "
         "Intervals are 95% bootstrap (BCa) intervals of the mean over repeats; with fewer than "
         "about 10 repeats they are rough, with one there are none (n/a).",
+        "",
+        *_models_section(models),
         "",
         *_article_claims_section(per_repeat),
         "",
@@ -79,6 +82,22 @@ def claims_report(
         "every figure above comes from that run.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _models_section(models: pd.DataFrame) -> list[str]:
+    """Sizes first: the LSTM-50 has about 4 times the parameters of the RNN-50."""
+    rows = [
+        "## The models",
+        "",
+        "| model | arch | hidden size | layers | parameters |",
+        "|---|---|---|---|---|",
+    ]
+    rows += [
+        f"| {row.model} | {row.arch} | {row.hidden_size} | {row.num_layers} "
+        f"| {row.n_parameters:,} |"
+        for row in models.itertuples()
+    ]
+    return rows
 
 
 def _article_claims_section(per_repeat: pd.DataFrame) -> list[str]:
