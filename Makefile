@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench
+.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep
 
 setup: $(STAMP)
 
@@ -82,3 +82,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dvc_plots
+
+# The lag sweep: one DVC experiment per lag on the lagged series, run two at a time, then
+# reports/lag_sweep.csv and reports/figures/lag_sweep.png (README, "Which model learns longer
+# lags?"). `make lag-sweep ARGS=--report-only` redraws from the experiments already run.
+lag-sweep: setup
+	python -m lstm_vs_rnn.lag_sweep $(ARGS)

@@ -142,7 +142,14 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
     assert set(metrics) == {"rnn", "lstm", "lstm_vs_rnn", "persistence", "ar", "noise_floor"}
-    assert set(metrics["lstm"]) == {"test_rmse", "test_mae", "test_mase", "failures"}
+    assert set(metrics["lstm"]) == {
+        "test_rmse",
+        "test_mae",
+        "test_mase",
+        "failures",
+        "n_parameters",
+    }
+    assert metrics["lstm"]["n_parameters"] == 4 * (8 * (1 + 8) + 2 * 8) + 8 + 1  # gates + head
     assert set(metrics["lstm"]["test_rmse"]) == {
         "mean",
         "median",

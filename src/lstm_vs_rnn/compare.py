@@ -27,14 +27,14 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 
-PARAM_SECTIONS = ("data", "train", "models", "tracking")
+PARAM_SECTIONS = ("data", "train", "models", "evaluate", "tracking")
 # Headline metrics, of models and baselines alike: `<name>.test_rmse` for one seed,
 # `<name>.test_rmse.mean` over repeated training, and `<a>_vs_<b>.rmse_diff.mean`.
 HEADLINE = r"[^./]+\.(test_rmse(\.mean)?|rmse_diff\.mean)$"
 DIFFERENCE = r"[^./]+\.rmse_diff$"
 # `--drop` (matched at the start of a column name): anything that is neither a param nor a
 # headline metric, i.e. the other metrics, the file dependencies and the creation time.
-DROP = r"(?!(data|train|models|tracking)\.|" + HEADLINE + ")"
+DROP = r"(?!(" + "|".join(PARAM_SECTIONS) + r")\.|" + HEADLINE + ")"
 MEAN_SUFFIX = ".mean"
 LABEL_COLUMNS = ("Experiment", "rev", "typ", "State")
 EXPERIMENT_TYPES = ("branch_commit", "branch_base")

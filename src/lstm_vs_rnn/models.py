@@ -31,7 +31,23 @@ def build_model(settings: ModelParams, seed: int | None = None) -> RecurrentFore
     """The untrained network; with `seed`, its initial weights are those of that repeat."""
     if seed is not None:
         torch.manual_seed(seed)
-    return RecurrentForecaster(settings.arch, settings.hidden_size, settings.num_layers)
+    model = RecurrentForecaster(settings.arch, settings.hidden_size, settings.num_layers)
+    if settings.forget_bias is not None:
+        set_forget_bias(model.recurrent, settings.forget_bias)
+    return model
+
+
+def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Start every layer's forget gate at `value` (its two biases sum to it): with 1, the cell
+    keeps most of its memory from the first step, so gradients from far back can arrive.
+
+    Set after the random initialisation and drawing nothing, so the other weights are those of
+    the same seed without it. PyTorch orders the gates input, forget, cell, output."""
+    size = lstm.hidden_size
+    with torch.no_grad():
+        for layer in range(lstm.num_layers):
+            getattr(lstm, f"bias_ih_l{layer}")[size : 2 * size] = value
+            getattr(lstm, f"bias_hh_l{layer}")[size : 2 * size] = 0.0
 
 
 def count_parameters(model: nn.Module) -> int:

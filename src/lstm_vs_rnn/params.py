@@ -113,6 +113,9 @@ class ModelParams(_Section):
     arch: Architecture
     hidden_size: Annotated[int, Field(ge=1, le=4096)]
     num_layers: Annotated[int, Field(ge=1, le=16)]
+    # LSTM only, optional: the forget gate's initial bias (Jozefowicz et al. 2015 recommend 1);
+    # absent or null keeps PyTorch's initialisation (uniform, about 0).
+    forget_bias: Annotated[float, Field(ge=-10, le=10)] | None = None
 
 
 class EvaluateParams(_Section):
@@ -175,6 +178,12 @@ def load_params(path: Path) -> Params:
             f"{path.name}: data.lag = {params.data.lag} is not allowed; it must be below "
             f"data.window = {params.data.window}, or the value it depends on is never in a window"
         )
+    for name, model in params.models.items():
+        if model.forget_bias is not None and model.arch != "lstm":
+            raise UserError(
+                f"{path.name}: models.{name}.forget_bias = {model.forget_bias} is not allowed; "
+                f"only an lstm has a forget gate (models.{name}.arch = {model.arch}); remove it"
+            )
     if not isinstance(params.data, CsvData):
         check_series_length(params.data.n_points, params, f"{path.name}: data.n_points")
     return params
@@ -251,7 +260,9 @@ def _active_data_keys(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
     """The first problem pydantic found, as one line for the person editing the file."""
-    problem = error.errors()[0]
+    # An unknown key first: a typo also makes the intended key missing, and the unknown key
+    # is the one to name, with its "did you mean".
+    problem = sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden")[0]
     kind, loc, value = problem["type"], _user_location(problem["loc"]), problem.get("input")
     key = ".".join(loc)
     if kind == "missing":

@@ -284,3 +284,44 @@ def scatter_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) ->
         )
         axes.legend(loc="upper left", fontsize="small")
     return figure
+
+
+def lag_sweep_figure(table: pd.DataFrame) -> Figure:
+    """Test RMSE against the lag: each model's mean over repeats with its 95% interval, and
+    the baselines of each lag's own series (the noise floor is the best any model can do)."""
+    figure, axes = plt.subplots(figsize=(9, 5), layout="constrained")
+    baseline_styles = {
+        "noise_floor": ("noise floor (the clean signal)", "black", ":"),
+        "persistence": ("persistence (last value)", "gray", "--"),
+        "ar": ("linear AR(window), least squares", "tab:brown", "-."),
+    }
+    models = [name for name in dict.fromkeys(table["forecaster"]) if name not in baseline_styles]
+    offsets = np.linspace(-0.025, 0.025, len(models)) if len(models) > 1 else [0.0]
+    for index, name in enumerate(models):
+        rows = table[table["forecaster"] == name].sort_values("lag")
+        lags = rows["lag"].to_numpy() * 10 ** offsets[index]  # side by side on the log axis
+        errors = [rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]]
+        axes.errorbar(
+            lags,
+            rows["mean"],
+            yerr=errors,
+            color=f"C{index}",
+            marker="o",
+            capsize=4,
+            label=f"{name}: mean over repeats, 95% CI",
+        )
+    for name, (label, color, style) in baseline_styles.items():
+        rows = table[table["forecaster"] == name].sort_values("lag")
+        if len(rows):
+            axes.plot(rows["lag"], rows["mean"], color=color, ls=style, lw=1.2, label=label)
+    lags = sorted(table["lag"].unique())
+    axes.set_xscale("log")
+    axes.set_xticks(lags, [str(lag) for lag in lags])
+    axes.minorticks_off()
+    axes.set(
+        title="Lagged series y(t) = phi·y(t-lag) + noise: test RMSE by lag",
+        xlabel="lag (steps back the next value depends on; window = lag + 1)",
+        ylabel="test RMSE (series units)",
+    )
+    axes.legend(loc="upper left", fontsize="small")
+    return figure
