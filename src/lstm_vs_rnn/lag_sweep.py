@@ -62,7 +62,7 @@ def run_sweep(jobs: int) -> None:
     """Queue one experiment per lag (replacing an earlier sweep's) and run the queue."""
     names = [experiment_name(lag) for lag in SWEEP_LAGS]
     _dvc("exp", "remove", *names, check=False)
-    for lag in SWEEP_LAGS:
+    for lag in sorted(SWEEP_LAGS, reverse=True):  # longest first: the windows set the time
         _dvc("exp", "run", "--queue", "--name", experiment_name(lag), *sweep_overrides(lag))
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
