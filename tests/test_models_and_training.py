@@ -49,6 +49,28 @@ def test_parameter_counts_match_the_cells() -> None:
     assert lstm == 4 * 50 * (1 + 50 + 2) + 51  # four gates
 
 
+def test_parameter_counts_of_the_gru_and_the_matched_rnn() -> None:
+    gru = count_parameters(build_model(ModelParams(arch="gru", hidden_size=50, num_layers=1)))
+    wide = count_parameters(build_model(ModelParams(arch="rnn", hidden_size=101, num_layers=1)))
+    assert gru == 3 * 50 * (1 + 50 + 2) + 51  # three gates
+    assert wide == 101 * (1 + 101 + 2) + 102 == 10_606  # within 0.5% of the LSTM-50's 10,651
+
+
+def test_forget_bias_sets_only_the_forget_gate_and_draws_nothing() -> None:
+    plain = build_model(ModelParams(arch="lstm", hidden_size=4, num_layers=2), seed=5)
+    biased = build_model(
+        ModelParams(arch="lstm", hidden_size=4, num_layers=2, forget_bias=1.0), seed=5
+    )
+    for (name, before), after in zip(plain.named_parameters(), biased.parameters(), strict=True):
+        if not name.startswith("recurrent.bias_"):
+            assert torch.equal(before, after), name  # the same seed's weights
+            continue
+        gates = after.detach().reshape(4, 4)  # input, forget, cell, output
+        expected = 1.0 if "_ih_" in name else 0.0
+        assert torch.equal(gates[1], torch.full((4,), expected)), name
+        assert torch.equal(gates[[0, 2, 3]], before.detach().reshape(4, 4)[[0, 2, 3]]), name
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_ARCHITECTURES))
 def test_training_loss_goes_down_on_a_tiny_set(name: str) -> None:
     device = configure_torch(SETTINGS)

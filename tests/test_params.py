@@ -56,6 +56,17 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
             r"'models\.Big-RNN' is not allowed",
         ),
         ({"data": None}, r"data must be a mapping"),
+        ({"data.source": "fourier"}, r"data\.source = 'fourier'.*sine, lagged, csv"),
+        ({"data.source": "lagged", "data.lag": 20}, r"data\.lag = 20.*below data\.window = 20"),
+        ({"data.source": "lagged", "data.phi": 1.0}, r"data\.phi = 1\.0.*> -1 and < 1"),
+        ({"data.source": "csv", "data.path": ""}, r"data\.path = ''.*non-empty text"),
+        ({"data.sorce": "csv"}, r"unknown key 'data\.sorce'; did you mean 'data\.source'"),
+        ({"models.rnn.forget_bias": 1.0}, r"models\.rnn\.forget_bias = 1\.0.*only an lstm"),
+        (
+            {"models.lstm.arch": "transformer"},
+            r"models\.lstm\.arch = 'transformer'.*rnn, lstm, gru",
+        ),
+        ({"evaluate.horizon": 0}, r"evaluate\.horizon = 0.*>= 1"),
         ({"tracking.experiment_name": ""}, r"tracking\.experiment_name = ''"),
     ],
 )
@@ -65,6 +76,14 @@ def test_bad_values_name_the_key_and_what_is_allowed(
     with pytest.raises(UserError, match=expected) as raised:
         load_params(write_params(tmp_path, changes))
     assert "\n" not in str(raised.value)
+
+
+def test_the_inactive_sources_keys_are_ignored_and_not_logged(tmp_path: Path) -> None:
+    params = load_params(write_params(tmp_path, {"data.lag": "not even a number"}))
+    assert params.data.source == "sine"
+    assert "data.lag" not in params.flat() and "data.path" not in params.flat()
+    lagged = load_params(write_params(tmp_path, {"data.source": "lagged"}))
+    assert lagged.flat()["data.lag"] == 10 and "data.t_step" not in lagged.flat()
 
 
 def test_missing_section_is_named(tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+"""The lag sweep's experiments and how their metrics become the table behind the figure."""
+
+import pytest
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.lag_sweep import SWEEP_LAGS, sweep_overrides, sweep_table
+
+
+def experiment_row(lag: int, rnn: float, lstm: float) -> dict[str, object]:
+    """One row as `dvc.api.exp_show` returns it: params and metrics flattened by dots."""
+    row: dict[str, object] = {
+        "Experiment": f"lag-{lag}",
+        "data.lag": lag,
+        "models.rnn.arch": "rnn",
+        "models.rnn.hidden_size": 50,
+        "models.lstm.arch": "lstm",
+        "models.lstm.forget_bias": 1.0,
+        "noise_floor.test_rmse": 1.0,
+        "persistence.test_rmse": 3.3,
+        "ar.test_rmse": 1.01,
+    }
+    for model, mean in (("rnn", rnn), ("lstm", lstm)):
+        row |= {
+            f"{model}.test_rmse.mean": mean,
+            f"{model}.test_rmse.ci95_low": mean - 0.1,
+            f"{model}.test_rmse.ci95_high": mean + 0.1,
+        }
+    return row
+
+
+def test_each_experiment_sets_the_lagged_source_its_lag_and_a_window_just_past_it() -> None:
+    overrides = sweep_overrides(25)
+    flags, pairs = set(overrides[::2]), set(overrides[1::2])
+    assert flags == {"-S"}
+    assert {"data.source=lagged", "data.lag=25", "data.window=26"} <= pairs
+    assert "~models.gru" in pairs  # entries left out of the sweep are removed
+
+
+def test_the_table_has_every_model_and_baseline_at_every_lag() -> None:
+    rows = [experiment_row(lag, 1.0 + lag / 100, 1.0 + lag / 200) for lag in SWEEP_LAGS]
+    table = sweep_table([{"Experiment": "workspace"}, *rows])
+    assert list(table["lag"].unique()) == list(SWEEP_LAGS)
+    assert set(table["forecaster"]) == {"rnn", "lstm", "noise_floor", "persistence", "ar"}
+    lstm_25 = table[(table["lag"] == 25) & (table["forecaster"] == "lstm")].iloc[0]
+    assert (lstm_25["mean"], lstm_25["ci95_low"], lstm_25["ci95_high"]) == pytest.approx(
+        (1.125, 1.025, 1.225)
+    )
+    floor = table[table["forecaster"] == "noise_floor"]
+    assert (floor["ci95_low"] == floor["mean"]).all()
+
+
+def test_the_newest_experiment_of_a_name_wins() -> None:
+    rows = [experiment_row(lag, 1.5, 1.2) for lag in SWEEP_LAGS]
+    older = experiment_row(25, 9.0, 9.0)
+    table = sweep_table([*rows, older])
+    assert table[(table["lag"] == 25) & (table["forecaster"] == "rnn")]["mean"].item() == 1.5
+
+
+def test_a_missing_experiment_is_named() -> None:
+    rows = [experiment_row(lag, 1.5, 1.2) for lag in SWEEP_LAGS if lag != 50]
+    with pytest.raises(UserError, match="no finished experiment lag-50: run 'make lag-sweep'"):
+        sweep_table(rows)
