@@ -36,6 +36,8 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
     training run of this configuration, or a note where the weights came from elsewhere."""
     numbers, verdicts = flatten_metrics(metrics)
     run.log_metrics(numbers)
+    for lag, medians in assessment.gradients.median_by_lag().items():
+        run.log_metrics(medians, step=lag)
     run.log_to_parent(numbers, verdicts)
     run.set_tags(verdicts)
     params = assessment.params

@@ -21,10 +21,12 @@ from lstm_vs_rnn.evaluation import (
     training_summary,
 )
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
+from lstm_vs_rnn.gradients import measure_gradient_flow
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
     error_histogram_figure,
+    gradient_flow_figure,
     loss_figure,
     paired_differences_figure,
     predictions_figure,
@@ -36,7 +38,15 @@ from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.training import best_validation_repeat, predict
 from lstm_vs_rnn.windows import make_windows, with_history
 
-FIGURES = ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
+FIGURES = (
+    "repeats",
+    "paired_differences",
+    "losses",
+    "predictions",
+    "errors",
+    "scatter",
+    "gradient_flow",
+)
 LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
 # Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
 SUMMARISED = ("test_rmse", "test_mae", "test_mase")
@@ -55,6 +65,7 @@ class Assessment:
         self.train, self.actual = values[: self.split], values[self.split :]
         self.histories = {name: self._loss_history(name) for name in params.models}
         self.predictions = self._predict_every_repeat(device)
+        self.gradients = measure_gradient_flow(params, paths, device)
         self.baselines = self._baseline_metrics(values)
         self.per_repeat = self._per_repeat_table()
         self.comparisons = paired_comparisons(
@@ -84,6 +95,7 @@ class Assessment:
         for name in self.params.models:
             summary[name] = {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
+            summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
         for comparison in self.comparisons:
             summary[comparison.key] = comparison.summary()
         return {**summary, **self.baselines}
@@ -98,11 +110,16 @@ class Assessment:
         write_csv(paths.predictions_table, long_table(t, {"actual": self.actual, **best}))
         curves = [history.assign(model=name) for name, history in self.histories.items()]
         write_csv(paths.loss_curves, pd.concat(curves, ignore_index=True))
+        write_csv(paths.grad_sensitivity, self.gradients.table)
         baseline_rmse = {name: values["test_rmse"] for name, values in self.baselines.items()}
         write_text(
             paths.claims_md,
             claims_report(
-                self.per_repeat, baseline_rmse, self.comparisons, self.params.repeat_seeds()
+                self.per_repeat,
+                baseline_rmse,
+                self.comparisons,
+                self.params.repeat_seeds(),
+                self.gradients,
             ),
         )
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
@@ -113,6 +130,7 @@ class Assessment:
         save_figure(predictions_figure(t, self.actual, best), paths.figure("predictions"))
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
+        save_figure(gradient_flow_figure(self.gradients.table), paths.figure("gradient_flow"))
 
     def _loss_history(self, name: str) -> pd.DataFrame:
         """The loss history of every repeat of `name`, checked against `train.repeats`."""
