@@ -24,6 +24,7 @@ from lstm_vs_rnn.gradients import (
 from lstm_vs_rnn.models import RecurrentForecaster, build_model
 from lstm_vs_rnn.params import ModelParams, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
+from lstm_vs_rnn.scaling import MinMaxScaling
 
 WINDOW = 12
 
@@ -84,6 +85,23 @@ def test_each_lag_matches_a_central_finite_difference(arch: str) -> None:
         with torch.no_grad():
             slope = (model(windows + shift) - model(windows - shift)).squeeze(-1) / (2 * step)
         np.testing.assert_allclose(sensitivity[:, k], slope.abs().numpy(), rtol=1e-6, atol=1e-12)
+
+
+def test_scaled_and_original_units_give_the_same_sensitivity() -> None:
+    """Inputs and output share one min-max scale, so the factor cancels: the forecaster in
+    original units, x -> inverse(f(transform(x))), has the scaled model's sensitivity."""
+    scaling = MinMaxScaling(data_min=-2.0, data_max=3.0)
+    model = build_model(ModelParams("lstm", 6, 1), seed=0)
+    scaled = random_windows(8, low=0.0)
+    raw = torch.from_numpy(scaling.inverse_transform(scaled.double().numpy()))
+
+    def in_original_units(windows: torch.Tensor) -> torch.Tensor:
+        return scaling.inverse_transform(model(scaling.transform(windows)))
+
+    sensitivity = input_sensitivity(model, scaled)
+    raw.requires_grad_(True)
+    (gradient,) = torch.autograd.grad(in_original_units(raw).sum(), raw)
+    np.testing.assert_allclose(gradient.squeeze(-1).abs().flip(-1), sensitivity, rtol=1e-12)
 
 
 def test_batches_change_nothing_but_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
