@@ -3,9 +3,11 @@
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
 interval over repeats; per pair, the paired RMSE difference and its verdict; the baselines),
 reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions/<model>.csv
-(the best-validation repeat), reports/claims.md and the comparison figures. Logs the summaries
-and verdicts to the configuration's parent run, and each repeat's test metrics to that repeat's
-training run of this configuration.
+(the best-validation repeat), reports/plots/grad_sensitivity.csv (the forecast's sensitivity to
+each lag, per model, trained and at init), reports/claims.md and the comparison figures; the
+sensitivity medians go to MLflow with step = lag. Logs the summaries and verdicts to the
+configuration's parent run, and each repeat's test metrics to that repeat's training run of
+this configuration.
 """
 
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
@@ -36,6 +38,8 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
     training run of this configuration, or a note where the weights came from elsewhere."""
     numbers, verdicts = flatten_metrics(metrics)
     run.log_metrics(numbers)
+    for lag, medians in assessment.gradients.median_by_lag().items():
+        run.log_metrics(medians, step=lag)
     run.log_to_parent(numbers, verdicts)
     run.set_tags(verdicts)
     params = assessment.params

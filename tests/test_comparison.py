@@ -16,6 +16,7 @@ from lstm_vs_rnn.comparison import (
     summarise,
     wilcoxon_p,
 )
+from lstm_vs_rnn.gradients import GradientFlow, LagRatios
 
 RMSE = np.array([0.61, 0.55, 0.97, 0.56, 0.58, 0.54, 0.57, 0.60, 0.55, 0.59])
 
@@ -134,6 +135,7 @@ def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
         comparisons,
         [42, 43, 44, 45, 46],
         MODELS,
+        gradient_flow({"rnn": ("rnn", [-3.0] * 5), "lstm": ("lstm", [-1.0] * 5)}),
     )
     rows = {line.split("|")[1].strip(): line for line in report.splitlines() if "| (" in line}
     assert rows["(a) the LSTM converges faster"].endswith("**inconclusive** |")
@@ -155,5 +157,70 @@ def test_claims_need_both_article_models() -> None:
     table = per_repeat_table({"test_rmse": [0.6, 0.7]}, {"test_rmse": [0.5, 0.6]}).replace(
         {"model": {"lstm": "gru"}}
     )
-    report = claims_report(table, {"persistence": 0.7, "ar": 0.6}, [], [1, 2], MODELS)
+    report = claims_report(
+        table,
+        {"persistence": 0.7, "ar": 0.6},
+        [],
+        [1, 2],
+        MODELS,
+        gradient_flow({"rnn": ("rnn", [-3.0, -2.0]), "gru": ("gru", [-1.0, -1.5])}),
+    )
     assert "none is tested" in report
+    assert "n/a: the claim needs an entry of arch `lstm` and one of arch `rnn`" in report
+
+
+def gradient_flow(log_ratios: dict[str, tuple[str, list[float]]], window: int = 20) -> GradientFlow:
+    """Claim (e)'s input: per entry its arch and per-repeat log10 lag ratios, the same trained
+    and at init, and a table that reaches lag `window` - 1."""
+    table = pd.DataFrame({"model": "any", "state": "trained", "lag": range(window)})
+    ratios = {
+        name: LagRatios(arch, {"trained": np.array(values), "init": np.array(values)})
+        for name, (arch, values) in log_ratios.items()
+    }
+    return GradientFlow(table, ratios)
+
+
+def rmse_only_table(repeats: int) -> pd.DataFrame:
+    """A per-repeat table that leaves claims (a)-(d) untested (no `lstm` entry)."""
+    table = per_repeat_table({"test_rmse": [0.6] * repeats}, {"test_rmse": [0.5] * repeats})
+    return table.replace({"model": {"lstm": "gru"}})
+
+
+def gradient_rows(report: str) -> dict[tuple[str, str], str]:
+    """Claim (e)'s rows by (pair, weights)."""
+    rows = [line.split("|") for line in report.splitlines() if " - " in line and "| **" in line]
+    return {(cells[1].strip(), cells[2].strip()): "|".join(cells) for cells in rows}
+
+
+def test_the_gradient_claim_compares_entries_by_arch_whatever_their_names() -> None:
+    flow = gradient_flow(
+        {
+            "vanilla": ("rnn", [-4.0, -3.5, -4.2, -3.8, -4.1]),
+            "cell": ("lstm", [-1.0, -1.2, -0.9, -1.1, -1.0]),  # keeps ~3 decades more
+            "cell2": ("lstm", [-4.0, -3.5, -4.2, -3.8, -4.0]),  # all but the same
+            "gated": ("gru", [0.0] * 5),
+        }
+    )
+    report = claims_report(
+        rmse_only_table(5), {"persistence": 0.7, "ar": 0.6}, [], list(range(5)), MODELS, flow
+    )
+    assert "at the oldest lag k = 19" in report
+    rows = gradient_rows(report)
+    assert set(rows) == {
+        (pair, weights)
+        for pair in ("cell - vanilla", "cell2 - vanilla")
+        for weights in ("trained", "at initialisation")
+    }
+    assert "| 0.0001 | 0.1 | +2.88 [" in rows[("cell - vanilla", "trained")]
+    assert rows[("cell - vanilla", "trained")].endswith("**supported** |")
+    assert rows[("cell - vanilla", "at initialisation")].endswith("**the LSTM keeps more** |")
+    assert rows[("cell2 - vanilla", "trained")].endswith("**inconclusive** |")
+
+
+def test_the_gradient_claim_reads_an_rnn_that_keeps_more_as_not_supported() -> None:
+    flow = gradient_flow({"rnn": ("rnn", [-1.0, -1.1, -0.9]), "lstm": ("lstm", [-3.0, -3.1, -2.9])})
+    rows = gradient_rows(
+        claims_report(rmse_only_table(3), {"persistence": 0.7, "ar": 0.6}, [], [1, 2, 3], flow)
+    )
+    assert rows[("lstm - rnn", "trained")].endswith("**not supported (the RNN keeps more)** |")
+    assert rows[("lstm - rnn", "at initialisation")].endswith("**the RNN keeps more** |")

@@ -110,10 +110,29 @@ def test_training_runs_hold_every_repeat_figures_and_a_model_in_raw_units(
     }
     assert evaluate_figures == {
         f"figures/{name}.png"
-        for name in ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
+        for name in (
+            "repeats",
+            "paired_differences",
+            "losses",
+            "predictions",
+            "errors",
+            "scatter",
+            "gradient_flow",
+        )
     }
     claims = client.list_artifacts(runs["evaluate"].info.run_id, "claims")
     assert [a.path for a in claims] == ["claims/claims.md"]
+    grad = pd.read_csv(repo.root / "reports" / "plots" / "grad_sensitivity.csv")
+    for model in ("rnn", "lstm"):
+        for state in ("trained", "init"):
+            rows = grad[(grad.model == model) & (grad.state == state)]
+            assert rows["lag"].tolist() == list(range(10))  # the window
+            history = client.get_metric_history(
+                runs["evaluate"].info.run_id, f"{model}.grad_median.{state}"
+            )
+            assert sorted((p.step, p.value) for p in history) == list(
+                zip(rows["lag"], rows["median"], strict=True)
+            )
 
 
 def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
@@ -148,8 +167,10 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "test_mase",
         "failures",
         "n_parameters",
+        "grad_oldest_over_newest",
     }
     assert metrics["lstm"]["n_parameters"] == 4 * (8 * (1 + 8) + 2 * 8) + 8 + 1  # gates + head
+    assert set(metrics["lstm"]["grad_oldest_over_newest"]) == {"trained", "init"}
     assert set(metrics["lstm"]["test_rmse"]) == {
         "mean",
         "median",
@@ -181,6 +202,7 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "scatter",
         "repeats",
         "paired_differences",
+        "gradient_flow",
     ):
         assert (repo.root / "reports" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert json.loads((repo.root / "data/processed/scaler.json").read_text()).keys() == {

@@ -21,11 +21,13 @@ from lstm_vs_rnn.evaluation import (
     training_summary,
 )
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
+from lstm_vs_rnn.gradients import measure_gradient_flow
 from lstm_vs_rnn.models import build_model, count_parameters
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
     error_histogram_figure,
+    gradient_flow_figure,
     loss_figure,
     paired_differences_figure,
     predictions_figure,
@@ -37,7 +39,15 @@ from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.training import best_validation_repeat, predict
 from lstm_vs_rnn.windows import make_windows, with_history
 
-FIGURES = ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
+FIGURES = (
+    "repeats",
+    "paired_differences",
+    "losses",
+    "predictions",
+    "errors",
+    "scatter",
+    "gradient_flow",
+)
 LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
 # Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
 SUMMARISED = ("test_rmse", "test_mae", "test_mase")
@@ -60,6 +70,7 @@ class Assessment:
             for name, settings in params.models.items()
         }
         self.predictions = self._predict_every_repeat(device)
+        self.gradients = measure_gradient_flow(params, paths, device)
         self.baselines = self._baseline_metrics(values)
         self.per_repeat = self._per_repeat_table()
         self.comparisons = paired_comparisons(
@@ -90,6 +101,7 @@ class Assessment:
             summary[name] = {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
             summary[name]["n_parameters"] = self.parameter_counts[name]
+            summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
         for comparison in self.comparisons:
             summary[comparison.key] = comparison.summary()
         return {**summary, **self.baselines}
@@ -104,6 +116,7 @@ class Assessment:
         write_csv(paths.predictions_table, long_table(t, {"actual": self.actual, **best}))
         curves = [history.assign(model=name) for name, history in self.histories.items()]
         write_csv(paths.loss_curves, pd.concat(curves, ignore_index=True))
+        write_csv(paths.grad_sensitivity, self.gradients.table)
         baseline_rmse = {name: values["test_rmse"] for name, values in self.baselines.items()}
         write_text(
             paths.claims_md,
@@ -113,6 +126,7 @@ class Assessment:
                 self.comparisons,
                 self.params.repeat_seeds(),
                 self.model_table(),
+                self.gradients,
             ),
         )
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
@@ -126,6 +140,7 @@ class Assessment:
         )
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
+        save_figure(gradient_flow_figure(self.gradients.table), paths.figure("gradient_flow"))
 
     def model_table(self) -> pd.DataFrame:
         """Each entry's architecture and size: a comparison is read against its budget."""

@@ -20,9 +20,20 @@ from lstm_vs_rnn.comparison import (
     wilcoxon_p,
 )
 from lstm_vs_rnn.evaluation import BASELINE_LABELS
+from lstm_vs_rnn.gradients import GradientFlow
 
 # The two entries the article compares.
 LSTM, RNN = "lstm", "rnn"
+# The architectures claim (e) compares, whatever their entries are named.
+LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
+
+# Claim (e) per state of the weights: its label, and the reading of an LSTM - RNN interval
+# wholly above 0, wholly below, across 0. Trained weights test the claim; initial weights show
+# what the architecture does before any training.
+GRADIENT_READINGS = {
+    "trained": ("trained", "supported", "not supported (the RNN keeps more)", "inconclusive"),
+    "init": ("at initialisation", "the LSTM keeps more", "the RNN keeps more", "no difference"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ def claims_report(
     comparisons: list[PairedComparison],
     seeds: list[int],
     models: pd.DataFrame,
+    gradients: GradientFlow,
 ) -> str:
     """The whole claims.md: the models, the article's claims, the baselines, every pair."""
     lines = [
@@ -73,6 +85,8 @@ def claims_report(
         *_models_section(models),
         "",
         *_article_claims_section(per_repeat),
+        "",
+        *_gradient_claim_section(gradients),
         "",
         *_baselines_section(per_repeat, baselines),
         "",
@@ -130,6 +144,56 @@ def _article_claims_section(per_repeat: pd.DataFrame) -> list[str]:
             f"| {_number(wilcoxon_p(differences))} | **{verdict}** |"
         )
     return rows
+
+
+def _gradient_claim_section(gradients: GradientFlow) -> list[str]:
+    """(e), read off the paired log10 lag ratios of every entry of arch `lstm` against every
+    entry of arch `rnn`: trained for the claim, at initialisation for what the training did."""
+    oldest = gradients.oldest_lag
+    rows = [
+        "## (e) the RNN's gradients vanish over long lags, the LSTM's keep them",
+        "",
+        f"Measured as the sensitivity of the forecast to its input k steps back, |dŷ/dx(t-k)| "
+        f"(`reports/plots/grad_sensitivity.csv`, `figures/gradient_flow.png`): per repeat, the "
+        f"median over test windows at the oldest lag k = {oldest} divided by the median at "
+        f"k = 0. Compared as LSTM - RNN of its log10, paired by repeat: above 0 the LSTM "
+        f"keeps more of its oldest input; the claim is supported when the 95% interval lies "
+        f"wholly above 0.",
+        "",
+    ]
+    lstms = [name for name, ratio in gradients.ratios.items() if ratio.arch == LSTM_ARCH]
+    rnns = [name for name, ratio in gradients.ratios.items() if ratio.arch == RNN_ARCH]
+    if not (lstms and rnns):
+        entries = ", ".join(f"`{name}` ({r.arch})" for name, r in gradients.ratios.items())
+        return [
+            *rows,
+            f"n/a: the claim needs an entry of arch `{LSTM_ARCH}` and one of arch `{RNN_ARCH}`; "
+            f"this configuration has {entries}.",
+        ]
+    rows += [
+        f"| LSTM entry - RNN entry | weights | RNN ratio k={oldest} / k=0, median of repeats "
+        "| LSTM ratio | LSTM - RNN, log10 ratio mean [95% CI] | Wilcoxon p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lstm in lstms:
+        for rnn in rnns:
+            rows += [_gradient_row(gradients, lstm, rnn, state) for state in GRADIENT_READINGS]
+    return rows
+
+
+def _gradient_row(gradients: GradientFlow, lstm: str, rnn: str, state: str) -> str:
+    rnn_log = gradients.ratios[rnn].per_state[state]
+    lstm_log = gradients.ratios[lstm].per_state[state]
+    differences = lstm_log - rnn_log
+    interval = mean_interval(differences)
+    label, above, below, straddling = GRADIENT_READINGS[state]
+    verdict = verdict_from_interval(interval, below, above, straddling)
+    return (
+        f"| {lstm} - {rnn} | {label} | {_number(10 ** np.median(rnn_log))} "
+        f"| {_number(10 ** np.median(lstm_log))} "
+        f"| {_with_interval(differences.mean(), interval, signed=True)} "
+        f"| {_number(wilcoxon_p(differences))} | **{verdict}** |"
+    )
 
 
 def _baselines_section(per_repeat: pd.DataFrame, baselines: dict[str, float]) -> list[str]:

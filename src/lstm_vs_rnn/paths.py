@@ -73,6 +73,11 @@ class ProjectPaths:
         return self.root / "reports" / "plots" / "repeats.csv"
 
     @property
+    def grad_sensitivity(self) -> Path:
+        """Each model's sensitivity to the input k steps back, per lag (DVC plots data)."""
+        return self.root / "reports" / "plots" / "grad_sensitivity.csv"
+
+    @property
     def claims_md(self) -> Path:
         return self.root / "reports" / "claims.md"
 

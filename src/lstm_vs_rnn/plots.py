@@ -325,3 +325,30 @@ def lag_sweep_figure(table: pd.DataFrame) -> Figure:
     )
     axes.legend(loc="upper left", fontsize="small")
     return figure
+
+
+def gradient_flow_figure(table: pd.DataFrame) -> Figure:
+    """Per model, the forecast's sensitivity to the input k steps back, trained (solid) and at
+    initialisation (dashed), on a log scale: a vanishing gradient is a straight falling line.
+    `table` has the columns model, state, lag, median, p10, p90."""
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for index, (name, rows) in enumerate(table.groupby("model", sort=False)):
+        for state, style, label in (("trained", "-", "trained"), ("init", "--", "at init")):
+            curve = rows[rows["state"] == state].sort_values("lag")
+            color = f"C{index}"
+            axes.plot(
+                curve["lag"], curve["median"], color=color, ls=style, label=f"{name}, {label}"
+            )
+            axes.fill_between(
+                curve["lag"], curve["p10"], curve["p90"], color=color, alpha=0.12, lw=0
+            )
+    axes.set(
+        title="Sensitivity of the forecast to the input k steps back\n"
+        "median over test windows and repeats; bands: 10-90%",
+        xlabel="k, steps back (0 = the most recent input)",
+        ylabel="|dŷ/dx(t-k)|, scaled units\n(= original units: one min-max scale for x and ŷ)",
+        yscale="log",
+    )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize="small")
+    return figure
