@@ -75,7 +75,7 @@ def test_the_forecaster_with_a_linear_one_unit_rnn_has_sensitivity_c_u_w_to_the_
 
 @pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
 def test_each_lag_matches_a_central_finite_difference(arch: str) -> None:
-    model = build_model(ModelParams(arch, 8, 2), seed=3)
+    model = build_model(ModelParams(arch=arch, hidden_size=8, num_layers=2), seed=3)
     windows = random_windows(4, seed=1).double()
     sensitivity = input_sensitivity(model, windows).numpy()  # leaves the model in float64
     step = 1e-6
@@ -91,7 +91,7 @@ def test_scaled_and_original_units_give_the_same_sensitivity() -> None:
     """Inputs and output share one min-max scale, so the factor cancels: the forecaster in
     original units, x -> inverse(f(transform(x))), has the scaled model's sensitivity."""
     scaling = MinMaxScaling(data_min=-2.0, data_max=3.0)
-    model = build_model(ModelParams("lstm", 6, 1), seed=0)
+    model = build_model(ModelParams(arch="lstm", hidden_size=6, num_layers=1), seed=0)
     scaled = random_windows(8, low=0.0)
     raw = torch.from_numpy(scaling.inverse_transform(scaled.double().numpy()))
 
@@ -105,7 +105,7 @@ def test_scaled_and_original_units_give_the_same_sensitivity() -> None:
 
 
 def test_batches_change_nothing_but_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = build_model(ModelParams("lstm", 4, 1), seed=0)
+    model = build_model(ModelParams(arch="lstm", hidden_size=4, num_layers=1), seed=0)
     windows = random_windows(10)
     whole = input_sensitivity(model, windows)
     monkeypatch.setattr("lstm_vs_rnn.gradients.GRADIENT_BATCH_SIZE", 3)
