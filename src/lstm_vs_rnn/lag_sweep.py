@@ -60,8 +60,7 @@ def sweep_overrides(lag: int) -> list[str]:
 
 def run_sweep(jobs: int) -> None:
     """Queue one experiment per lag (replacing an earlier sweep's) and run the queue."""
-    names = [experiment_name(lag) for lag in SWEEP_LAGS]
-    _dvc("exp", "remove", *names, check=False)
+    _remove_earlier_sweep()
     for lag in sorted(SWEEP_LAGS, reverse=True):  # longest first: the windows set the time
         _dvc("exp", "run", "--queue", "--name", experiment_name(lag), *sweep_overrides(lag))
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
@@ -120,9 +119,15 @@ def write_report(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _dvc(*args: str, check: bool = True) -> None:
+def _remove_earlier_sweep() -> None:
+    """Drop experiments of an earlier sweep, so each name stays unique (none is no error)."""
+    names = [experiment_name(lag) for lag in SWEEP_LAGS]
+    subprocess.run(["dvc", "exp", "remove", *names], cwd=PATHS.root, capture_output=True)
+
+
+def _dvc(*args: str) -> None:
     result = subprocess.run(["dvc", *args], cwd=PATHS.root, check=False)
-    if check and result.returncode != 0:
+    if result.returncode != 0:
         raise UserError(f"'dvc {' '.join(args[:3])} ...' failed with exit {result.returncode}")
 
 
