@@ -13,6 +13,7 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 # isort: split
 from lstm_vs_rnn.assessment import FIGURES, Assessment
 from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.horizon import check_horizon
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.tracking import StageRun, config_hash, file_sha256, flatten_metrics, stage_run
@@ -38,6 +39,8 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
     run.log_metrics(numbers)
     run.log_to_parent(numbers, verdicts)
     run.set_tags(verdicts)
+    for step, values in assessment.horizon.mean_per_step().items():
+        run.log_metrics(values, step=step)
     params = assessment.params
     tested = {
         file_sha256(PATHS.model_weights(name, repeat)): values
@@ -57,6 +60,7 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
 def main() -> None:
     params = load_params(PATHS.params)
     device = configure_torch(params.train)
+    check_horizon(params, PATHS)
     with stage_run("evaluate", params, param_prefixes=PARAMS_USED) as run:
         assessment = Assessment(params, PATHS, device)
         metrics = assessment.metrics()

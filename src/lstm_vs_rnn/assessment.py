@@ -21,10 +21,12 @@ from lstm_vs_rnn.evaluation import (
     training_summary,
 )
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
+from lstm_vs_rnn.horizon import horizon_errors, with_horizon_headline
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
     error_histogram_figure,
+    horizon_figure,
     loss_figure,
     paired_differences_figure,
     predictions_figure,
@@ -36,7 +38,15 @@ from lstm_vs_rnn.scaling import MinMaxScaling
 from lstm_vs_rnn.training import best_validation_repeat, predict
 from lstm_vs_rnn.windows import make_windows, with_history
 
-FIGURES = ("repeats", "paired_differences", "losses", "predictions", "errors", "scatter")
+FIGURES = (
+    "repeats",
+    "paired_differences",
+    "losses",
+    "predictions",
+    "errors",
+    "scatter",
+    "horizon",
+)
 LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
 # Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
 SUMMARISED = ("test_rmse", "test_mae", "test_mase")
@@ -56,6 +66,9 @@ class Assessment:
         self.histories = {name: self._loss_history(name) for name in params.models}
         self.predictions = self._predict_every_repeat(device)
         self.baselines = self._baseline_metrics(values)
+        self.horizon = horizon_errors(
+            params, paths, device, (self.train, self.actual), self._clean_test()
+        )
         self.per_repeat = self._per_repeat_table()
         self.comparisons = paired_comparisons(
             {name: self.column(name, "test_rmse") for name in params.models}
@@ -86,7 +99,9 @@ class Assessment:
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
         for comparison in self.comparisons:
             summary[comparison.key] = comparison.summary()
-        return {**summary, **self.baselines}
+        return with_horizon_headline(
+            {**summary, **self.baselines}, self.horizon, self.params.evaluate.horizon
+        )
 
     def write_reports(self, metrics: dict[str, object]) -> None:
         """metrics.json, the per-repeat table, the predictions, claims.md and the figures."""
@@ -113,6 +128,15 @@ class Assessment:
         save_figure(predictions_figure(t, self.actual, best), paths.figure("predictions"))
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
+        self._write_horizon_reports()
+
+    def _write_horizon_reports(self) -> None:
+        """RMSE per forecast step: the long table for DVC plots and the figure."""
+        errors = self.horizon
+        write_csv(self.paths.horizon_table, errors.table)
+        baselines = {BASELINE_LABELS[name]: curve for name, curve in errors.baselines.items()}
+        figure = horizon_figure(errors.models, baselines, self.params.train.repeats, errors.origins)
+        save_figure(figure, self.paths.figure("horizon"))
 
     def _loss_history(self, name: str) -> pd.DataFrame:
         """The loss history of every repeat of `name`, checked against `train.repeats`."""
@@ -155,12 +179,19 @@ class Assessment:
             "persistence": persistence_forecast(values, len(self.actual)),
             "ar": autoregressive_forecast(self.train, history_and_test, window),
         }
-        if "y_clean" in self.series:
-            forecasts["noise_floor"] = self.series["y_clean"].to_numpy()[self.split :]
+        clean = self._clean_test()
+        if clean is not None:
+            forecasts["noise_floor"] = clean
         return {
             name: forecast_metrics(self.actual, forecast, self.train)
             for name, forecast in forecasts.items()
         }
+
+    def _clean_test(self) -> np.ndarray | None:
+        """The test part's clean signal where it is known (the synthetic series)."""
+        if "y_clean" not in self.series:
+            return None
+        return self.series["y_clean"].to_numpy()[self.split :]
 
     def _per_repeat_table(self) -> pd.DataFrame:
         """One row per model and repeat: its seed, training summary and test metrics."""
