@@ -51,8 +51,8 @@ def check_horizon(params: Params, paths: ProjectPaths) -> None:
     horizon = params.evaluate.horizon
     if horizon > n_test:
         raise UserError(
-            f"params.yaml: evaluate.horizon = {horizon} is longer than the test part "
-            f"({n_test} points), so no forecast fits in it; allowed: 1 ... {n_test}"
+            f"params.yaml: evaluate.horizon = {horizon} leaves no forecast origin: the test "
+            f"part has {n_test} points and every step must fall inside it, so at most {n_test}"
         )
 
 
