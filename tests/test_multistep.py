@@ -85,7 +85,7 @@ def test_the_ar_refactoring_keeps_the_one_step_forecast() -> None:
     history_and_test = with_history(train, test, WINDOW)
     fitted = fit_autoregressive(train, WINDOW)
     direct = sliding_window_view(history_and_test[:-1], WINDOW) @ fitted.weights + fitted.intercept
-    np.testing.assert_array_equal(autoregressive_forecast(train, history_and_test, WINDOW), direct)
+    np.testing.assert_array_equal(autoregressive_forecast(fitted, history_and_test), direct)
 
 
 def test_persistence_repeats_the_last_value() -> None:
@@ -148,7 +148,9 @@ def test_rmse_per_step_of_every_repeat_and_baseline(tmp_path: Path) -> None:
     train, test = series[:120], series[120:]
     clean = np.sin(np.arange(120, 160) * 0.3) + 5
 
-    errors = horizon_errors(params, paths, CPU, (train, test), clean)
+    errors = horizon_errors(
+        params, paths, CPU, (train, test), clean, fit_autoregressive(train, WINDOW)
+    )
 
     table = errors.table
     assert list(table.columns) == ["model", "repeat", "step", "rmse"]
@@ -175,7 +177,9 @@ def test_rmse_per_step_of_every_repeat_and_baseline(tmp_path: Path) -> None:
 def test_step_one_is_the_one_step_forecast_over_the_same_origins(tmp_path: Path) -> None:
     params, paths, series = small_project(tmp_path, repeats=2)
     train, test = series[:120], series[120:]
-    errors = horizon_errors(params, paths, CPU, (train, test), None)
+    errors = horizon_errors(
+        params, paths, CPU, (train, test), None, fit_autoregressive(train, WINDOW)
+    )
     table = errors.table
     first = table[table["step"] == 1]
     scored = slice(0, errors.origins)  # the origins: every step inside the test part
@@ -193,7 +197,8 @@ def test_step_one_is_the_one_step_forecast_over_the_same_origins(tmp_path: Path)
             recursive = first[(first["model"] == name) & (first["repeat"] == repeat)]["rmse"]
             # float32 network outputs: a batch of other windows may round differently
             assert recursive.item() == pytest.approx(one_step_rmse(one_step), rel=1e-6)
-    ar = autoregressive_forecast(train, with_history(train, test, WINDOW), WINDOW)
+    fitted = fit_autoregressive(train, WINDOW)
+    ar = autoregressive_forecast(fitted, with_history(train, test, WINDOW))
     persistence = persistence_forecast(series, len(test))
     for name, forecast in (("ar", ar), ("persistence", persistence)):
         recursive = first[first["model"] == name]["rmse"].item()
@@ -202,7 +207,10 @@ def test_step_one_is_the_one_step_forecast_over_the_same_origins(tmp_path: Path)
 
 def test_the_headline_goes_into_each_models_and_baselines_metrics(tmp_path: Path) -> None:
     params, paths, series = small_project(tmp_path, repeats=1)
-    errors = horizon_errors(params, paths, CPU, (series[:120], series[120:]), None)
+    train, test = series[:120], series[120:]
+    errors = horizon_errors(
+        params, paths, CPU, (train, test), None, fit_autoregressive(train, WINDOW)
+    )
     metrics = {"rnn": {"failures": 0}, "lstm": {}, "persistence": {}, "ar": {}, "rnn_vs_x": {}}
 
     merged = with_horizon_headline(metrics, errors, HORIZON)

@@ -16,6 +16,7 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import (
     BASELINE_LABELS,
     autoregressive_forecast,
+    fit_autoregressive,
     forecast_metrics,
     persistence_forecast,
     training_summary,
@@ -65,9 +66,15 @@ class Assessment:
         self.train, self.actual = values[: self.split], values[self.split :]
         self.histories = {name: self._loss_history(name) for name in params.models}
         self.predictions = self._predict_every_repeat(device)
+        self.autoregression = fit_autoregressive(self.train, params.data.window)
         self.baselines = self._baseline_metrics(values)
         self.horizon = horizon_errors(
-            params, paths, device, (self.train, self.actual), self._clean_test()
+            params,
+            paths,
+            device,
+            (self.train, self.actual),
+            self._clean_test(),
+            self.autoregression,
         )
         self.per_repeat = self._per_repeat_table()
         self.comparisons = paired_comparisons(
@@ -177,7 +184,7 @@ class Assessment:
         history_and_test = with_history(self.train, self.actual, window)
         forecasts = {
             "persistence": persistence_forecast(values, len(self.actual)),
-            "ar": autoregressive_forecast(self.train, history_and_test, window),
+            "ar": autoregressive_forecast(self.autoregression, history_and_test),
         }
         clean = self._clean_test()
         if clean is not None:

@@ -79,11 +79,11 @@ def fit_autoregressive(train_series: np.ndarray, window: int) -> LinearAutoregre
 
 
 def autoregressive_forecast(
-    train_series: np.ndarray, history_and_test: np.ndarray, window: int
+    model: LinearAutoregression, history_and_test: np.ndarray
 ) -> np.ndarray:
-    """One-step forecasts of the test part by the AR(window) fitted on the training part."""
-    model = fit_autoregressive(train_series, window)
-    test_inputs = sliding_window_view(history_and_test[:-1], window)
+    """One-step forecasts of the test part by an AR fitted on the training part (fitted once:
+    the multi-step rollout reuses the fit), a block of windows at a time."""
+    test_inputs = sliding_window_view(history_and_test[:-1], len(model.weights))
     return np.concatenate([model.predict(test_inputs[rows]) for rows in _blocks(len(test_inputs))])
 
 

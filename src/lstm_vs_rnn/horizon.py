@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstm_vs_rnn.checkpoints import load_model
 from lstm_vs_rnn.comparison import NOT_AVAILABLE, Number, mean_interval
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.evaluation import fit_autoregressive
+from lstm_vs_rnn.evaluation import LinearAutoregression
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.multistep import network_forecaster, persistence_forecaster, roll_out_chunks
 from lstm_vs_rnn.params import Params
@@ -62,16 +62,18 @@ def horizon_errors(
     device: torch.device,
     series: tuple[np.ndarray, np.ndarray],
     clean_test: np.ndarray | None,
+    autoregression: LinearAutoregression,
 ) -> "HorizonErrors":
     """Every repeat of every model and every baseline rolled out from the same origins of the
-    test part, scored per step against `series` = (training part, test part), raw values."""
+    test part, scored per step against `series` = (training part, test part), raw values;
+    `autoregression` is the AR baseline fitted on the training part."""
     train, test = series
     horizon = params.evaluate.horizon
     origins = forecast_origins(len(test), horizon)
     actual = sliding_window_view(test, horizon)[origins]
     forecasts = {
         **_network_forecasts(params, paths, device, origins),
-        **_baseline_forecasts(params, train, test, clean_test, origins),
+        **_baseline_forecasts(params, (train, test), clean_test, autoregression, origins),
     }
     table = pd.concat(
         [
@@ -119,18 +121,18 @@ def _network_forecasts(
 
 def _baseline_forecasts(
     params: Params,
-    train: np.ndarray,
-    test: np.ndarray,
+    series: tuple[np.ndarray, np.ndarray],
     clean_test: np.ndarray | None,
+    autoregression: LinearAutoregression,
     origins: slice,
 ) -> dict[tuple[str, int | None], ForecastChunks]:
     """Persistence and the AR(window) rolled out like the networks, and the clean signal (the
     noise floor) where it is known; keyed as in metrics.json."""
     horizon, window = params.evaluate.horizon, params.data.window
-    windows = sliding_window_view(with_history(train, test, window), window)[origins]
+    windows = sliding_window_view(with_history(*series, window), window)[origins]
     forecasts: dict[tuple[str, int | None], ForecastChunks] = {
         ("persistence", None): roll_out_chunks(persistence_forecaster, windows, horizon),
-        ("ar", None): roll_out_chunks(fit_autoregressive(train, window).predict, windows, horizon),
+        ("ar", None): roll_out_chunks(autoregression.predict, windows, horizon),
     }
     if clean_test is not None:
         clean = sliding_window_view(clean_test, horizon)[origins]
