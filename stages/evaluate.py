@@ -3,9 +3,12 @@
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
 interval over repeats; per pair, the paired RMSE difference and its verdict; the baselines),
 reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions/<model>.csv
-(the best-validation repeat), reports/claims.md and the comparison figures. Logs the summaries
-and verdicts to the configuration's parent run, and each repeat's test metrics to that repeat's
-training run of this configuration.
+(the best-validation repeat), reports/plots/horizon.csv (RMSE per step of the recursive
+multi-step forecast, every repeat and baseline), reports/claims.md and the comparison figures.
+A horizon that leaves no forecast origin in the test part stops the stage before it opens its
+MLflow run, like any other bad param. Logs the summaries and verdicts to the configuration's
+parent run, the mean RMSE per forecast step (step = h) to its own run, and each repeat's test
+metrics to that repeat's training run of this configuration.
 """
 
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
