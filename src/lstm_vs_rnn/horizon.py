@@ -6,9 +6,10 @@ Forecast origins: a forecast from origin o predicts test points o, o+1, ..., o+h
 the `window` values before o (the last training points for the first origins). Only the origins
 whose every step falls inside the test part are used, the same for every step, so the curve of
 RMSE against the step shows the effect of the horizon and not of which test points are scored.
-Step 1 from those origins is exactly the one-step forecast. Above MAX_ORIGINS origins (long
-series), every k-th origin from the first is used, k the smallest stride that keeps at most
-MAX_ORIGINS: deterministic and spread over the whole test part.
+Step 1 from those origins is the one-step forecast (the networks' up to float32 rounding:
+their batches hold other windows). Above MAX_ORIGINS origins (long series), every k-th origin
+from the first is used, k the smallest stride that keeps at most MAX_ORIGINS: deterministic and
+spread over the whole test part.
 """
 
 from collections.abc import Iterable
