@@ -4,9 +4,12 @@ Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and
 interval over repeats; per pair, the paired RMSE difference and its verdict; the baselines),
 reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions/<model>.csv
 (the best-validation repeat), reports/plots/grad_sensitivity.csv (the forecast's sensitivity to
-each lag, per model, trained and at init), reports/claims.md and the comparison figures; the
-sensitivity medians go to MLflow with step = lag. Logs the summaries and verdicts to the
-configuration's parent run, and each repeat's test metrics to that repeat's training run of
+each lag, per model, trained and at init), reports/plots/horizon.csv (RMSE per step of the
+recursive multi-step forecast, every repeat and baseline), reports/claims.md and the comparison
+figures. A horizon that leaves no forecast origin in the test part stops the stage before it
+opens its MLflow run, like any other bad param. Logs the summaries and verdicts to the
+configuration's parent run, the sensitivity medians (step = lag) and the mean RMSE per forecast
+step (step = h) to its own run, and each repeat's test metrics to that repeat's training run of
 this configuration.
 """
 
@@ -15,6 +18,7 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 # isort: split
 from lstm_vs_rnn.assessment import FIGURES, Assessment
 from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.horizon import check_horizon
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.tracking import StageRun, config_hash, file_sha256, flatten_metrics, stage_run
@@ -42,6 +46,8 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
         run.log_metrics(medians, step=lag)
     run.log_to_parent(numbers, verdicts)
     run.set_tags(verdicts)
+    for step, values in assessment.horizon.mean_per_step().items():
+        run.log_metrics(values, step=step)
     params = assessment.params
     tested = {
         file_sha256(PATHS.model_weights(name, repeat)): values
@@ -61,6 +67,7 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
 def main() -> None:
     params = load_params(PATHS.params)
     device = configure_torch(params.train)
+    check_horizon(params, PATHS)
     with stage_run("evaluate", params, param_prefixes=PARAMS_USED) as run:
         assessment = Assessment(params, PATHS, device)
         metrics = assessment.metrics()

@@ -135,6 +135,12 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
         {"train.val_fraction": 0.001},
         ("train.val_fraction", "0.001", "no validation window", "at least"),
     ),
+    (
+        "horizon-longer-than-test-part",
+        "evaluate",
+        {"evaluate.horizon": 61},
+        ("evaluate.horizon", "= 61", "60 points", "at most 60"),
+    ),
     ("hidden-size-zero", "generate", {"models.lstm.hidden_size": 0}, ("hidden_size", "= 0")),
     ("num-layers-negative", "evaluate", {"models.rnn.num_layers": -1}, ("num_layers", "-1")),
     (

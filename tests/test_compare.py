@@ -139,7 +139,7 @@ def test_plots_diff_draws_its_charts_with_no_network(repo: PipelineRepo, tmp_pat
     page_html = (out / "index.html").read_text()
     assert "<script src" not in page_html and "cdn.jsdelivr" not in page_html
     charts = page_html.count("vegaEmbed('#")
-    assert charts == 4  # loss curves, every repeat's test RMSE, predictions, gradient flow
+    assert charts == 5  # loss curves, each repeat's test RMSE, predictions, gradients, per step
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright

@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.files import write_text
 from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.multistep import network_forecaster, roll_out
 from lstm_vs_rnn.params import ModelParams, load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.scaling import MinMaxScaling
@@ -75,3 +76,21 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
     assert forecast.min() > 20 and forecast.max() < 30  # the series' units, not [0, 1]
     with pytest.raises(Exception, match=r"does not match expected shape \(-1, 10\)"):
         loaded.predict(raw_windows[:, :5])
+
+    # Multi-step: `horizon` recursive steps per window, in the series' units.
+    (horizon_spec,) = loaded.metadata.get_params_schema().params
+    assert (horizon_spec.name, horizon_spec.default) == ("horizon", 1)
+    five = loaded.predict(raw_windows, params={"horizon": 5})
+    scaled = scaler.transform(raw_windows).astype(np.float32)
+    rolled = roll_out(network_forecaster(model, device), scaled, 5)
+    np.testing.assert_allclose(
+        five, scaler.inverse_transform(rolled.astype(np.float64)), rtol=1e-12
+    )
+    assert five.shape == (len(raw_windows), 5)
+    np.testing.assert_array_equal(five[:, 0], forecast)  # step 1 is the one-step forecast
+    np.testing.assert_array_equal(loaded.predict(raw_windows, params={"horizon": 1}), forecast)
+    for bad in (0, -3, 10_001):
+        with pytest.raises(ValueError, match=rf"horizon must be an integer .*got {bad}"):
+            loaded.predict(raw_windows, params={"horizon": bad})
+    with pytest.raises(Exception, match="horizon"):
+        loaded.predict(raw_windows, params={"horizon": 2.5})

@@ -10,6 +10,7 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import (
     autoregressive_forecast,
     epochs_to_converge,
+    fit_autoregressive,
     forecast_metrics,
     persistence_forecast,
 )
@@ -203,7 +204,8 @@ def test_the_ar_baseline_recovers_a_noiseless_linear_recursion() -> None:
         values.append(0.5 + 0.9 * values[-1] - 0.2 * values[-2])
     series = np.array(values)
     train, test = series[:40], series[40:]
-    forecast = autoregressive_forecast(train, np.concatenate([train[-2:], test]), window=2)
+    fitted = fit_autoregressive(train, window=2)
+    forecast = autoregressive_forecast(fitted, np.concatenate([train[-2:], test]))
     np.testing.assert_allclose(forecast, test, rtol=1e-9)
 
 

@@ -118,6 +118,7 @@ def test_training_runs_hold_every_repeat_figures_and_a_model_in_raw_units(
             "errors",
             "scatter",
             "gradient_flow",
+            "horizon",
         )
     }
     claims = client.list_artifacts(runs["evaluate"].info.run_id, "claims")
@@ -168,6 +169,7 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "failures",
         "n_parameters",
         "grad_oldest_over_newest",
+        "horizon_rmse",
     }
     assert metrics["lstm"]["n_parameters"] == 4 * (8 * (1 + 8) + 2 * 8) + 8 + 1  # gates + head
     assert set(metrics["lstm"]["grad_oldest_over_newest"]) == {"trained", "init"}
@@ -203,12 +205,40 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "repeats",
         "paired_differences",
         "gradient_flow",
+        "horizon",
     ):
         assert (repo.root / "reports" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert json.loads((repo.root / "data/processed/scaler.json").read_text()).keys() == {
         "data_min",
         "data_max",
     }
+
+
+def test_rmse_per_forecast_step_in_the_reports_and_in_mlflow(repo: PipelineRepo) -> None:
+    """evaluate.horizon 20: every repeat and baseline per step, the headline at 1, 5, 10, 20."""
+    table = pd.read_csv(repo.root / "reports" / "plots" / "horizon.csv")
+    assert list(table.columns) == ["model", "repeat", "step", "rmse"]
+    for model, rows in (("rnn", 3), ("lstm", 3), ("persistence", 1), ("ar", 1), ("noise_floor", 1)):
+        assert sorted(table[table.model == model]["step"]) == sorted(list(range(1, 21)) * rows)
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    headline = {"h1", "h5", "h10", "h20"}
+    for model in ("rnn", "lstm"):
+        assert set(metrics[model]["horizon_rmse"]) == headline
+        step_5 = table[(table.model == model) & (table.step == 5)]["rmse"]
+        assert metrics[model]["horizon_rmse"]["h5"]["mean"] == pytest.approx(step_5.mean())
+    for baseline in ("persistence", "ar", "noise_floor"):
+        assert set(metrics[baseline]["horizon_rmse"]) == headline
+    client = MlflowClient(repo.tracking_uri)
+    parent = parents(client)[0]
+    evaluate = children(client, parent.info.run_id)["evaluate"]
+    for run in (parent, evaluate):
+        assert (
+            run.data.metrics["lstm.horizon_rmse.h5.mean"]
+            == (metrics["lstm"]["horizon_rmse"]["h5"]["mean"])
+        )
+        assert run.data.metrics["ar.horizon_rmse.h20"] == metrics["ar"]["horizon_rmse"]["h20"]
+    curve = client.get_metric_history(evaluate.info.run_id, "lstm.horizon_rmse_by_step")
+    assert [point.step for point in sorted(curve, key=lambda p: p.step)] == list(range(1, 21))
 
 
 def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:

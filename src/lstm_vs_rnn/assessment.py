@@ -16,18 +16,21 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation import (
     BASELINE_LABELS,
     autoregressive_forecast,
+    fit_autoregressive,
     forecast_metrics,
     persistence_forecast,
     training_summary,
 )
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.gradients import measure_gradient_flow
+from lstm_vs_rnn.horizon import horizon_errors, with_horizon_headline
 from lstm_vs_rnn.models import build_model, count_parameters
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.plots import (
     error_histogram_figure,
     gradient_flow_figure,
+    horizon_figure,
     loss_figure,
     paired_differences_figure,
     predictions_figure,
@@ -47,6 +50,7 @@ FIGURES = (
     "errors",
     "scatter",
     "gradient_flow",
+    "horizon",
 )
 LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
 # Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
@@ -71,7 +75,16 @@ class Assessment:
         }
         self.predictions = self._predict_every_repeat(device)
         self.gradients = measure_gradient_flow(params, paths, device)
+        self.autoregression = fit_autoregressive(self.train, params.data.window)
         self.baselines = self._baseline_metrics(values)
+        self.horizon = horizon_errors(
+            params,
+            paths,
+            device,
+            (self.train, self.actual),
+            self._clean_test(),
+            self.autoregression,
+        )
         self.per_repeat = self._per_repeat_table()
         self.comparisons = paired_comparisons(
             {name: self.column(name, "test_rmse") for name in params.models}
@@ -104,7 +117,9 @@ class Assessment:
             summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
         for comparison in self.comparisons:
             summary[comparison.key] = comparison.summary()
-        return {**summary, **self.baselines}
+        return with_horizon_headline(
+            {**summary, **self.baselines}, self.horizon, self.params.evaluate.horizon
+        )
 
     def write_reports(self, metrics: dict[str, object]) -> None:
         """metrics.json, the per-repeat table, the predictions, claims.md and the figures."""
@@ -141,6 +156,7 @@ class Assessment:
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
         save_figure(gradient_flow_figure(self.gradients.table), paths.figure("gradient_flow"))
+        self._write_horizon_reports()
 
     def model_table(self) -> pd.DataFrame:
         """Each entry's architecture and size: a comparison is read against its budget."""
@@ -156,6 +172,14 @@ class Assessment:
                 for name, settings in self.params.models.items()
             ]
         )
+
+    def _write_horizon_reports(self) -> None:
+        """RMSE per forecast step: the long table for DVC plots and the figure."""
+        errors = self.horizon
+        write_csv(self.paths.horizon_table, errors.table)
+        baselines = {BASELINE_LABELS[name]: curve for name, curve in errors.baselines.items()}
+        figure = horizon_figure(errors.models, baselines, self.params.train.repeats, errors.origins)
+        save_figure(figure, self.paths.figure("horizon"))
 
     def _loss_history(self, name: str) -> pd.DataFrame:
         """The loss history of every repeat of `name`, checked against `train.repeats`."""
@@ -196,14 +220,21 @@ class Assessment:
         history_and_test = with_history(self.train, self.actual, window)
         forecasts = {
             "persistence": persistence_forecast(values, len(self.actual)),
-            "ar": autoregressive_forecast(self.train, history_and_test, window),
+            "ar": autoregressive_forecast(self.autoregression, history_and_test),
         }
-        if "y_clean" in self.series:
-            forecasts["noise_floor"] = self.series["y_clean"].to_numpy()[self.split :]
+        clean = self._clean_test()
+        if clean is not None:
+            forecasts["noise_floor"] = clean
         return {
             name: forecast_metrics(self.actual, forecast, self.train)
             for name, forecast in forecasts.items()
         }
+
+    def _clean_test(self) -> np.ndarray | None:
+        """The test part's clean signal where it is known (the synthetic series)."""
+        if "y_clean" not in self.series:
+            return None
+        return self.series["y_clean"].to_numpy()[self.split :]
 
     def _per_repeat_table(self) -> pd.DataFrame:
         """One row per model and repeat: its seed, training summary and test metrics."""

@@ -21,6 +21,7 @@ FORECASTER_MODULES = (
     "errors",
     "files",
     "models",
+    "multistep",
     "params",
     "scaling",
     "training",

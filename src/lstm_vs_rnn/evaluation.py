@@ -1,5 +1,7 @@
 """Test metrics in original units, for the models and for the baselines they must beat."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
@@ -42,9 +44,19 @@ def persistence_forecast(history_and_test: np.ndarray, n_test: int) -> np.ndarra
     return history_and_test[-n_test - 1 : -1]
 
 
-def autoregressive_forecast(
-    train_series: np.ndarray, history_and_test: np.ndarray, window: int
-) -> np.ndarray:
+@dataclass(frozen=True)
+class LinearAutoregression:
+    """A fitted AR(window): the next value is `window @ weights + intercept`."""
+
+    weights: np.ndarray
+    intercept: float
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """One step ahead from each row of `windows`, shape (n, window) -> (n,)."""
+        return windows @ self.weights + self.intercept
+
+
+def fit_autoregressive(train_series: np.ndarray, window: int) -> LinearAutoregression:
     """A linear AR(window) with intercept, least squares on the training windows.
 
     The same windows the networks see, fitted in closed form: the reference a recurrent model
@@ -63,11 +75,16 @@ def autoregressive_forecast(
         gram += centred.T @ centred
         moment += centred.T @ (targets[rows] - target_mean)
     weights = np.linalg.lstsq(gram, moment, rcond=None)[0]
-    intercept = target_mean - input_mean @ weights
-    test_inputs = sliding_window_view(history_and_test[:-1], window)
-    return np.concatenate(
-        [test_inputs[rows] @ weights + intercept for rows in _blocks(len(test_inputs))]
-    )
+    return LinearAutoregression(weights, target_mean - input_mean @ weights)
+
+
+def autoregressive_forecast(
+    model: LinearAutoregression, history_and_test: np.ndarray
+) -> np.ndarray:
+    """One-step forecasts of the test part by an AR fitted on the training part (fitted once:
+    the multi-step rollout reuses the fit), a block of windows at a time."""
+    test_inputs = sliding_window_view(history_and_test[:-1], len(model.weights))
+    return np.concatenate([model.predict(test_inputs[rows]) for rows in _blocks(len(test_inputs))])
 
 
 def _blocks(length: int, size: int = AR_BLOCK_ROWS) -> list[slice]:

@@ -78,6 +78,11 @@ class ProjectPaths:
         return self.root / "reports" / "plots" / "grad_sensitivity.csv"
 
     @property
+    def horizon_table(self) -> Path:
+        """RMSE per forecast step of every repeat and baseline, long format (DVC plots data)."""
+        return self.root / "reports" / "plots" / "horizon.csv"
+
+    @property
     def claims_md(self) -> Path:
         return self.root / "reports" / "claims.md"
 

@@ -24,6 +24,12 @@ DPI = 110
 # A line plot shows no more detail than this many points across a figure; beyond it, drawing
 # every point of a 10^6-point series only costs time.
 MAX_LINE_POINTS = 20_000
+# Line styles of the baselines in the horizon figure, in the order of BASELINE_LABELS.
+BASELINE_STYLES = (
+    {"color": "dimgray", "ls": ":"},
+    {"color": "black", "ls": "--"},
+    {"color": "darkgray", "ls": "-."},
+)
 # Fixed metadata: no version string that would change the bytes on a matplotlib upgrade.
 PNG_METADATA = {"Software": None}
 
@@ -351,4 +357,43 @@ def gradient_flow_figure(table: pd.DataFrame) -> Figure:
     )
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small")
+    return figure
+
+
+def horizon_figure(
+    models: Mapping[str, pd.DataFrame],
+    baselines: Mapping[str, pd.Series],
+    repeats: int,
+    origins: int,
+) -> Figure:
+    """RMSE per step of the recursive forecast: each model's mean over repeats with its 95%
+    interval as a band (columns step, mean, ci95_low, ci95_high), the baselines as lines."""
+    figure, axes = plt.subplots(figsize=(9, 5), layout="constrained")
+    for index, (name, curve) in enumerate(models.items()):
+        color = f"C{index}"
+        axes.plot(
+            curve["step"],
+            curve["mean"],
+            color=color,
+            marker="o",
+            ms=3,
+            lw=1.8,
+            label=f"{name}, mean of {repeats} repeats",
+        )
+        if curve["ci95_low"].notna().all():
+            axes.fill_between(
+                curve["step"], curve["ci95_low"], curve["ci95_high"], color=color, alpha=0.2, lw=0
+            )
+    for (label, curve), style in zip(baselines.items(), BASELINE_STYLES, strict=False):
+        axes.plot(curve.index, curve.to_numpy(), lw=1.5, label=label, **style)
+    axes.set(
+        title="Recursive multi-step forecast: RMSE per step on the test part\n"
+        f"{origins} forecast origins, the same for every step; "
+        "bands: 95% interval of the mean over repeats",
+        xlabel="forecast step h (the h-th value ahead; each forecast is fed back as input)",
+        ylabel="RMSE (original units of the series)",
+    )
+    axes.title.set_fontsize("medium")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize="small", loc="upper left")
     return figure

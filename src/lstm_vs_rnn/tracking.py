@@ -359,7 +359,7 @@ class StageRun:
         import torch
         import yaml
         from mlflow.models import ModelSignature
-        from mlflow.types import Schema, TensorSpec
+        from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
         from lstm_vs_rnn.checkpoints import (
             FORECASTER_CODE,
@@ -372,6 +372,9 @@ class StageRun:
         signature = ModelSignature(
             inputs=Schema([TensorSpec(np.dtype("float64"), (-1, spec["window"]))]),
             outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]),
+            # Optional: forecast steps per window (forecaster_model.py); the outputs above are
+            # the default's, one step, shape (n,); a larger horizon gives (n, horizon).
+            params=ParamSchema([ParamSpec("horizon", "long", 1)]),
         )
         with tempfile.TemporaryDirectory() as folder:
             spec_file = Path(folder) / "spec.json"
