@@ -94,12 +94,13 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _models(row: dict[str, Any]) -> list[str]:
-    """Model entries in params order, from the experiment's own params."""
-    return list(
-        dict.fromkeys(
-            key.split(".")[1] for key in row if key.startswith("models.") and key.count(".") == 2
-        )
-    )
+    """The experiment's own model entries, in params order: `exp_show` gives every row the
+    columns of all experiments, with 'None' where an entry is not in this one's params."""
+    return [
+        key.split(".")[1]
+        for key, value in row.items()
+        if key.startswith("models.") and key.endswith(".arch") and value not in (None, "None")
+    ]
 
 
 def _number(row: dict[str, Any], key: str) -> float:
