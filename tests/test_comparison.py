@@ -220,7 +220,9 @@ def test_the_gradient_claim_compares_entries_by_arch_whatever_their_names() -> N
 def test_the_gradient_claim_reads_an_rnn_that_keeps_more_as_not_supported() -> None:
     flow = gradient_flow({"rnn": ("rnn", [-1.0, -1.1, -0.9]), "lstm": ("lstm", [-3.0, -3.1, -2.9])})
     rows = gradient_rows(
-        claims_report(rmse_only_table(3), {"persistence": 0.7, "ar": 0.6}, [], [1, 2, 3], flow)
+        claims_report(
+            rmse_only_table(3), {"persistence": 0.7, "ar": 0.6}, [], [1, 2, 3], MODELS, flow
+        )
     )
     assert rows[("lstm - rnn", "trained")].endswith("**not supported (the RNN keeps more)** |")
     assert rows[("lstm - rnn", "at initialisation")].endswith("**the RNN keeps more** |")

@@ -145,13 +145,14 @@ class Params(_Section):
 
     def flat(self) -> dict[str, Any]:
         """Every active value as `section.key` (models as `models.<name>.key`), for MLflow
-        params; the inactive sources' keys are left out, as they change nothing."""
+        params; the inactive sources' keys are left out, as they change nothing, and so is an
+        optional key the file does not set."""
         flat: dict[str, Any] = {}
         for section in ("data", "train", "evaluate", "tracking"):
             for key, value in getattr(self, section).model_dump().items():
                 flat[f"{section}.{key}"] = value
         for name, model in self.models.items():
-            for key, value in model.model_dump().items():
+            for key, value in model.model_dump(exclude_unset=True).items():
                 flat[f"models.{name}.{key}"] = value
         return flat
 
