@@ -1,9 +1,18 @@
 """The lag sweep's experiments and how their metrics become the table behind the figure."""
 
+import math
+
+import pandas as pd
 import pytest
 
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.lag_sweep import SWEEP_LAGS, sweep_overrides, sweep_table
+from lstm_vs_rnn.lag_sweep import (
+    SWEEP_LAGS,
+    latest_sweep,
+    sensitivity_ratio,
+    sweep_overrides,
+    sweep_table,
+)
 
 
 def experiment_row(lag: int, rnn: float, lstm: float) -> dict[str, object]:
@@ -39,7 +48,9 @@ def test_each_experiment_sets_the_lagged_source_its_lag_and_a_window_just_past_i
 def test_the_table_has_every_model_and_baseline_at_every_lag() -> None:
     rows = [experiment_row(lag, 1.0 + lag / 100, 1.0 + lag / 200) for lag in SWEEP_LAGS]
     absent = {"models.gru.arch": "None", "gru.test_rmse.mean": "None"}  # as exp_show gives
-    table = sweep_table([{"Experiment": "workspace"}, *[row | absent for row in rows]])
+    table = sweep_table(
+        latest_sweep([{"Experiment": "workspace"}, *[r | absent for r in rows]]), {}
+    )
     assert list(table["lag"].unique()) == list(SWEEP_LAGS)
     assert set(table["forecaster"]) == {"rnn", "lstm", "noise_floor", "persistence", "ar"}
     lstm_25 = table[(table["lag"] == 25) & (table["forecaster"] == "lstm")].iloc[0]
@@ -53,11 +64,33 @@ def test_the_table_has_every_model_and_baseline_at_every_lag() -> None:
 def test_the_newest_experiment_of_a_name_wins() -> None:
     rows = [experiment_row(lag, 1.5, 1.2) for lag in SWEEP_LAGS]
     older = experiment_row(25, 9.0, 9.0)
-    table = sweep_table([*rows, older])
+    table = sweep_table(latest_sweep([*rows, older]), {})
     assert table[(table["lag"] == 25) & (table["forecaster"] == "rnn")]["mean"].item() == 1.5
 
 
 def test_a_missing_experiment_is_named() -> None:
     rows = [experiment_row(lag, 1.5, 1.2) for lag in SWEEP_LAGS if lag != 50]
     with pytest.raises(UserError, match="no finished experiment lag-50: run 'make lag-sweep'"):
-        sweep_table(rows)
+        latest_sweep(rows)
+
+
+def test_the_sensitivity_ratio_reads_the_lag_that_matters_over_the_newest() -> None:
+    frame = pd.DataFrame(
+        {
+            "model": ["lstm"] * 4 + ["rnn"] * 4,
+            "state": "trained",
+            "lag": [0, 1, 2, 3] * 2,
+            "median": [0.2, 0.1, 0.5, 0.01, 0.4, 0.1, 0.001, 0.0001],
+            "p10": 0.0,
+            "p90": 1.0,
+        }
+    )
+    # lag 3: the value 3 steps before the forecast one is the input k = 2
+    assert sensitivity_ratio(frame, "lstm", "trained", 3) == pytest.approx(2.5)
+    assert sensitivity_ratio(frame, "rnn", "trained", 3) == pytest.approx(0.0025)
+    assert math.isnan(sensitivity_ratio(None, "rnn", "trained", 3))
+    assert math.isnan(sensitivity_ratio(frame, "rnn", "init", 3))
+    rows = [experiment_row(lag, 1.5, 1.2) for lag in SWEEP_LAGS]
+    table = sweep_table(latest_sweep(rows), {5: frame})
+    lstm_5 = table[(table["lag"] == 5) & (table["forecaster"] == "lstm")].iloc[0]
+    assert math.isnan(lstm_5["grad_ratio_trained"])  # lag 5 needs k = 4, not in this frame

@@ -11,8 +11,10 @@ Usage: `PYTHONPATH=src python -m lstm_vs_rnn.lag_sweep [--report-only] [--jobs 2
 """
 
 import argparse
+import io
+import math
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -66,11 +68,10 @@ def run_sweep(jobs: int) -> None:
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
 
-def sweep_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per lag and forecaster (every model entry, then the baselines): the test RMSE
-    mean and its 95% interval (a baseline's interval is its single value)."""
+def latest_sweep(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The newest experiment of each lag, from `dvc.api.exp_show` rows (newest commit first)."""
     by_name: dict[str, dict[str, Any]] = {}
-    for row in rows:  # newest commit first: keep the newest experiment of each name
+    for row in rows:
         by_name.setdefault(row.get("Experiment"), row)
     missing = [experiment_name(lag) for lag in SWEEP_LAGS if experiment_name(lag) not in by_name]
     if missing:
@@ -78,12 +79,24 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             f"no finished experiment {', '.join(missing)}: run 'make lag-sweep' first "
             f"('dvc exp show' lists the experiments there are)"
         )
+    return {lag: by_name[experiment_name(lag)] for lag in SWEEP_LAGS}
+
+
+def sweep_table(
+    sweep: dict[int, dict[str, Any]], gradients: Mapping[int, pd.DataFrame]
+) -> pd.DataFrame:
+    """One row per lag and forecaster (every model entry, then the baselines): the test RMSE
+    mean and its 95% interval (a baseline's interval is its single value) and, for a model,
+    how much of its sensitivity to the newest input it keeps for the one that matters."""
     records = []
-    for lag in SWEEP_LAGS:
-        row = by_name[experiment_name(lag)]
+    for lag, row in sweep.items():
         for model in _models(row):
             values = {s: _number(row, f"{model}.test_rmse.{s}") for s in STATISTICS}
-            records.append({"lag": lag, "forecaster": model, **values})
+            ratios = {
+                f"grad_ratio_{state}": sensitivity_ratio(gradients.get(lag), model, state, lag)
+                for state in ("trained", "init")
+            }
+            records.append({"lag": lag, "forecaster": model, **values, **ratios})
         for baseline in BASELINES:
             value = _number(row, f"{baseline}.test_rmse")
             records.append(
@@ -91,6 +104,28 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 | {"ci95_low": value, "ci95_high": value}
             )
     return pd.DataFrame(records)
+
+
+def sensitivity_ratio(frame: pd.DataFrame | None, model: str, state: str, lag: int) -> float:
+    """Median |dŷ/dx(t-k)| at k = lag - 1 (the value `lag` steps before the forecast one, the
+    only one that helps) over that at k = 0; NaN for an experiment without the measurement."""
+    if frame is None:
+        return math.nan
+    rows = frame[(frame["model"] == model) & (frame["state"] == state)].set_index("lag")
+    if lag - 1 not in rows.index or 0 not in rows.index:
+        return math.nan
+    return float(rows.loc[lag - 1, "median"] / rows.loc[0, "median"])
+
+
+def read_gradients(revision: str) -> pd.DataFrame | None:
+    """The experiment's gradient table from its git commit (reports are in git), if it has one."""
+    result = subprocess.run(
+        ["git", "show", f"{revision}:reports/plots/grad_sensitivity.csv"],
+        cwd=PATHS.root,
+        capture_output=True,
+        text=True,
+    )
+    return pd.read_csv(io.StringIO(result.stdout)) if result.returncode == 0 else None
 
 
 def _models(row: dict[str, Any]) -> list[str]:
@@ -114,7 +149,11 @@ def _number(row: dict[str, Any], key: str) -> float:
 
 
 def write_report(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    table = sweep_table(rows)
+    sweep = latest_sweep(rows)
+    gradients = {lag: read_gradients(str(row["rev"])) for lag, row in sweep.items()}
+    table = sweep_table(
+        sweep, {lag: frame for lag, frame in gradients.items() if frame is not None}
+    )
     write_csv(PATHS.root / "reports" / "lag_sweep.csv", table)
     save_figure(lag_sweep_figure(table), PATHS.figure("lag_sweep"))
     return table

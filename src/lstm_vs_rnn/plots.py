@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -293,15 +294,32 @@ def scatter_figure(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) ->
 
 
 def lag_sweep_figure(table: pd.DataFrame) -> Figure:
-    """Test RMSE against the lag: each model's mean over repeats with its 95% interval, and
-    the baselines of each lag's own series (the noise floor is the best any model can do)."""
-    figure, axes = plt.subplots(figsize=(9, 5), layout="constrained")
-    baseline_styles = {
-        "noise_floor": ("noise floor (the clean signal)", "black", ":"),
-        "persistence": ("persistence (last value)", "gray", "--"),
-        "ar": ("linear AR(window), least squares", "tab:brown", "-."),
-    }
-    models = [name for name in dict.fromkeys(table["forecaster"]) if name not in baseline_styles]
+    """Left: test RMSE against the lag, each model's mean over repeats with its 95% interval,
+    and the baselines of each lag's own series (the noise floor is the best any model can do).
+    Right, where the experiments measured it: how much of the forecast's sensitivity to the
+    newest input each model keeps for the one input that matters, `lag` steps back."""
+    gradients = "grad_ratio_trained" in table and table["grad_ratio_trained"].notna().any()
+    figure, panels = plt.subplots(
+        1, 2 if gradients else 1, figsize=(15 if gradients else 9, 5), layout="constrained"
+    )
+    rmse_axes = panels[0] if gradients else panels
+    models = _lag_sweep_rmse(rmse_axes, table)
+    if gradients:
+        _lag_sweep_gradients(panels[1], table, models)
+    figure.suptitle("Lagged series y(t) = phi·y(t-lag) + noise, one DVC experiment per lag")
+    return figure
+
+
+LAG_SWEEP_BASELINES = {
+    "noise_floor": ("noise floor (the clean signal)", "black", ":"),
+    "persistence": ("persistence (last value)", "gray", "--"),
+    "ar": ("linear AR(window), least squares", "tab:brown", "-."),
+}
+
+
+def _lag_sweep_rmse(axes: Axes, table: pd.DataFrame) -> list[str]:
+    forecasters = dict.fromkeys(table["forecaster"])
+    models = [name for name in forecasters if name not in LAG_SWEEP_BASELINES]
     offsets = np.linspace(-0.025, 0.025, len(models)) if len(models) > 1 else [0.0]
     for index, name in enumerate(models):
         rows = table[table["forecaster"] == name].sort_values("lag")
@@ -316,21 +334,43 @@ def lag_sweep_figure(table: pd.DataFrame) -> Figure:
             capsize=4,
             label=f"{name}: mean over repeats, 95% CI",
         )
-    for name, (label, color, style) in baseline_styles.items():
+    for name, (label, color, style) in LAG_SWEEP_BASELINES.items():
         rows = table[table["forecaster"] == name].sort_values("lag")
         if len(rows):
             axes.plot(rows["lag"], rows["mean"], color=color, ls=style, lw=1.2, label=label)
+    _lag_axis(axes, table)
+    axes.set(title="Test RMSE by lag", ylabel="test RMSE (series units)")
+    axes.legend(loc="upper left", fontsize="small")
+    return models
+
+
+def _lag_sweep_gradients(axes: Axes, table: pd.DataFrame, models: list[str]) -> None:
+    for index, name in enumerate(models):
+        rows = table[table["forecaster"] == name].sort_values("lag")
+        for state, style, label in (("trained", "-", "trained"), ("init", "--", "at init")):
+            axes.plot(
+                rows["lag"],
+                rows[f"grad_ratio_{state}"],
+                color=f"C{index}",
+                ls=style,
+                marker="o",
+                label=f"{name}, {label}",
+            )
+    _lag_axis(axes, table)
+    axes.set(
+        title="Sensitivity to the input that matters, relative to the newest input",
+        ylabel="median |dŷ/dx(t-k)| at k = lag-1 over k = 0\n(over test windows and repeats)",
+        yscale="log",
+    )
+    axes.legend(loc="lower left", fontsize="small")
+
+
+def _lag_axis(axes: Axes, table: pd.DataFrame) -> None:
     lags = sorted(table["lag"].unique())
     axes.set_xscale("log")
     axes.set_xticks(lags, [str(lag) for lag in lags])
     axes.minorticks_off()
-    axes.set(
-        title="Lagged series y(t) = phi·y(t-lag) + noise: test RMSE by lag",
-        xlabel="lag (steps back the next value depends on; window = lag + 1)",
-        ylabel="test RMSE (series units)",
-    )
-    axes.legend(loc="upper left", fontsize="small")
-    return figure
+    axes.set_xlabel("lag (steps back the next value depends on; window = lag + 1)")
 
 
 def gradient_flow_figure(table: pd.DataFrame) -> Figure:
