@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -74,6 +75,15 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     )
     env.update(extra or {})
     return env
+
+
+def run_statuses(root: Path) -> dict[str, str]:
+    """Status of every run in the workspace's SQLite store (read directly: no MLflow import)."""
+    store = root / "mlflow.db"
+    if not store.exists():
+        return {}
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
+        return dict(connection.execute("select run_uuid, status from runs"))
 
 
 @dataclass

@@ -7,7 +7,6 @@ outputs that must stay untouched and an MLflow store whose runs can be counted.
 
 import hashlib
 import io
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import PipelineRepo, make_pipeline_repo
+from conftest import PipelineRepo, make_pipeline_repo, run_statuses
 
 from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.files import write_csv
@@ -43,15 +42,6 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         files[str(relative)] = (path.stat().st_mtime_ns, digest)
     return files
-
-
-def run_statuses(root: Path) -> dict[str, str]:
-    """Status of every run in the workspace's SQLite store (read directly: no MLflow import)."""
-    store = root / "mlflow.db"
-    if not store.exists():
-        return {}
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
-        return dict(connection.execute("select run_uuid, status from runs"))
 
 
 def stderr_lines(result: Any) -> list[str]:

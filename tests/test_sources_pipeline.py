@@ -3,14 +3,13 @@ stage scripts, the real MLflow store."""
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PipelineRepo, make_pipeline_repo
+from tests.conftest import PipelineRepo, make_pipeline_repo, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +23,6 @@ CSV_SOURCE = {
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
-
-
-def store_runs(root: Path) -> dict[str, str]:
-    store = root / "mlflow.db"
-    if not store.exists():
-        return {}
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
-        return dict(connection.execute("select run_uuid, status from runs"))
 
 
 def test_the_users_csv_runs_end_to_end_and_an_edit_to_it_reruns_the_pipeline(
@@ -100,7 +91,7 @@ def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     assert not (csv_repo.root / "data" / "raw").exists()
     assert not (csv_repo.root / "reports" / "figures" / "series.png").exists()
-    assert "RUNNING" not in store_runs(csv_repo.root).values()
+    assert "RUNNING" not in run_statuses(csv_repo.root).values()
 
 
 @pytest.fixture(scope="module")
