@@ -132,9 +132,13 @@ def config_hash(params: Params) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+@functools.cache
 def _csv_version(relative: str) -> str:
-    """The user's CSV by content: editing it is a new configuration, as it is to DVC."""
-    path = workspace_root() / relative
+    """The user's CSV by content: editing it is a new configuration, as it is to DVC.
+
+    Read from the checkout that runs (DVC's copy under a queued experiment), the file the
+    generate stage reads, and hashed once per process."""
+    path = PROJECT_ROOT / relative
     return file_sha256(path) if path.is_file() else "missing"
 
 
