@@ -83,7 +83,7 @@ def latest_sweep(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 def sweep_table(
-    sweep: dict[int, dict[str, Any]], gradients: Mapping[int, pd.DataFrame]
+    sweep: dict[int, dict[str, Any]], gradients: Mapping[int, pd.DataFrame | None]
 ) -> pd.DataFrame:
     """One row per lag and forecaster (every model entry, then the baselines): the test RMSE
     mean and its 95% interval (a baseline's interval is its single value) and, for a model,
@@ -151,9 +151,7 @@ def _number(row: dict[str, Any], key: str) -> float:
 def write_report(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     sweep = latest_sweep(rows)
     gradients = {lag: read_gradients(str(row["rev"])) for lag, row in sweep.items()}
-    table = sweep_table(
-        sweep, {lag: frame for lag, frame in gradients.items() if frame is not None}
-    )
+    table = sweep_table(sweep, gradients)
     write_csv(PATHS.root / "reports" / "lag_sweep.csv", table)
     save_figure(lag_sweep_figure(table), PATHS.figure("lag_sweep"))
     return table
