@@ -32,7 +32,7 @@ $(STAMP): requirements.txt
 # mlflow.db or in a fresh clone whose committed reports are up to date).
 run: setup
 	dvc repro
-	python -m lstm_vs_rnn.complete_tracking
+	python -m lstm_vs_rnn.tracking.completeness
 
 test: setup lint
 	pytest
@@ -47,12 +47,12 @@ format: setup
 
 # The MLflow UI on 127.0.0.1 for the project's store; `make ui PORT=5001` for another port.
 ui: setup
-	python -m lstm_vs_rnn.ui --port $(PORT)
+	python -m lstm_vs_rnn.commands.ui --port $(PORT)
 
 # DVC experiments side by side in 100 columns: each model's test RMSE and the params that differ.
 # `make compare ARGS=-A` passes options on to `dvc exp show` (here: experiments of all commits).
 compare: setup
-	python -m lstm_vs_rnn.compare $(ARGS)
+	python -m lstm_vs_rnn.commands.experiments_table $(ARGS)
 
 # Rebuild .dvc/plots/offline.html (dvc plots without a CDN) from the npm registry's packages.
 plots-template: setup
@@ -61,13 +61,13 @@ plots-template: setup
 # PostgreSQL + `mlflow server` for a team; prints MLFLOW_TRACKING_URI=...; Ctrl-C stops both.
 # `make server AUTH=1` needs MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_FLASK_SERVER_SECRET_KEY.
 server: setup
-	python -m lstm_vs_rnn.server --host $(SERVER_HOST) --port $(SERVER_PORT) \
+	python -m lstm_vs_rnn.commands.team_server --host $(SERVER_HOST) --port $(SERVER_PORT) \
 	  --data-dir $(DATA_DIR) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS)) $(if $(AUTH),--auth)
 
 # Add a user to a server started with AUTH=1 and grant EDIT on the experiment (run as admin).
 teammate: setup
 	@test -n "$(NAME)" || { echo "error: give the user name: make teammate NAME=alice" >&2; exit 1; }
-	python -m lstm_vs_rnn.access $(NAME)
+	python -m lstm_vs_rnn.commands.teammates $(NAME)
 
 # The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
 screenshots: setup
@@ -87,4 +87,4 @@ clean:
 # reports/lag_sweep.csv and reports/figures/lag_sweep.png (README, "Which model learns longer
 # lags?"). `make lag-sweep ARGS=--report-only` redraws from the experiments already run.
 lag-sweep: setup
-	python -m lstm_vs_rnn.lag_sweep $(ARGS)
+	python -m lstm_vs_rnn.commands.lag_sweep $(ARGS)

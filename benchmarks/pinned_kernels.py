@@ -62,8 +62,8 @@ def run(models: list[str], n_points: int, epochs: int, repeats: int) -> list[Row
 def train_once(model: str, n_points: int, epochs: int) -> float:
     """In the child: CPU seconds of one training run (torch is imported here, after the env)."""
     from benchmarks.throughput import fresh_model, make_series, train_ours
+    from lstm_vs_rnn.modeling.training import configure_torch
     from lstm_vs_rnn.params import load_params
-    from lstm_vs_rnn.training import configure_torch
 
     params = load_params(REPO_ROOT / "params.yaml")
     settings = params.train.model_copy(update={"epochs": epochs})

@@ -3,7 +3,7 @@
 The pipeline benchmarks put a `python` shim first on PATH (see probed_repo.py), so the real
 `dvc repro` runs the real, unchanged stage commands, each under this probe. It uses only the
 standard library and imports nothing the stage would not import anyway (lstm_vs_rnn.tracking,
-which every stage imports; lstm_vs_rnn.training only for the stages that use torch), so the
+which every stage imports; lstm_vs_rnn.modeling.training only for the stages that use torch), so the
 modules a stage loads are still its own.
 
 Marks (wall clock, ns): t0 the shim started the interpreter; imported, the stage module's
@@ -119,10 +119,10 @@ def install(script_name: str) -> None:
     """Wrap stage_run, StageRun's methods and this stage's work functions before it imports.
 
     The stage's own first import, the CPU kernel pins, comes first here too: torch reads them
-    as it loads, and lstm_vs_rnn.training loads it.
+    as it loads, and lstm_vs_rnn.modeling.training loads it.
     """
     import lstm_vs_rnn.pin_kernels  # noqa: F401
-    import lstm_vs_rnn.tracking as tracking
+    import lstm_vs_rnn.tracking.runs as tracking
 
     original = tracking.stage_run
 
@@ -145,7 +145,7 @@ def install(script_name: str) -> None:
     for name in STAGE_RUN_CONTEXTS:
         setattr(tracking.StageRun, name, timed_context(name, getattr(tracking.StageRun, name)))
     if script_name in TIMED_CALLS:
-        import lstm_vs_rnn.training as training
+        import lstm_vs_rnn.modeling.training as training
 
         for name in TIMED_CALLS[script_name]:
             setattr(training, name, timed_call(name, getattr(training, name)))

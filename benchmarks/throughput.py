@@ -1,8 +1,8 @@
 """Section 1: training and prediction throughput of our loop against two references.
 
-Ours is `lstm_vs_rnn.training.train_model` / `predict` (shuffled index batches over `unfold`
-window views). The references, written here, do the same work with the same model, optimiser,
-seed and thread count:
+Ours is `lstm_vs_rnn.modeling.training.train_model` / `predict` (shuffled index batches over
+`unfold` window views). The references, written here, do the same work with the same model,
+optimiser, seed and thread count:
 
 * textbook: a per-sample `Dataset` whose `__getitem__` builds tensors, a shuffled
   `DataLoader(batch_size=64)`, and prediction one window at a time;
@@ -29,12 +29,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.report import Row, rate, timed, verdict
-from lstm_vs_rnn.data import sine_series
-from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import sine_series
+from lstm_vs_rnn.data.windows import make_windows
+from lstm_vs_rnn.modeling.networks import build_model
+from lstm_vs_rnn.modeling.training import configure_torch, predict, train_model
 from lstm_vs_rnn.params import Params, TrainParams, split_point
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.training import configure_torch, predict, train_model
-from lstm_vs_rnn.windows import make_windows
 
 SECTION = "1 throughput"
 TEXTBOOK_TRAIN_TARGET = 2.0

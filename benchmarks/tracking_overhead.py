@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.probed_repo import ProbedRepo, ReproResult
 from benchmarks.report import Row, seconds, verdict
-from lstm_vs_rnn.tracking import StageRun
+from lstm_vs_rnn.tracking.runs import StageRun
 from tests.conftest import running_mlflow_server
 
 SECTION = "4 tracking"

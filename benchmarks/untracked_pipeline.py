@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstm_vs_rnn.assessment import Assessment
-from lstm_vs_rnn.checkpoints import save_weights
-from lstm_vs_rnn.data import load_series, read_series, series_labels
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import load_series, read_series, series_labels
+from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.files import read_array, write_array, write_csv, write_text
-from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.modeling.networks import build_model
+from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_model
 from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.plots import loss_figure, save_figure, scaling_figure, series_figure
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.training import configure_torch, history_frame, train_model
-from lstm_vs_rnn.windows import make_windows
+from lstm_vs_rnn.reporting.assessment import Assessment
+from lstm_vs_rnn.reporting.figures import loss_figure, save_figure, scaling_figure, series_figure
 
 
 def generate(params: Params, paths: ProjectPaths) -> None:

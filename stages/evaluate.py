@@ -16,13 +16,15 @@ this configuration.
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
 
 # isort: split
-from lstm_vs_rnn.assessment import FIGURES, Assessment
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.horizon import check_horizon
+from lstm_vs_rnn.evaluation.horizon import check_horizon
+from lstm_vs_rnn.modeling.training import configure_torch
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.tracking import StageRun, config_hash, file_sha256, flatten_metrics, stage_run
-from lstm_vs_rnn.training import configure_torch
+from lstm_vs_rnn.reporting.assessment import FIGURES, Assessment
+from lstm_vs_rnn.tracking.identity import config_hash, file_sha256
+from lstm_vs_rnn.tracking.records import flatten_metrics
+from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 
 # The keys dvc.yaml lists for this stage (the device and threads decide prediction numerics).
 PARAMS_USED = (

@@ -8,12 +8,12 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 
 # isort: split
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.data import load_series, series_labels
+from lstm_vs_rnn.data.sources import load_series, series_labels
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.params import load_params, split_point
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.plots import save_figure, series_figure
-from lstm_vs_rnn.tracking import stage_run
+from lstm_vs_rnn.reporting.figures import save_figure, series_figure
+from lstm_vs_rnn.tracking.runs import stage_run
 
 # The keys dvc.yaml lists for this stage: the source's own, and the split and window that a
 # CSV's length is checked against.

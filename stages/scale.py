@@ -7,13 +7,13 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 
 # isort: split
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.data import read_series
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import read_series
 from lstm_vs_rnn.files import write_array, write_text
 from lstm_vs_rnn.params import load_params, split_point
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.plots import save_figure, scaling_figure
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.tracking import stage_run
+from lstm_vs_rnn.reporting.figures import save_figure, scaling_figure
+from lstm_vs_rnn.tracking.runs import stage_run
 
 
 def main() -> None:

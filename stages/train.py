@@ -19,24 +19,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import atomic_directory, read_array, write_csv
-from lstm_vs_rnn.models import build_model, count_parameters
-from lstm_vs_rnn.params import Params, load_params, validation_windows
-from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.plots import loss_figure, save_figure
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.tracking import MODEL_HASH_TAG, StageRun, file_sha256, stage_run
-from lstm_vs_rnn.training import (
+from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles, save_weights
+from lstm_vs_rnn.modeling.networks import build_model, count_parameters
+from lstm_vs_rnn.modeling.training import (
     TrainingDiverged,
     best_validation_repeat,
     configure_torch,
     history_frame,
     train_model,
 )
-from lstm_vs_rnn.windows import make_windows
+from lstm_vs_rnn.params import Params, load_params, validation_windows
+from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
+from lstm_vs_rnn.tracking.identity import file_sha256
+from lstm_vs_rnn.tracking.runs import StageRun, stage_run
+from lstm_vs_rnn.tracking.tags import MODEL_HASH_TAG
 
 
 def parse_model_name() -> str:
@@ -99,8 +101,7 @@ def log_best_repeat(
     scaler = MinMaxScaling.from_json(PATHS.scaler_json)
     run.log_forecaster(
         name,
-        weights=PATHS.model_weights(name, best),
-        scaler=PATHS.scaler_json,
+        ForecasterFiles(weights=PATHS.model_weights(name, best), scaler=PATHS.scaler_json),
         spec={
             "name": name,
             "arch": settings.arch,

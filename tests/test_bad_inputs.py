@@ -17,9 +17,9 @@ import torch
 import yaml
 from conftest import PipelineRepo, make_pipeline_repo, run_statuses
 
-from lstm_vs_rnn.checkpoints import save_weights
 from lstm_vs_rnn.files import write_csv
-from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.params import ModelParams
 
 pytestmark = pytest.mark.e2e

@@ -34,7 +34,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
 
 
 def compare(repo: PipelineRepo) -> list[str]:
-    result = repo.run("python", "-m", "lstm_vs_rnn.compare", env={"PYTHONPATH": "src"})
+    result = repo.run(
+        "python", "-m", "lstm_vs_rnn.commands.experiments_table", env={"PYTHONPATH": "src"}
+    )
     print(result.stdout)
     return result.stdout.splitlines()
 
@@ -117,7 +119,7 @@ def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
 
 def test_a_failing_dvc_exp_show_is_one_line(repo: PipelineRepo) -> None:
     result = repo.run(
-        "python", "-m", "lstm_vs_rnn.compare", "--no-such-option",
+        "python", "-m", "lstm_vs_rnn.commands.experiments_table", "--no-such-option",
         env={"PYTHONPATH": "src"}, check=False,
     )  # fmt: skip
     assert result.returncode == 1

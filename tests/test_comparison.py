@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lstm_vs_rnn.claims import claims_report
-from lstm_vs_rnn.comparison import (
+from lstm_vs_rnn.evaluation.gradients import GradientFlow, LagRatios
+from lstm_vs_rnn.evaluation.statistics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     NOT_AVAILABLE,
@@ -16,7 +16,7 @@ from lstm_vs_rnn.comparison import (
     summarise,
     wilcoxon_p,
 )
-from lstm_vs_rnn.gradients import GradientFlow, LagRatios
+from lstm_vs_rnn.reporting.claims import claims_report
 
 RMSE = np.array([0.61, 0.55, 0.97, 0.56, 0.58, 0.54, 0.57, 0.60, 0.55, 0.59])
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from sklearn.preprocessing import MinMaxScaler
 
-from lstm_vs_rnn.data import sine_series
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import sine_series
+from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import SineData, split_point
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.windows import make_windows, with_history
 
 DATA = SineData(
     source="sine", n_points=1000, t_step=0.1, noise_std=0.5, seed=42, train_fraction=0.8, window=20

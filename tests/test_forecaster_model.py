@@ -8,16 +8,16 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_vs_rnn.checkpoints import save_weights
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.files import write_text
-from lstm_vs_rnn.models import build_model
-from lstm_vs_rnn.multistep import network_forecaster, roll_out
+from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles, save_weights
+from lstm_vs_rnn.modeling.multistep import network_forecaster, roll_out
+from lstm_vs_rnn.modeling.networks import build_model
+from lstm_vs_rnn.modeling.training import configure_torch, predict, train_model
 from lstm_vs_rnn.params import ModelParams, load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.tracking import stage_run
-from lstm_vs_rnn.training import configure_torch, predict, train_model
-from lstm_vs_rnn.windows import make_windows
+from lstm_vs_rnn.tracking.runs import stage_run
 
 WINDOW = 10
 
@@ -45,8 +45,7 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
     with stage_run("train@lstm", params, param_prefixes=("train.",)) as run:
         run.log_forecaster(
             "lstm",
-            weights=weights,
-            scaler=scaler_file,
+            ForecasterFiles(weights=weights, scaler=scaler_file),
             spec={
                 "name": "lstm",
                 "arch": "lstm",

@@ -10,9 +10,8 @@ import torch
 import yaml
 from torch import nn
 
-from lstm_vs_rnn.checkpoints import save_weights
-from lstm_vs_rnn.files import write_array, write_csv
-from lstm_vs_rnn.gradients import (
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.evaluation.gradients import (
     TABLE_COLUMNS,
     evenly_spaced,
     input_sensitivity,
@@ -21,10 +20,11 @@ from lstm_vs_rnn.gradients import (
     measure_gradient_flow,
     scaled_test_windows,
 )
-from lstm_vs_rnn.models import RecurrentForecaster, build_model
+from lstm_vs_rnn.files import write_array, write_csv
+from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.modeling.networks import RecurrentForecaster, build_model
 from lstm_vs_rnn.params import ModelParams, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
-from lstm_vs_rnn.scaling import MinMaxScaling
 
 WINDOW = 12
 
@@ -108,7 +108,7 @@ def test_batches_change_nothing_but_rounding(monkeypatch: pytest.MonkeyPatch) ->
     model = build_model(ModelParams(arch="lstm", hidden_size=4, num_layers=1), seed=0)
     windows = random_windows(10)
     whole = input_sensitivity(model, windows)
-    monkeypatch.setattr("lstm_vs_rnn.gradients.GRADIENT_BATCH_SIZE", 3)
+    monkeypatch.setattr("lstm_vs_rnn.evaluation.gradients.GRADIENT_BATCH_SIZE", 3)
     np.testing.assert_allclose(input_sensitivity(model, windows), whole, rtol=1e-12)
 
 

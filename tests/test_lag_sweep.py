@@ -5,14 +5,14 @@ import math
 import pandas as pd
 import pytest
 
-from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.lag_sweep import (
+from lstm_vs_rnn.commands.lag_sweep import (
     SWEEP_LAGS,
     latest_sweep,
     sensitivity_ratio,
     sweep_overrides,
     sweep_table,
 )
+from lstm_vs_rnn.errors import UserError
 
 
 def experiment_row(lag: int, rnn: float, lstm: float) -> dict[str, object]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lstm_vs_rnn.liveness import (
+from lstm_vs_rnn.tracking.liveness import (
     BOOT_TAG,
     ENDED_BY_TAG,
     MACHINE_TAG,

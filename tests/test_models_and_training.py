@@ -5,19 +5,18 @@ import pytest
 import torch
 from torch import nn
 
-from lstm_vs_rnn.checkpoints import load_model, save_weights
+from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.evaluation import (
+from lstm_vs_rnn.evaluation.baselines import (
     autoregressive_forecast,
-    epochs_to_converge,
     fit_autoregressive,
-    forecast_metrics,
     persistence_forecast,
 )
-from lstm_vs_rnn.models import build_model, count_parameters
+from lstm_vs_rnn.evaluation.metrics import epochs_to_converge, forecast_metrics
+from lstm_vs_rnn.modeling.checkpoints import load_model, save_weights
+from lstm_vs_rnn.modeling.networks import build_model, count_parameters
+from lstm_vs_rnn.modeling.training import TrainingDiverged, configure_torch, predict, train_model
 from lstm_vs_rnn.params import MODEL_ARCHITECTURES, ModelParams, TrainParams
-from lstm_vs_rnn.training import TrainingDiverged, configure_torch, predict, train_model
-from lstm_vs_rnn.windows import make_windows
 
 SETTINGS = TrainParams(
     epochs=8,

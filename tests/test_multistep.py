@@ -7,33 +7,29 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_vs_rnn import multistep
-from lstm_vs_rnn.checkpoints import save_weights
-from lstm_vs_rnn.evaluation import (
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.windows import make_windows, with_history
+from lstm_vs_rnn.evaluation.baselines import (
     autoregressive_forecast,
     fit_autoregressive,
-    forecast_metrics,
     persistence_forecast,
 )
-from lstm_vs_rnn.files import write_array, write_text
-from lstm_vs_rnn.horizon import (
+from lstm_vs_rnn.evaluation.horizon import (
     MAX_ORIGINS,
     forecast_origins,
     headline_steps,
     horizon_errors,
     with_horizon_headline,
 )
-from lstm_vs_rnn.models import build_model
-from lstm_vs_rnn.multistep import (
-    network_forecaster,
-    persistence_forecaster,
-    roll_out,
-)
+from lstm_vs_rnn.evaluation.metrics import forecast_metrics
+from lstm_vs_rnn.files import write_array, write_text
+from lstm_vs_rnn.modeling import multistep
+from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.modeling.multistep import network_forecaster, persistence_forecaster, roll_out
+from lstm_vs_rnn.modeling.networks import build_model
+from lstm_vs_rnn.modeling.training import predict
 from lstm_vs_rnn.params import ModelParams, Params, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.training import predict
-from lstm_vs_rnn.windows import make_windows, with_history
 
 CPU = torch.device("cpu")
 WINDOW, HORIZON = 6, 4

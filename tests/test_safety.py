@@ -15,11 +15,11 @@ import requests
 import torch
 from conftest import REPO_ROOT, MlflowServer, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.checkpoints import load_model
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_array
+from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.params import ModelParams
-from lstm_vs_rnn.tracking import redact
+from lstm_vs_rnn.tracking.store import redact
 
 SOURCES = sorted([*(REPO_ROOT / "src").rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
 
@@ -100,7 +100,7 @@ def test_the_ui_binds_only_127_0_0_1_by_default(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "project")
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "lstm_vs_rnn.ui", "--port", str(port)],
+        [sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port)],
         cwd=repo.root,
         env={**repo.env, "PYTHONPATH": "src"},
         stdout=subprocess.PIPE,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_vs_rnn.data import lagged_series, load_series, read_user_csv
+from lstm_vs_rnn.data.sources import lagged_series, load_series, read_user_csv
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import CsvData, LaggedData, Params, load_params
 from lstm_vs_rnn.paths import PATHS

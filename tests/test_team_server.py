@@ -25,8 +25,8 @@ import requests
 import yaml
 from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
-from lstm_vs_rnn.server import ServerConfig, TeamServer, ensure_port_free
+from lstm_vs_rnn.commands.team_server import ServerConfig, TeamServer, ensure_port_free
+from lstm_vs_rnn.tracking.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
 
 pytestmark = pytest.mark.e2e
 
@@ -250,7 +250,7 @@ def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRep
     repo.run(
         "python",
         "-m",
-        "lstm_vs_rnn.access",
+        "lstm_vs_rnn.commands.teammates",
         "bob",
         env={"PYTHONPATH": "src", "TEAMMATE_PASSWORD": "bob-pw-123456", **team.client_env()},
     )
@@ -337,7 +337,13 @@ def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
     }
-    command = [sys.executable, "-m", "lstm_vs_rnn.server", "--data-dir", str(data_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "lstm_vs_rnn.commands.team_server",
+        "--data-dir",
+        str(data_dir),
+    ]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--auth"],
         env=env,

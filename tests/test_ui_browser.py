@@ -1,7 +1,7 @@
 """Comparing runs in the MLflow UI, proven in a real browser.
 
 A real pipeline runs twice in a temporary repository (the second time with a bigger LSTM),
-`python -m lstm_vs_rnn.ui` (what `make ui` runs) serves its store, and Debian's Chromium,
+`python -m lstm_vs_rnn.commands.ui` (what `make ui` runs) serves its store, and Debian's Chromium,
 driven by Playwright, checks what a person would see: two named configurations with their
 stage runs, the headline columns, the comparison, and a training run's loss chart and figures.
 Everything is checked by the page's text and elements; screenshots are only for people.
@@ -26,8 +26,8 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from lstm_vs_rnn.commands.ui import headline_metric_keys
 from lstm_vs_rnn.params import load_params
-from lstm_vs_rnn.ui import headline_metric_keys
 from tests.conftest import PipelineRepo, free_port, make_pipeline_repo, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +82,7 @@ class Configuration:
 
 @dataclass
 class UiServer:
-    """`python -m lstm_vs_rnn.ui` running in its own process group."""
+    """`python -m lstm_vs_rnn.commands.ui` running in its own process group."""
 
     process: subprocess.Popen[str]
     port: int
@@ -113,7 +113,7 @@ def default_sigint() -> None:
 
 def start_ui(repo: PipelineRepo, port: int, log: IO[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "lstm_vs_rnn.ui", "--port", str(port)],
+        [sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port)],
         cwd=repo.root,
         env={**repo.env, "PYTHONPATH": "src"},
         stdout=log,
@@ -372,7 +372,7 @@ def test_ui_refuses_a_port_in_use_with_one_line(pipeline_repo: PipelineRepo) -> 
         taken.listen()
         port = taken.getsockname()[1]
         result = pipeline_repo.run(
-            sys.executable, "-m", "lstm_vs_rnn.ui", "--port", str(port),
+            sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port),
             check=False, env={"PYTHONPATH": "src"}, timeout=120,
         )  # fmt: skip
     assert result.returncode == 1

@@ -1,7 +1,7 @@
 """`make ui` as a terminal user sees it: when the URL appears, what the server prints while it
 is browsed, and what Ctrl-C leaves on the screen.
 
-Real `make`, the project's Makefile, `python -m lstm_vs_rnn.ui` and `mlflow server` on
+Real `make`, the project's Makefile, `python -m lstm_vs_rnn.commands.ui` and `mlflow server` on
 127.0.0.1; Ctrl-C is SIGINT to the whole process group, as a terminal sends it.
 """
 

@@ -1,6 +1,6 @@
 """`make server`: a team's MLflow tracking server on PostgreSQL, started and stopped as one.
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.server [--host 127.0.0.1] [--port 5050]
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.team_server [--host 127.0.0.1] [--port 5050]
 [--allowed-hosts NAME,...] [--auth] [--data-dir .team-server]`.
 
 Everything lives in one git-ignored folder (`.team-server/` by default), so the data survives a

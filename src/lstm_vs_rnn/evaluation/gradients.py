@@ -24,12 +24,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lstm_vs_rnn.checkpoints import load_model
+from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.files import read_array
-from lstm_vs_rnn.models import build_model
+from lstm_vs_rnn.modeling.checkpoints import load_model
+from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.windows import make_windows, with_history
 
 STATES = ("trained", "init")
 TABLE_COLUMNS = ("model", "state", "lag", "median", "p10", "p90")

@@ -18,8 +18,8 @@ from matplotlib.ticker import MaxNLocator
 from lstm_vs_rnn.files import write_with
 
 if TYPE_CHECKING:  # comparison imports SciPy, which generate and scale never need
-    from lstm_vs_rnn.comparison import PairedComparison
-    from lstm_vs_rnn.data import SeriesLabels
+    from lstm_vs_rnn.data.sources import SeriesLabels
+    from lstm_vs_rnn.evaluation.statistics import PairedComparison
 
 DPI = 110
 # A line plot shows no more detail than this many points across a figure; beyond it, drawing

@@ -7,7 +7,7 @@ persistence from the experiments' metrics (`dvc.api.exp_show`) into reports/lag_
 reports/figures/lag_sweep.png. `make lag-sweep ARGS=--report-only` redraws from the
 experiments already run. Each experiment also logs to MLflow like any other run.
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.lag_sweep [--report-only] [--jobs 2]`.
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.lag_sweep [--report-only] [--jobs 2]`.
 """
 
 import argparse
@@ -23,7 +23,7 @@ from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.plots import lag_sweep_figure, save_figure
+from lstm_vs_rnn.reporting.figures import lag_sweep_figure, save_figure
 
 SWEEP_LAGS = (5, 10, 25, 50, 100)
 # Found by measurement (README, "Which model learns longer lags?"): with the default budget

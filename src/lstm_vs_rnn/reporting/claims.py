@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lstm_vs_rnn.comparison import (
+from lstm_vs_rnn.evaluation.baselines import BASELINE_LABELS
+from lstm_vs_rnn.evaluation.gradients import GradientFlow
+from lstm_vs_rnn.evaluation.statistics import (
     NOT_AVAILABLE,
     Interval,
     PairedComparison,
@@ -19,8 +21,6 @@ from lstm_vs_rnn.comparison import (
     verdict_from_interval,
     wilcoxon_p,
 )
-from lstm_vs_rnn.evaluation import BASELINE_LABELS
-from lstm_vs_rnn.gradients import GradientFlow
 
 # The two entries the article compares.
 LSTM, RNN = "lstm", "rnn"

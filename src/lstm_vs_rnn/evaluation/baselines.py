@@ -1,42 +1,22 @@
-"""Test metrics in original units, for the models and for the baselines they must beat."""
+"""The baselines any forecaster must beat: persistence (repeat the last value) and a linear
+AR(window) fitted by least squares; the noise floor, where the clean signal is known, is scored
+by the evaluate stage from the series itself."""
 
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
-# Claim (a) of the reference article: the epoch at which the validation loss first comes within
-# this fraction of its best is when a model has converged.
-CONVERGED_WITHIN = 0.05
 # Windows per block when fitting the AR baseline: 8 MB of float64 at a window of 100.
 AR_BLOCK_ROWS = 10_000
+
+
 # How reports and figures name the baselines (keys of metrics.json).
 BASELINE_LABELS = {
     "persistence": "persistence (last value)",
     "ar": "linear AR(window), least squares",
     "noise_floor": "noise floor (the clean signal)",
 }
-
-
-def forecast_metrics(
-    actual: np.ndarray, predicted: np.ndarray, train_series: np.ndarray
-) -> dict[str, float]:
-    """RMSE, MAE, R2, MASE and the spread (sample std) of the errors of one forecast.
-
-    MASE scales the MAE by the in-sample MAE of the one-step naive forecast on the training
-    part (Hyndman & Koehler, 2006): below 1 beats "repeat the last value" as seen in training.
-    """
-    naive_mae = float(np.mean(np.abs(np.diff(train_series))))
-    mae = float(mean_absolute_error(actual, predicted))
-    return {
-        "test_rmse": float(root_mean_squared_error(actual, predicted)),
-        "test_mae": mae,
-        "test_r2": float(r2_score(actual, predicted)),
-        "test_mase": mae / naive_mae if naive_mae > 0 else float("nan"),
-        "test_error_std": float(np.std(np.asarray(predicted) - actual, ddof=1)),
-    }
 
 
 def persistence_forecast(history_and_test: np.ndarray, n_test: int) -> np.ndarray:
@@ -89,23 +69,3 @@ def autoregressive_forecast(
 
 def _blocks(length: int, size: int = AR_BLOCK_ROWS) -> list[slice]:
     return [slice(start, start + size) for start in range(0, length, size)]
-
-
-def epochs_to_converge(val_loss: np.ndarray) -> int:
-    """The first epoch (1-based) whose validation loss is within 5% of the run's best."""
-    best = float(np.min(val_loss))
-    return int(np.argmax(val_loss <= best * (1 + CONVERGED_WITHIN))) + 1
-
-
-def training_summary(history: pd.DataFrame) -> pd.DataFrame:
-    """Per repeat of one model: its final training loss, best validation loss and convergence."""
-    rows = [
-        {
-            "repeat": int(repeat),
-            "final_train_loss": float(curve["train_loss"].iloc[-1]),
-            "best_val_loss": float(curve["val_loss"].min()),
-            "epochs_to_converge": epochs_to_converge(curve["val_loss"].to_numpy()),
-        }
-        for repeat, curve in history.sort_values(["repeat", "epoch"]).groupby("repeat")
-    ]
-    return pd.DataFrame(rows)

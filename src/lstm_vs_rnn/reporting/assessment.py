@@ -8,26 +8,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstm_vs_rnn.checkpoints import load_model
-from lstm_vs_rnn.claims import claims_report
-from lstm_vs_rnn.comparison import paired_comparisons, summarise
-from lstm_vs_rnn.data import read_series, series_labels
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import read_series, series_labels
+from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.evaluation import (
+from lstm_vs_rnn.evaluation.baselines import (
     BASELINE_LABELS,
     autoregressive_forecast,
     fit_autoregressive,
-    forecast_metrics,
     persistence_forecast,
-    training_summary,
 )
+from lstm_vs_rnn.evaluation.gradients import measure_gradient_flow
+from lstm_vs_rnn.evaluation.horizon import horizon_errors, with_horizon_headline
+from lstm_vs_rnn.evaluation.metrics import forecast_metrics, training_summary
+from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
-from lstm_vs_rnn.gradients import measure_gradient_flow
-from lstm_vs_rnn.horizon import horizon_errors, with_horizon_headline
-from lstm_vs_rnn.models import build_model, count_parameters
+from lstm_vs_rnn.modeling.checkpoints import load_model
+from lstm_vs_rnn.modeling.networks import build_model, count_parameters
+from lstm_vs_rnn.modeling.training import best_validation_repeat, predict
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.plots import (
+from lstm_vs_rnn.reporting.claims import claims_report
+from lstm_vs_rnn.reporting.figures import (
     error_histogram_figure,
     gradient_flow_figure,
     horizon_figure,
@@ -38,9 +40,6 @@ from lstm_vs_rnn.plots import (
     save_figure,
     scatter_figure,
 )
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.training import best_validation_repeat, predict
-from lstm_vs_rnn.windows import make_windows, with_history
 
 FIGURES = (
     "repeats",

@@ -20,16 +20,20 @@ import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_vs_rnn.checkpoints import load_model
-from lstm_vs_rnn.comparison import NOT_AVAILABLE, Number, mean_interval
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.windows import with_history
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.evaluation import LinearAutoregression
+from lstm_vs_rnn.evaluation.baselines import LinearAutoregression
+from lstm_vs_rnn.evaluation.statistics import NOT_AVAILABLE, Number, mean_interval
 from lstm_vs_rnn.files import read_array
-from lstm_vs_rnn.multistep import network_forecaster, persistence_forecaster, roll_out_chunks
+from lstm_vs_rnn.modeling.checkpoints import load_model
+from lstm_vs_rnn.modeling.multistep import (
+    network_forecaster,
+    persistence_forecaster,
+    roll_out_chunks,
+)
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.scaling import MinMaxScaling
-from lstm_vs_rnn.windows import with_history
 
 # Steps reported in metrics.json (those up to the horizon), and the horizon itself.
 HEADLINE_STEPS = (1, 5, 10)

@@ -10,16 +10,42 @@ new evaluate run even if a training stage has no run under it.
 Outputs are byte-identical, so `dvc.lock` does not change. After a param edit that `dvc repro`
 ran, it does nothing.
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.complete_tracking` (part of `make run`).
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.tracking.completeness` (part of `make run`).
 """
 
 import subprocess
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.tracking import redact, stages_missing_from_store, tracking_uri
+from lstm_vs_rnn.tracking.parents import find_parent
+from lstm_vs_rnn.tracking.store import connect, experiment_name, redact, tracking_uri
+from lstm_vs_rnn.tracking.tags import HEADLINE_METRIC
+
+
+def pipeline_stages(params: Params) -> list[str]:
+    """The DVC stage names of the pipeline for these params (train is expanded per model)."""
+    return ["generate", "scale", *(f"train@{name}" for name in params.models), "evaluate"]
+
+
+def stages_missing_from_store(params: Params) -> list[str]:
+    """Stages to re-run so that this configuration has a record: none if it has one already.
+
+    A configuration is recorded once its parent holds every model's test metrics. With no
+    parent at all (a new store or experiment) every stage is missing. With a parent but no
+    metrics, DVC ran the stages whose outputs changed and skipped evaluation because its own
+    inputs and outputs were unchanged (reports committed to git): evaluation alone is missing.
+    """
+    client = connect()
+    experiment = client.get_experiment_by_name(experiment_name(params))
+    parent_id = experiment and find_parent(client, experiment.experiment_id, params)
+    if not parent_id:
+        return pipeline_stages(params)
+    parent_metrics = client.get_run(parent_id).data.metrics
+    if all(f"{name}.{HEADLINE_METRIC}" in parent_metrics for name in params.models):
+        return []
+    return ["evaluate"]
 
 
 def main() -> None:

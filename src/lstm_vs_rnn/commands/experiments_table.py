@@ -13,7 +13,8 @@ out; a mean over seeds shares its column with the single-seed value (`lstm` over
 The same selection with DVC's own table: the `dvc exp show` command in `exp_show_command`
 (the models are those under `models:` in params.yaml).
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.compare [dvc exp show options, e.g. -A]`.
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.experiments_table [dvc exp show options,
+e.g. -A]` (`make compare`).
 """
 
 import csv

@@ -1,6 +1,7 @@
 """Start the MLflow UI for the project's store on 127.0.0.1 and print the runs table's URL.
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.ui [--port 5000] [--host 127.0.0.1]` (`make ui`).
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.ui [--port 5000] [--host 127.0.0.1]`
+(`make ui`).
 
 The printed URL opens the experiment's runs table in model-training mode with the saved view
 "Headline metrics" (see `save_headline_view`): each model's mean test RMSE over repeats with
@@ -27,12 +28,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.comparison import model_pairs
+from lstm_vs_rnn.commands.team_server import ensure_port_free, wait_for_health
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.server import ensure_port_free, wait_for_health
-from lstm_vs_rnn.tracking import (
+from lstm_vs_rnn.tracking.store import (
     connect,
     experiment_name,
     local_artifacts_dir,

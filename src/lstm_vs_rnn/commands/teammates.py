@@ -19,7 +19,7 @@ from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
-from lstm_vs_rnn.tracking import connect, experiment_name, get_or_create_experiment
+from lstm_vs_rnn.tracking.store import connect, experiment_name, get_or_create_experiment
 
 PASSWORD_ENV = "TEAMMATE_PASSWORD"
 PERMISSION = "EDIT"

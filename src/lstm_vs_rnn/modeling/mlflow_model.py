@@ -23,10 +23,15 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc.model import PythonModelContext
 
-from lstm_vs_rnn.checkpoints import SCALER_ARTIFACT, SPEC_ARTIFACT, WEIGHTS_ARTIFACT, load_model
-from lstm_vs_rnn.multistep import network_forecaster, roll_out
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.modeling.checkpoints import (
+    SCALER_ARTIFACT,
+    SPEC_ARTIFACT,
+    WEIGHTS_ARTIFACT,
+    load_model,
+)
+from lstm_vs_rnn.modeling.multistep import network_forecaster, roll_out
 from lstm_vs_rnn.params import ModelParams
-from lstm_vs_rnn.scaling import MinMaxScaling
 
 # The most steps forecast per window (the `horizon` param), the bound of `evaluate.horizon`:
 # the rollout's time grows with it.

@@ -1,0 +1,1 @@
+"""Layer 1, the series: sources (sine, lagged, CSV), min-max scaling and sliding windows."""

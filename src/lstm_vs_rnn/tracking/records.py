@@ -1,0 +1,64 @@
+"""Metrics, params and tags as MLflow records, sent in batches of the sizes MLflow accepts."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+
+# MLflow accepts at most 1000 metrics in one log_batch call.
+MAX_METRICS_PER_BATCH = 1000
+
+# A configuration has one run per stage execution and training repeat: far fewer than this.
+MAX_SEARCH_RESULTS = 50_000
+
+
+def log_metrics_batched(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+
+
+def log_metrics_now(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    """Single-valued metrics (step 0) written into another run than the stage's own."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    log_metrics_batched(client, run_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+
+def run_tags(tags: dict[str, str]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(key, value) for key, value in tags.items()]
+
+
+def log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(key, "null" if value is None else str(value)) for key, value in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def flatten_metrics(
+    metrics: dict[str, Any], prefix: str = ""
+) -> tuple[dict[str, float], dict[str, str]]:
+    """metrics.json as MLflow metrics (numbers) and tags (verdicts, which are text); an "n/a"
+    statistic (too few repeats) becomes neither."""
+    numbers: dict[str, float] = {}
+    verdicts: dict[str, str] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            inner_numbers, inner_verdicts = flatten_metrics(value, f"{name}.")
+            numbers.update(inner_numbers)
+            verdicts.update(inner_verdicts)
+        elif key == "verdict":
+            verdicts[name] = str(value)
+        elif isinstance(value, int | float):
+            numbers[name] = float(value)
+    return numbers, verdicts
