@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 PORT ?= 5000
-# `make server`: the team's tracking server (see README, "For a team").
+# `make server`: the team's tracking server (see docs/team.md).
 SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5050
 ALLOWED_HOSTS ?=
@@ -69,7 +69,8 @@ teammate: setup
 	@test -n "$(NAME)" || { echo "error: give the user name: make teammate NAME=alice" >&2; exit 1; }
 	python -m lstm_vs_rnn.commands.teammates $(NAME)
 
-# The README's screenshots of the MLflow UI, from a real run of the browser test (needs Chromium).
+# The screenshots of the MLflow UI in docs/mlflow.md, from a real run of the browser test (needs
+# Chromium).
 screenshots: setup
 	@test -x /usr/bin/chromium || { echo "error: /usr/bin/chromium is missing; apt-get install chromium" >&2; exit 1; }
 	UI_SCREENSHOT_DIR=$(abspath docs/screenshots) pytest -q -s tests/test_ui_browser.py
@@ -84,7 +85,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dvc_plots
 
 # The lag sweep: one DVC experiment per lag on the lagged series, run two at a time, then
-# reports/lag_sweep.csv and reports/figures/lag_sweep.png (README, "Which model learns longer
-# lags?"). `make lag-sweep ARGS=--report-only` redraws from the experiments already run.
+# reports/lag_sweep.csv and reports/figures/lag_sweep.png (docs/results.md, "Which model learns
+# longer lags?"). `make lag-sweep ARGS=--report-only` redraws from the experiments already run.
 lag-sweep: setup
 	python -m lstm_vs_rnn.commands.lag_sweep $(ARGS)
