@@ -27,7 +27,7 @@ from lstm_vs_rnn.modeling import multistep
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.multistep import network_forecaster, persistence_forecaster, roll_out
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.modeling.training import predict
+from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.params import ModelParams, Params, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
 

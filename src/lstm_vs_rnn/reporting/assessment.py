@@ -25,7 +25,8 @@ from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
-from lstm_vs_rnn.modeling.training import best_validation_repeat, predict
+from lstm_vs_rnn.modeling.prediction import predict
+from lstm_vs_rnn.modeling.training import best_validation_repeat
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.claims import claims_report
@@ -99,7 +100,8 @@ class Assessment:
         return rows[list(REPEAT_METRICS)].to_dict("records")
 
     def best_predictions(self) -> dict[str, np.ndarray]:
-        """Each model's repeat with the best validation loss: the one logged as its model."""
+        """Each model's repeat whose saved weights have the lowest validation loss: the one
+        logged as its model (`best_validation_repeat`)."""
         return {
             name: self.predictions[name][best_validation_repeat(history)]
             for name, history in self.histories.items()

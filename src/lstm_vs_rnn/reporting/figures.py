@@ -234,7 +234,7 @@ def predictions_figure(
         axes.plot(t[step], predicted[step], color=f"C{index}", lw=1.2, label=f"{name} prediction")
     axes.set(
         title="Test part: actual vs one-step-ahead predictions "
-        "(each model's repeat with the best validation loss)",
+        "(each model's repeat with the lowest final validation loss)",
         xlabel=labels.time,
         ylabel=labels.value,
     )
