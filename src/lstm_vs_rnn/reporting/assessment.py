@@ -29,7 +29,7 @@ from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.reporting.claims import claims_report
+from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
 from lstm_vs_rnn.reporting.figures import (
     error_histogram_figure,
     gradient_flow_figure,
@@ -86,8 +86,12 @@ class Assessment:
             self.autoregression,
         )
         self.per_repeat = self._per_repeat_table()
-        self.comparisons = paired_comparisons(
-            {name: self.column(name, "test_rmse") for name in params.models}
+        # Every verdict of the run is one family, Holm-corrected together.
+        self.comparisons, self.claims = verdict_family(
+            paired_comparisons({name: self.column(name, "test_rmse") for name in params.models}),
+            self.per_repeat,
+            self.baselines["ar"]["test_rmse"],
+            self.gradients,
         )
 
     def column(self, model: str, metric: str) -> np.ndarray:
@@ -143,6 +147,7 @@ class Assessment:
                 self.params.repeat_seeds(),
                 self.model_table(),
                 self.gradients,
+                self.claims,
             ),
         )
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
