@@ -128,6 +128,11 @@ GOOD_ROWS = "".join(ROWS)
             {"path": "/etc/passwd"},
             "data.path = '/etc/passwd' is not allowed; expected a path relative to",
         ),
+        (
+            "year,value\n" + GOOD_ROWS,
+            {"path": "data/../../s.csv"},
+            "data.path = 'data/../../s.csv' leaves the repository; expected a path inside it",
+        ),
     ],
     ids=[
         "missing-file",
@@ -141,6 +146,7 @@ GOOD_ROWS = "".join(ROWS)
         "too-few-values",
         "window-too-long",
         "absolute-path",
+        "path-outside-the-repository",
     ],
 )
 def test_bad_csv_is_one_line_naming_the_file_and_line(

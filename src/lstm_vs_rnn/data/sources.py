@@ -118,6 +118,12 @@ def _user_path(relative: str, root: Path) -> Path:
             f"params.yaml: data.path = {relative!r} is not allowed; expected a path relative to "
             f"the repository root (DVC tracks it as a dependency)"
         )
+    inside = (root / relative).resolve()
+    if not inside.is_relative_to(root.resolve()):
+        raise UserError(
+            f"params.yaml: data.path = {relative!r} leaves the repository; expected a path "
+            f"inside it, relative to its root (DVC tracks it as a dependency)"
+        )
     return root / relative
 
 
