@@ -6,7 +6,8 @@ collects every model's test RMSE (mean and 95% interval over repeats), the noise
 persistence from the experiments' metrics (`dvc.api.exp_show`) into reports/lag_sweep.csv and
 reports/figures/lag_sweep.png, and each pair's paired difference (mean, Hodges-Lehmann, 95%
 interval, Wilcoxon and Holm p-values, verdict) into reports/lag_sweep_pairs.csv.
-`make lag-sweep ARGS=--report-only` redraws from the experiments already run. Each experiment also logs to MLflow like any other run.
+`make lag-sweep ARGS=--report-only` redraws from the experiments already run. Each experiment
+also logs to MLflow like any other run.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.lag_sweep [--report-only] [--jobs 2]`.
 """
@@ -131,7 +132,7 @@ def pairs_table(sweep: dict[int, dict[str, Any]]) -> pd.DataFrame:
                 name.replace("rmse_diff.", ""): _optional_number(row, f"{key}.{name}")
                 for name in PAIR_NUMBERS
             }
-            verdict = row.get(f"{key}.verdict") if not math.isnan(numbers["p_holm"]) else None
+            verdict = "" if math.isnan(numbers["p_holm"]) else row.get(f"{key}.verdict")
             records.append(
                 {"lag": lag, "pair": f"{first} - {second}", **numbers, "verdict": verdict}
             )
