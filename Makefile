@@ -95,6 +95,7 @@ lag-sweep: setup
 # experiment's commit into reports/sunspots/, to be committed beside the main results.
 SUNSPOT_REPORTS = metrics.json claims.md plots/repeats.csv plots/horizon.csv
 sunspots: setup
+	dvc exp remove sunspots >/dev/null 2>&1 || true  # an earlier run's, so the name is free
 	dvc exp run -n sunspots -S data.source=csv
 	mkdir -p reports/sunspots
 	rev=$$(git for-each-ref --count=1 --sort=-committerdate --format='%(objectname)' \
