@@ -311,3 +311,11 @@ def test_the_gradient_claim_reads_an_rnn_that_keeps_more_as_not_supported() -> N
         "**weak: not supported (the RNN keeps more)** |"
     )
     assert rows[("lstm - rnn", "at initialisation")].endswith("**weak: the RNN keeps more** |")
+
+
+def test_each_pair_statistic_is_computed_once() -> None:
+    (comparison,) = paired_comparisons({"rnn": RMSE, "lstm": RMSE[::-1].copy()})
+    first = comparison.interval
+    assert comparison.interval is first  # the 10,000-resample bootstrap ran once
+    comparison.summary()
+    assert comparison.interval is first
