@@ -407,7 +407,7 @@ def test_corrupt_input_is_one_line_naming_the_file(
     good = path.read_bytes()
     outputs = ("reports/metrics.json", "reports/plots/losses/lstm.csv", "data/processed/test.npy")
     existed = {output: _contents(repo.root / output) for output in outputs}
-    assert all(existed.values())  # each output was written by the earlier stages
+    assert existed["reports/plots/losses/lstm.csv"]  # written by train@lstm: the check can fail
     runs_before = run_statuses(repo.root)
     path.write_bytes(corrupt(good))
     try:
