@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
+
+from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = (
@@ -131,13 +132,13 @@ class PipelineRepo:
         )
 
     def params(self) -> dict[str, Any]:
-        return yaml.safe_load((self.root / "params.yaml").read_text())
+        return parse_yaml((self.root / "params.yaml").read_text())
 
     def edit_params(self, changes: dict[str, Any]) -> None:
         tree = self.params()
         for dotted, value in changes.items():
             set_dotted(tree, dotted, value)
-        (self.root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+        (self.root / "params.yaml").write_text(dump_yaml(tree))
 
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
