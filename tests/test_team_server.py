@@ -243,8 +243,8 @@ def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRep
     print(f"no grant: one line after {seconds:.1f} s")
     assert result.returncode == 1 and seconds < ONE_LINE_DEADLINE_S
     assert result.stderr.strip().splitlines() == [
-        f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' (403): ask "
-        "the server's admin to run 'make teammate NAME=bob'"
+        f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' at {team.url} "
+        "(403): ask the server's admin to run 'make teammate NAME=bob'"
     ]
 
     repo.run(
