@@ -203,6 +203,6 @@ def read_series(path: Path) -> pd.DataFrame:
     """The series generate wrote; `y_clean` is optional (a real series has no known clean
     signal). A `t` of ISO dates (a CSV's date column) comes back as datetime64."""
     frame = read_numeric_csv(path, ("t", "y"), "generate", min_rows=2, text_columns=("t",))
-    if frame["t"].dtype == object:
+    if not pd.api.types.is_numeric_dtype(frame["t"]):
         frame["t"] = pd.to_datetime(frame["t"], format="ISO8601")
     return frame
