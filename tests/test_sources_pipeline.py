@@ -145,3 +145,30 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(tmp_path: P
     assert actual == series["t"].iloc[int(144 * 0.8) :].tolist()
     for figure in ("series", "predictions"):
         assert (repo.root / "reports" / "figures" / f"{figure}.png").stat().st_size > 10_000
+
+
+def test_an_experiment_copy_lacks_an_untracked_csv_and_the_documented_ways_out_work(
+    tmp_path: Path,
+) -> None:
+    """DVC runs queued and --temp experiments in a copy built from git; it stops on the missing
+    dependency before our stage runs, so what docs/your-own-series.md says is what helps."""
+    repo = make_pipeline_repo(tmp_path / "project")
+    user = repo.root / "data" / "user"
+    user.mkdir(parents=True)
+    rows = "".join(f"{2000 + i},{i % 7 + 0.5}\n" for i in range(120))
+    (user / "sales.csv").write_text("year,sales\n" + rows)  # in the workspace, not in git
+    settings = ["-S", "data.source=csv", "-S", "data.path=data/user/sales.csv"]
+    settings += ["-S", "data.column=sales", "-S", "data.time_column=year"]
+
+    failed = repo.dvc("exp", "run", "--temp", *settings, "generate", check=False)
+    assert failed.returncode != 0
+    missing = r"No such file or directory: '.*/\.dvc/tmp/exps/.*/data/user/sales\.csv'"
+    assert re.search(missing, failed.stderr), failed.stderr
+
+    # Way out 1: copy the untracked folder into the experiment's copy (naming the file alone
+    # fails while its folder is not in git either: DVC 3.67 does not create the folder).
+    repo.dvc("exp", "run", "--temp", "--copy-paths", "data/user", *settings, "generate")
+    # Way out 2: track it with DVC (commit the .dvc file): the copy gets it from DVC's cache.
+    repo.dvc("add", "data/user/sales.csv")
+    repo.commit("track the user's CSV with DVC")
+    repo.dvc("exp", "run", "--temp", *settings, "generate")
