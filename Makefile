@@ -27,10 +27,13 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
-# `dvc repro`, then make sure the MLflow store holds a record of this configuration (re-running,
-# byte-identically, the stages DVC skipped when evaluation has no run, e.g. after deleting
-# mlflow.db or in a fresh clone whose committed reports are up to date).
+# Remove what a deleted model entry left behind (its outputs and dvc.lock entry, which DVC
+# keeps; before `dvc repro`, as evaluate reads the models/ folder), `dvc repro`, then make sure
+# the MLflow store holds a record of this configuration (re-running, byte-identically, the
+# stages DVC skipped when evaluation has no run, e.g. after deleting mlflow.db or in a fresh
+# clone whose committed reports are up to date).
 run: setup
+	python -m lstm_vs_rnn.commands.prune
 	dvc repro
 	python -m lstm_vs_rnn.tracking.completeness
 
