@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep
+.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep
 
 setup: $(STAMP)
 
@@ -32,10 +32,17 @@ $(STAMP): requirements.txt
 # the MLflow store holds a record of this configuration (re-running, byte-identically, the
 # stages DVC skipped when evaluation has no run, e.g. after deleting mlflow.db or in a fresh
 # clone whose committed reports are up to date).
+# With a default DVC remote, `dvc repro --pull` first fetches the outputs (and run-cache entries)
+# a teammate pushed with `make push`, so an unchanged commit runs nothing: training on another
+# CPU gives other bytes (docs/reproducibility.md), fetching them gives the same.
 run: setup
 	python -m lstm_vs_rnn.commands.prune
-	dvc repro
+	if dvc remote default >/dev/null 2>&1; then dvc repro --pull; else dvc repro; fi
 	python -m lstm_vs_rnn.tracking.completeness
+
+# Outputs and the run-cache (which stage run gave which outputs) to the default DVC remote.
+push: setup
+	dvc push --run-cache
 
 test: setup lint
 	pytest
