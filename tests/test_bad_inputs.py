@@ -68,10 +68,10 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
     ("batch-negative", "generate", {"train.batch_size": -5}, ("train.batch_size", "-5", ">= 1")),
     ("n-points-zero", "generate", {"data.n_points": 0}, ("data.n_points", "= 0", ">= 10")),
     (
-        "n-points-1e12-yaml-text",
+        "n-points-1e12-yaml-number",  # YAML 1.2, as DVC reads it: the float 1e12, not text
         "generate",
         "n_points: 1e12",
-        ("data.n_points", "'1e12'", "integer"),
+        ("data.n_points", "1000000000000.0", "integer"),
     ),
     (
         "n-points-absurd-int",
