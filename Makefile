@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots
+.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots
 
 setup: $(STAMP)
 
@@ -27,12 +27,22 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
-# `dvc repro`, then make sure the MLflow store holds a record of this configuration (re-running,
-# byte-identically, the stages DVC skipped when evaluation has no run, e.g. after deleting
-# mlflow.db or in a fresh clone whose committed reports are up to date).
+# Remove what a deleted model entry left behind (its outputs and dvc.lock entry, which DVC
+# keeps; before `dvc repro`, as evaluate reads the models/ folder), `dvc repro`, then make sure
+# the MLflow store holds a record of this configuration (re-running, byte-identically, the
+# stages DVC skipped when evaluation has no run, e.g. after deleting mlflow.db or in a fresh
+# clone whose committed reports are up to date).
+# With a default DVC remote, `dvc repro --pull` first fetches the outputs (and run-cache entries)
+# a teammate pushed with `make push`, so an unchanged commit runs nothing: training on another
+# CPU gives other bytes (docs/reproducibility.md), fetching them gives the same.
 run: setup
-	dvc repro
+	python -m lstm_vs_rnn.commands.prune
+	if dvc remote default >/dev/null 2>&1; then dvc repro --pull; else dvc repro; fi
 	python -m lstm_vs_rnn.tracking.completeness
+
+# Outputs and the run-cache (which stage run gave which outputs) to the default DVC remote.
+push: setup
+	dvc push --run-cache
 
 test: setup lint
 	pytest

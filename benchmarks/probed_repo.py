@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lstm_vs_rnn.params import parse_yaml
 from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ esac
 
 def default_params() -> dict[str, Any]:
     """Overrides that undo conftest's tiny params: the values of the real params.yaml."""
-    tree = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    tree = parse_yaml((REPO_ROOT / "params.yaml").read_text())
     return {dotted: dotted_value(tree, dotted) for dotted in TINY_PARAMS}
 
 

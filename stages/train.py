@@ -143,7 +143,7 @@ def main() -> None:
             )
         seconds = time.monotonic() - started
         write_csv(PATHS.loss_history(name), histories)
-        save_figure(loss_figure({name: histories}), PATHS.figure(f"loss_{name}"))
+        save_figure(loss_figure({name: histories}), PATHS.loss_figure(name))
         final = histories.groupby("repeat").last()
         n_fit = len(windows) - validation_windows(len(windows), params.train.val_fraction)
         run.log_metrics(
@@ -157,7 +157,7 @@ def main() -> None:
                 "windows_per_second": n_fit * len(histories) / seconds,
             }
         )
-        run.log_figure(PATHS.figure(f"loss_{name}"))
+        run.log_figure(PATHS.loss_figure(name))
         log_best_repeat(run, name, params, histories, windows)
 
 

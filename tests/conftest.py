@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
+
+from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
 # Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
 CI_VALUES = ("true", "1", "yes")
@@ -153,13 +154,13 @@ class PipelineRepo:
         )
 
     def params(self) -> dict[str, Any]:
-        return yaml.safe_load((self.root / "params.yaml").read_text())
+        return parse_yaml((self.root / "params.yaml").read_text())
 
     def edit_params(self, changes: dict[str, Any]) -> None:
         tree = self.params()
         for dotted, value in changes.items():
             set_dotted(tree, dotted, value)
-        (self.root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+        (self.root / "params.yaml").write_text(dump_yaml(tree))
 
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")

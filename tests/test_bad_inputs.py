@@ -14,13 +14,12 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-import yaml
 from conftest import PipelineRepo, make_pipeline_repo, run_statuses
 
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.params import ModelParams
+from lstm_vs_rnn.params import ModelParams, dump_yaml, parse_yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -69,10 +68,10 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
     ("batch-negative", "generate", {"train.batch_size": -5}, ("train.batch_size", "-5", ">= 1")),
     ("n-points-zero", "generate", {"data.n_points": 0}, ("data.n_points", "= 0", ">= 10")),
     (
-        "n-points-1e12-yaml-text",
+        "n-points-1e12-yaml-number",  # YAML 1.2, as DVC reads it: the float 1e12, not text
         "generate",
         "n_points: 1e12",
-        ("data.n_points", "'1e12'", "integer"),
+        ("data.n_points", "1000000000000.0", "integer"),
     ),
     (
         "n-points-absurd-int",
@@ -218,7 +217,7 @@ def apply_edit(repo: PipelineRepo, good: str, edit: dict[str, Any] | str) -> Non
         else:
             path.write_text(edit)
         return
-    tree = yaml.safe_load(good)
+    tree = parse_yaml(good)
     for dotted, value in edit.items():
         *sections, key = dotted.split(".")
         node = tree
@@ -228,7 +227,7 @@ def apply_edit(repo: PipelineRepo, good: str, edit: dict[str, Any] | str) -> Non
             del node[key]
         else:
             node[key] = value
-    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    path.write_text(dump_yaml(tree))
 
 
 def test_at_least_25_bad_params_cases() -> None:

@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import yaml
 
+from lstm_vs_rnn.params import parse_yaml
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -117,7 +117,7 @@ def backticked_paths(page: Path) -> list[str]:
 def pipeline_outputs() -> tuple[str, ...]:
     """The paths `dvc.yaml` declares as stage outputs, metrics and plots: written by the
     pipeline, so they exist after `dvc repro` (or `dvc pull`), not in a fresh clone."""
-    dvc_yaml = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    dvc_yaml = parse_yaml((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
     declared = []
     for stage in dvc_yaml["stages"].values():
         definition = stage.get("do", stage)

@@ -1,9 +1,11 @@
 """The logged MLflow model, through a real SQLite store: raw windows in, raw forecasts out."""
 
+import re
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -67,15 +69,15 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
     assert logged.name == "lstm"
     assert logged.tags["repeat"] == "3"
     loaded = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
-    assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, WINDOW)
+    assert loaded.metadata.get_input_schema() is None  # the model checks its input itself
+    assert loaded.metadata.get_output_schema().inputs[0].shape == (-1, -1)
+    assert loaded.metadata.metadata["input"].startswith(f"windows of shape (n, {WINDOW})")
     forecast = loaded.predict(raw_windows)
     own = predict(model, torch.from_numpy(scaler.transform(raw_windows).astype(np.float32)), device)
     expected = scaler.inverse_transform(own.numpy().astype(np.float64))
-    np.testing.assert_allclose(forecast, expected, rtol=1e-12)
-    assert forecast.shape == (len(raw_windows),)
+    np.testing.assert_allclose(forecast[:, 0], expected, rtol=1e-12)
+    assert forecast.shape == (len(raw_windows), 1)
     assert forecast.min() > 20 and forecast.max() < 30  # the series' units, not [0, 1]
-    with pytest.raises(Exception, match=r"does not match expected shape \(-1, 10\)"):
-        loaded.predict(raw_windows[:, :5])
 
     # Multi-step: `horizon` recursive steps per window, in the series' units.
     (horizon_spec,) = loaded.metadata.get_params_schema().params
@@ -87,10 +89,57 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
         five, scaler.inverse_transform(rolled.astype(np.float64)), rtol=1e-12
     )
     assert five.shape == (len(raw_windows), 5)
-    np.testing.assert_array_equal(five[:, 0], forecast)  # step 1 is the one-step forecast
+    np.testing.assert_array_equal(five[:, :1], forecast)  # step 1 is the one-step forecast
     np.testing.assert_array_equal(loaded.predict(raw_windows, params={"horizon": 1}), forecast)
     for bad in (0, -3, 10_001):
         with pytest.raises(ValueError, match=rf"horizon must be an integer .*got {bad}"):
             loaded.predict(raw_windows, params={"horizon": bad})
     with pytest.raises(Exception, match="horizon"):
         loaded.predict(raw_windows, params={"horizon": 2.5})
+
+    check_input_kinds(loaded, raw_windows[:7])
+
+
+def check_input_kinds(loaded: mlflow.pyfunc.PyFuncModel, windows: np.ndarray) -> None:
+    """Every real-valued array-like of shape (n, window) is the same input; anything else is
+    one short line stating the expected shape."""
+    reference = loaded.predict(windows)
+    rounded = np.round(windows)
+    as_float32 = windows.astype(np.float32)
+    same_input = {
+        "float64 array": (windows, reference),
+        "list of lists": (windows.tolist(), reference),
+        "DataFrame": (pd.DataFrame(windows, columns=[f"t-{WINDOW - i}" for i in range(WINDOW)]),
+                      reference),
+        "float32 array": (as_float32, loaded.predict(as_float32.astype(np.float64))),
+        "int64 array": (rounded.astype(np.int64), loaded.predict(rounded)),
+        "int32 array": (rounded.astype(np.int32), loaded.predict(rounded)),
+        "list of int lists": (rounded.astype(int).tolist(), loaded.predict(rounded)),
+    }  # fmt: skip
+    for kind, (model_input, expected) in same_input.items():
+        np.testing.assert_array_equal(loaded.predict(model_input), expected, err_msg=kind)
+    with_nan, with_inf = windows.copy(), windows.copy()
+    with_nan[2, 3], with_inf[4, 0] = np.nan, -np.inf
+    refused = {
+        "too short": (windows[:, :5], r"got shape \(7, 5\)"),
+        "one window, 1-D": (windows[0], r"got shape \(10,\)"),
+        "3-D": (windows[:, :, None], r"got shape \(7, 10, 1\)"),
+        "NaN": (with_nan, r"got nan at row 2, column 3 \(1 non-finite value\(s\)\)"),
+        "infinity": (
+            with_inf.astype(np.float32),
+            r"got -inf at row 4, column 0 \(1 non-finite value\(s\)\)",
+        ),
+        "text": ([["a"] * WINDOW], r"got values of type <U1"),
+        "ragged": ([[1.0] * WINDOW, [1.0] * 3], r"got rows of different lengths"),
+        "complex": (windows.astype(complex), r"got values of type complex128"),
+    }
+    for kind, (model_input, detail) in refused.items():
+        with pytest.raises(ValueError) as raised:
+            loaded.predict(model_input)
+        message = str(raised.value)
+        assert "\n" not in message, kind
+        assert re.fullmatch(
+            rf"expected windows of shape \(n, {WINDOW}\): n rows of {WINDOW} real numbers, "
+            rf"{detail}",
+            message,
+        ), (kind, message)

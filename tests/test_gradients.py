@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from lstm_vs_rnn.data.scaling import MinMaxScaling
@@ -23,7 +22,7 @@ from lstm_vs_rnn.evaluation.gradients import (
 from lstm_vs_rnn.files import write_array, write_csv
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.networks import RecurrentForecaster, build_model
-from lstm_vs_rnn.params import ModelParams, load_params
+from lstm_vs_rnn.params import ModelParams, dump_yaml, load_params, parse_yaml
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
 
 WINDOW = 12
@@ -138,14 +137,14 @@ def test_the_lag_ratio_is_in_decades_and_finite_for_a_zero_median() -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[ProjectPaths, object]:
     """Scaled arrays and the weights of 2 repeats of two models, as the stages write them."""
-    raw = yaml.safe_load(PATHS.params.read_text())
+    raw = parse_yaml(PATHS.params.read_text())
     raw["data"]["window"] = 5
     raw["train"]["repeats"] = 2
     raw["models"] = {
         "vanilla": {"arch": "rnn", "hidden_size": 4, "num_layers": 1},
         "cell": {"arch": "lstm", "hidden_size": 3, "num_layers": 1},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "params.yaml").write_text(dump_yaml(raw))
     paths = ProjectPaths(tmp_path)
     params = load_params(paths.params)
     series = np.sin(np.arange(60) * 0.3) * 0.5 + 0.5

@@ -10,9 +10,9 @@ import ast
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles
+from lstm_vs_rnn.params import parse_yaml
 from tests.conftest import REPO_ROOT
 
 PACKAGE = "lstm_vs_rnn"
@@ -88,7 +88,7 @@ def import_closure(path: Path) -> set[Path]:
 
 def stage_code_deps() -> dict[str, tuple[Path, set[str]]]:
     """Per stage of dvc.yaml: its script and the source files its deps list."""
-    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    stages = parse_yaml((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     result = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import make_pipeline_repo
+
+from lstm_vs_rnn.params import dump_yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +26,7 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "project", {"train.epochs": 2})
     params = repo.params()
     del params["models"]["rnn"]  # one model: the store's concurrency is what is tested here
-    (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo.root / "params.yaml").write_text(dump_yaml(params))
     repo.commit("lstm only")
     assert not (repo.root / "mlflow.db").exists()
     for name, changes in EXPERIMENTS.items():

@@ -1,23 +1,23 @@
 """params.yaml validation: the real file loads; each bad edit is one line naming the key."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import dump_yaml, load_params, parse_yaml
 from lstm_vs_rnn.paths import PATHS
 from tests.conftest import set_dotted
 
 
 def write_params(tmp_path: Path, changes: dict[str, Any]) -> Path:
-    tree = yaml.safe_load(PATHS.params.read_text())
+    tree = parse_yaml(PATHS.params.read_text())
     for dotted, value in changes.items():
         set_dotted(tree, dotted, value)
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(tree))
+    path.write_text(dump_yaml(tree))
     return path
 
 
@@ -87,10 +87,10 @@ def test_the_inactive_sources_keys_are_ignored_and_not_logged(tmp_path: Path) ->
 
 
 def test_missing_section_is_named(tmp_path: Path) -> None:
-    tree = yaml.safe_load(PATHS.params.read_text())
+    tree = parse_yaml(PATHS.params.read_text())
     del tree["train"]
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(tree))
+    path.write_text(dump_yaml(tree))
     with pytest.raises(UserError, match=r"missing key 'train'"):
         load_params(path)
 
@@ -108,3 +108,102 @@ def test_unreadable_files_are_named(tmp_path: Path, text: str, expected: str) ->
     path.write_text(text)
     with pytest.raises(UserError, match=expected):
         load_params(path)
+
+
+def params_text_with(tmp_path: Path, key: str, text: str) -> Path:
+    """The project's params.yaml with the line of `key` (unique in the file) set to `text`,
+    written as a user types it: the YAML scalar is kept as is, not re-quoted by a dumper."""
+    source = PATHS.params.read_text(encoding="utf-8")
+    edited, count = re.subn(rf"(?m)^(\s+{key}:) .*$", rf"\1 {text}", source)
+    assert count == 1, key
+    path = tmp_path / "params.yaml"
+    path.write_text(edited, encoding="utf-8")
+    return path
+
+
+# Scalars on which YAML 1.1 (PyYAML) and YAML 1.2 (ruamel.yaml, what DVC reads) disagree, and
+# the forms that both read alike.
+YAML_SCALARS = [
+    "1e-3", "1E3", "1.0e-3", "+1", "1.", "-0", "0o17", "017", "0x1F", "0b101", "1_000",
+    "yes", "no", "on", "off", "y", "n", "true", "True", "TRUE", "null", "~", "Null", "NULL",
+    "", ".inf", "-.Inf", ".NaN", "'.inf'", "1:20", "2020-01-01",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("scalar", YAML_SCALARS)
+def test_every_scalar_reads_as_dvc_reads_it(scalar: str) -> None:
+    from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
+
+    ours, dvcs = parse_yaml(f"key: {scalar}\n")["key"], dvc_parse_yaml(f"key: {scalar}\n", "x")
+    assert repr(ours) == repr(dvcs["key"])  # repr: nan == nan and 1 vs 1.0 vs True differ
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "dotted", "expected"),
+    [
+        ("learning_rate", "1e-3", "train.learning_rate", 0.001),
+        ("learning_rate", "5E-3", "train.learning_rate", 0.005),
+        ("epochs", "0o17", "train.epochs", 15),
+        ("epochs", "017", "train.epochs", 17),
+        ("batch_size", "1_000", "train.batch_size", 1000),
+        ("grad_clip_norm", "~", "train.grad_clip_norm", None),
+        ("grad_clip_norm", "NULL", "train.grad_clip_norm", None),
+        ("experiment_name", "yes", "tracking.experiment_name", "yes"),
+        ("experiment_name", "off", "tracking.experiment_name", "off"),
+    ],
+)
+def test_params_hold_the_values_dvc_reads(
+    tmp_path: Path, key: str, text: str, dotted: str, expected: object
+) -> None:
+    from dvc.utils.serialize import load_yaml
+
+    path = params_text_with(tmp_path, key, text)
+    ours = load_params(path).flat()[dotted]
+    section, name = dotted.split(".")
+    assert ours == expected == load_yaml(str(path))[section][name]
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [
+        ("device", "on", r"train\.device = 'on' is not allowed; expected one of auto, cpu"),
+        ("learning_rate", ".inf", r"train\.learning_rate = inf"),
+        ("epochs", "1e3", r"train\.epochs = 1000\.0 is not allowed; expected an integer"),
+    ],
+)
+def test_yaml_1_2_values_that_are_still_wrong_are_named(
+    tmp_path: Path, key: str, text: str, expected: str
+) -> None:
+    with pytest.raises(UserError, match=expected):
+        load_params(params_text_with(tmp_path, key, text))
+
+
+def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    source = PATHS.params.read_text(encoding="utf-8")
+    path = tmp_path / "params.yaml"
+    path.write_text(source.replace("  epochs:", "  epochs: 3\n  epochs:", 1), encoding="utf-8")
+    with pytest.raises(UserError, match=r"params\.yaml: invalid YAML at line \d+: .*duplicate"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("x" * 501, r"is 501 characters long .*at most 500"),
+        ("two\nlines", r"= 'two\\nlines' holds the control character '\\n'"),
+        ("tab\tstop", r"= 'tab\\tstop' holds the control character '\\t'"),
+    ],
+)
+def test_experiment_names_mlflow_refuses_are_caught_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, expected: str
+) -> None:
+    with pytest.raises(UserError, match=rf"tracking\.experiment_name {expected}"):
+        load_params(write_params(tmp_path, {"tracking.experiment_name": name}))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)
+    with pytest.raises(UserError, match=rf"^MLFLOW_EXPERIMENT_NAME {expected}"):
+        load_params(PATHS.params)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "x" * 500 + " ")
+    with pytest.raises(UserError, match="501 characters"):
+        load_params(PATHS.params)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "销量 · Продажи " + "x" * 480)
+    assert load_params(PATHS.params)

@@ -154,7 +154,7 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
     table = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
     pipeline = table[table.model == "lstm"]["value"].to_numpy()
     windows = sliding_window_view(series[:-1], 10)[-len(pipeline) :]
-    forecast = mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(windows)
+    forecast = mlflow.pyfunc.load_model(f"models:/{logged.model_id}").predict(windows)[:, 0]
     # This process runs torch without the stages' kernel pins: equal to float32 rounding.
     np.testing.assert_allclose(forecast, pipeline, rtol=1e-5, atol=1e-6)
 

@@ -6,15 +6,16 @@ A fresh clone reproducing the committed dvc.lock is checked in test_pipeline_e2e
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import make_pipeline_repo
+
+from lstm_vs_rnn.params import parse_yaml
 
 pytestmark = pytest.mark.e2e
 
 
 def output_hashes(lock: bytes) -> dict[str, str]:
     """Every output of every stage, path -> md5, as dvc.lock records it."""
-    stages = yaml.safe_load(lock)["stages"]
+    stages = parse_yaml(lock)["stages"]
     return {
         f"{stage}:{out['path']}": out.get("md5", "")
         for stage, entry in stages.items()
@@ -37,5 +38,5 @@ def test_a_forced_rerun_reproduces_dvc_lock_byte_for_byte(tmp_path: Path) -> Non
     assert lock_two == lock_one
     assert (repo.root / "reports" / "metrics.json").read_bytes() == metrics_one
     # The thread count that makes LSTM weights reproducible is a tracked param of training.
-    stages = yaml.safe_load(lock_one)["stages"]
+    stages = parse_yaml(lock_one)["stages"]
     assert stages["train@lstm"]["params"]["params.yaml"]["train"]["num_threads"] == 1

@@ -18,7 +18,7 @@ from conftest import REPO_ROOT, MlflowServer, free_port, make_pipeline_repo
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.modeling.checkpoints import load_model
-from lstm_vs_rnn.params import ModelParams
+from lstm_vs_rnn.params import ModelParams, parse_yaml
 from lstm_vs_rnn.tracking.store import redact
 
 SOURCES = sorted([*(REPO_ROOT / "src").rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
@@ -176,11 +176,10 @@ def test_credentials_in_the_tracking_uri_and_the_environment_are_never_logged(
 
 def yaml_keys(path: Path) -> list[str]:
     """Every leaf of params.yaml as a dotted key, as the stages log them."""
-    import yaml
 
     def walk(node: object, prefix: str) -> list[str]:
         if isinstance(node, dict):
             return [key for name, value in node.items() for key in walk(value, f"{prefix}{name}.")]
         return [prefix.rstrip(".")]
 
-    return walk(yaml.safe_load(path.read_text()), "")
+    return walk(parse_yaml(path.read_text()), "")

@@ -2,17 +2,20 @@
 with one-line errors that name the file and the line."""
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_vs_rnn.data.sources import lagged_series, load_series, read_user_csv
+from lstm_vs_rnn.data.sources import lagged_series, load_series, read_series, read_user_csv
 from lstm_vs_rnn.data.windows import with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.horizon import noise_floor_forecasts
+from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.params import CsvData, LaggedData, Params, load_params
 from lstm_vs_rnn.paths import PATHS
 
@@ -186,3 +189,81 @@ def test_the_lagged_noise_floor_at_each_step_uses_only_values_observed_at_the_or
             if h <= 3:
                 assert floor[index, h - 1] == pytest.approx(clean[last + h], rel=1e-12)
     assert floor[0, 3] != pytest.approx(clean[split + 3])  # the old floor read y_{o+1}
+
+
+def read_times(tmp_path: Path, cells: list[str]) -> pd.Series:
+    """The time axis read from a CSV whose time column holds `cells`."""
+    rows = "".join(f"{cell},{index}\n" for index, cell in enumerate(cells))
+    (tmp_path / "s.csv").write_text("when,value\n" + rows, encoding="utf-8")
+    params = with_data(source="csv", path="s.csv", column="value", time_column="when")
+    return read_user_csv(params.data, tmp_path, params)["t"]
+
+
+@pytest.mark.parametrize(
+    ("cells", "first", "last"),
+    [
+        ([f"2020-01-{day:02d}" for day in range(1, 31)], "2020-01-01", "2020-01-30"),
+        ([f"{1950 + m // 12}-{m % 12 + 1:02d}" for m in range(30)], "1950-01-01", "1952-06-01"),
+        ([f"2021-03-04 {h:02d}:30" for h in range(24)]
+         + [f"2021-03-05T{h:02d}:00:05" for h in range(6)],
+         "2021-03-04 00:30:00", "2021-03-05 05:00:05"),
+        ([f"{1850 + m // 12}-{m % 12 + 1:02d}-15" for m in range(30)], "1850-01-15", "1852-06-15"),
+    ],
+    ids=["daily", "year-month", "date-and-time", "before-1900"],
+)  # fmt: skip
+def test_iso_dates_are_the_time_axis(
+    tmp_path: Path, cells: list[str], first: str, last: str
+) -> None:
+    times = read_times(tmp_path, cells)
+    assert times.dtype.kind == "M"
+    assert (times.iloc[0], times.iloc[-1]) == (pd.Timestamp(first), pd.Timestamp(last))
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("01/02/2020", "'01/02/2020' in column 'when' is not a date; expected ISO 8601 like"),
+        ("2020-13-01", "'2020-13-01' in column 'when' is not a date"),
+        ("2020-02-30", "'2020-02-30' in column 'when' is not a date"),
+        ("last week", "'last week' in column 'when' is not a date"),
+        ("2020", "'2020' in column 'when' is not a date"),
+    ],
+)
+def test_a_cell_that_is_not_a_date_is_named_with_its_line(
+    tmp_path: Path, bad: str, expected: str
+) -> None:
+    cells = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(36)]
+    cells[20] = bad
+    with pytest.raises(UserError) as raised:
+        read_times(tmp_path, cells)
+    assert str(raised.value).startswith(f"s.csv, line 22: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("swap", "expected"),
+    [
+        ({10: "2000-10"}, "s.csv, line 12: time 2000-10-01 does not come after 2000-10-01"),
+        ({10: "2000-03-15"}, "s.csv, line 12: time 2000-03-15 does not come after 2000-10-01"),
+        ({5: "2000-06-01 12:00", 6: "2000-06-01 06:00"},
+         "s.csv, line 8: time 2000-06-01 06:00:00 does not come after 2000-06-01 12:00:00"),
+    ],
+    ids=["repeat", "backwards", "time-of-day"],
+)  # fmt: skip
+def test_dates_out_of_order_or_repeated_are_named(
+    tmp_path: Path, swap: dict[int, str], expected: str
+) -> None:
+    cells = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(36)]
+    for index, cell in swap.items():
+        cells[index] = cell
+    with pytest.raises(UserError, match=re.escape(expected)):
+        read_times(tmp_path, cells)
+
+
+def test_series_csv_keeps_dates_as_dates(tmp_path: Path) -> None:
+    times = read_times(tmp_path, [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(36)])
+    write_csv(tmp_path / "series.csv", pd.DataFrame({"t": times, "y": np.arange(36.0)}))
+    assert (tmp_path / "series.csv").read_text().splitlines()[1] == "2000-01-01,0"
+    back = read_series(tmp_path / "series.csv")
+    assert back["t"].dtype.kind == "M" and back["t"].equals(times)
+    write_csv(tmp_path / "numbers.csv", pd.DataFrame({"t": np.arange(3.0), "y": np.ones(3)}))
+    assert read_series(tmp_path / "numbers.csv")["t"].dtype == np.float64

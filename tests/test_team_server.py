@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
 
 from lstm_vs_rnn.commands.team_server import ServerConfig, TeamServer, ensure_port_free
+from lstm_vs_rnn.params import dump_yaml
 from lstm_vs_rnn.tracking.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
 
 pytestmark = pytest.mark.e2e
@@ -125,7 +125,7 @@ def clones(team: Team, tmp_path_factory: pytest.TempPathFactory) -> list[Pipelin
     for repo in repos:  # one model: the server's concurrency is what is tested here
         params = repo.params()
         del params["models"]["rnn"]
-        (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        (repo.root / "params.yaml").write_text(dump_yaml(params))
         repo.commit("lstm only")
     processes = [
         subprocess.Popen(
@@ -244,8 +244,8 @@ def test_a_teammate_needs_a_grant_then_logs(team: Team, clones: list[PipelineRep
     print(f"no grant: one line after {seconds:.1f} s")
     assert result.returncode == 1 and seconds < ONE_LINE_DEADLINE_S
     assert result.stderr.strip().splitlines() == [
-        f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' (403): ask "
-        "the server's admin to run 'make teammate NAME=bob'"
+        f"error: user 'bob' may not log to the MLflow experiment '{EXPERIMENT}' at {team.url} "
+        "(403): ask the server's admin to run 'make teammate NAME=bob'"
     ]
 
     repo.run(
@@ -315,7 +315,7 @@ def test_dvc_remote_push_clone_pull_then_nothing_to_run(
     repo = clones[0]
     repo.dvc("remote", "add", "-d", "team", str(tmp_path / "remote"))
     repo.commit("results and a DVC remote")
-    repo.dvc("push")
+    repo.dvc("push", "--run-cache")  # `make push`
 
     fresh = PipelineRepo(tmp_path / "fresh", clean_env())
     subprocess.run(["git", "clone", "-q", str(repo.root), str(fresh.root)], check=True)
@@ -324,6 +324,18 @@ def test_dvc_remote_push_clone_pull_then_nothing_to_run(
     assert "Data and pipelines are up to date." in repro.stdout, repro.stdout
     assert "Data and pipelines are up to date." in fresh.dvc("status").stdout
     assert not (fresh.root / "mlflow.db").exists()  # nothing ran, nothing was logged
+
+    # What `make run` does with a default remote: `dvc repro --pull` fetches instead of
+    # training, so a teammate on another CPU gets the committed bytes, not their own.
+    other = PipelineRepo(tmp_path / "other-cpu", clean_env())
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(other.root)], check=True)
+    pulled = other.dvc("repro", "--pull")
+    assert "Running stage" not in pulled.stdout, pulled.stdout
+    assert (other.run("git", "status", "--porcelain").stdout) == ""  # dvc.lock unchanged
+    assert (other.root / "reports" / "metrics.json").read_bytes() == (
+        repo.root / "reports" / "metrics.json"
+    ).read_bytes()
+    assert not (other.root / "mlflow.db").exists()
 
 
 def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(

@@ -156,15 +156,28 @@ def read_array(path: Path, producer: str) -> np.ndarray:
 
 
 def read_numeric_csv(
-    path: Path, required: tuple[str, ...], producer: str, min_rows: int = 1
+    path: Path,
+    required: tuple[str, ...],
+    producer: str,
+    min_rows: int = 1,
+    text_columns: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Read a CSV written by `write_csv`; a missing, non-numeric or cut-off file is a UserError.
 
     Every column must be finite in every row: a missing value is what a file cut off mid-row
-    looks like.
+    looks like. A column in `text_columns` (ISO dates) may hold text instead of numbers; it
+    must not be empty.
     """
     try:
-        frame = pd.read_csv(path, dtype="float64")
+        frame = pd.read_csv(path, dtype={column: str for column in text_columns})
+        numeric = frame.drop(columns=[c for c in text_columns if c in frame.columns])
+        for column in text_columns:
+            if (
+                column in frame.columns
+                and pd.to_numeric(frame[column], errors="coerce").notna().all()
+            ):
+                frame[column] = frame[column].astype("float64")
+        numeric = numeric.astype("float64")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; run the '{producer}' stage first") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -177,9 +190,11 @@ def read_numeric_csv(
         raise UserError(
             f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}"
         )
-    if len(frame) < min_rows or not np.isfinite(frame.to_numpy()).all():
+    text_filled = all(frame[c].notna().all() for c in text_columns if c in frame.columns)
+    if len(frame) < min_rows or not np.isfinite(numeric.to_numpy()).all() or not text_filled:
         raise UserError(
             f"{path}: needs at least {min_rows} row(s) with a finite number in every column "
             f"({', '.join(frame.columns)}); is it truncated? re-run the '{producer}' stage"
         )
+    frame[numeric.columns] = numeric
     return frame

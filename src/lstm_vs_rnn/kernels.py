@@ -1,5 +1,6 @@
-"""The CPU kernels torch's math libraries may use, pinned so every x86-64 machine writes the
-same bytes.
+"""The CPU kernels torch's math libraries may use, pinned so that CPUs of one vendor with
+different instruction sets write the same bytes (measured on two AMD EPYC machines, AVX-512 and
+AVX2 only); an Intel and an AMD CPU still differ (docs/reproducibility.md).
 
 Stage scripts pin them by importing `lstm_vs_rnn.pin_kernels` before anything else: the
 libraries read the variables when torch loads. They pick kernels by the CPU's instruction
@@ -16,8 +17,8 @@ trained weights (default params; `make bench` prints what the pins cost):
   AVX-512 changed nothing at default params, but the vector width decides how reductions are
   summed, so it is pinned too, at no measurable cost.
 
-The values are forced, not defaults: a setting inherited from the shell would silently break
-the same-bytes promise.
+The values are forced, not defaults: a setting inherited from the shell would silently change
+the bytes.
 """
 
 import os

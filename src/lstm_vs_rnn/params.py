@@ -10,14 +10,17 @@ can always template `${data.path}` as a dependency.
 """
 
 import difflib
+import io
+import os
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import annotated_types
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.fields import FieldInfo
+from ruamel.yaml import YAML, YAMLError
 
 from lstm_vs_rnn.errors import UserError
 
@@ -37,6 +40,11 @@ MAX_WINDOW = 100_000
 # Trainings per model entry; each repeat keeps its weights, so this bounds the models' disk use.
 MAX_REPEATS = 1000
 PARAMS_FILE = "params.yaml"
+# MLflow refuses a longer experiment name (mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH);
+# control characters (a newline, NUL) are refused here too: PostgreSQL stores no NUL, and a
+# name with a line break cannot be typed back into the UI's search or MLFLOW_EXPERIMENT_NAME.
+MAX_EXPERIMENT_NAME_LENGTH = 500
+EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
@@ -187,7 +195,30 @@ def load_params(path: Path) -> Params:
             )
     if not isinstance(params.data, CsvData):
         check_series_length(params.data.n_points, params, f"{path.name}: data.n_points")
+    check_experiment_name(params.tracking.experiment_name, f"{path.name}: tracking.experiment_name")
+    if os.environ.get(EXPERIMENT_NAME_ENV):
+        check_experiment_name(os.environ[EXPERIMENT_NAME_ENV], EXPERIMENT_NAME_ENV)
     return params
+
+
+def check_experiment_name(name: str, what: str) -> None:
+    """Refuse, before any work, an experiment name the tracking store would refuse later.
+
+    `what` names where the name came from (the params key or the environment variable).
+    Raises UserError: longer than MAX_EXPERIMENT_NAME_LENGTH characters, or holding a control
+    character.
+    """
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise UserError(
+            f"{what} is {len(name)} characters long ('{name[:40]}...'); MLflow allows at "
+            f"most {MAX_EXPERIMENT_NAME_LENGTH}: shorten it"
+        )
+    control = next((char for char in name if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        raise UserError(
+            f"{what} = {name!r} holds the control character {control!r}; use printable "
+            f"characters only"
+        )
 
 
 def check_series_length(n_points: int, params: Params, what: str) -> None:
@@ -224,14 +255,37 @@ def check_series_length(n_points: int, params: Params, what: str) -> None:
         )
 
 
+def parse_yaml(text: str) -> Any:
+    """The YAML document in `text`, read exactly as DVC reads params files and dvc.yaml.
+
+    DVC parses YAML 1.2 with ruamel.yaml's safe loader (`dvc.utils.serialize.parse_yaml`):
+    `1e-3` is the number 0.001 (a string in YAML 1.1), `yes`/`on` are strings (booleans in
+    1.1), `017` is 17 (octal 15 in 1.1) and `0o17` is 15. Reading with the same loader means
+    the stages and `dvc params diff` / `dvc exp show` always agree on every value.
+
+    Raises ruamel.yaml.YAMLError for text that is not YAML (a duplicate key included).
+    """
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def dump_yaml(tree: Any) -> str:
+    """`tree` as YAML text that `parse_yaml` (so DVC) reads back as the same values."""
+    writer = YAML(typ="safe", pure=True)
+    writer.default_flow_style = False
+    writer.sort_base_mapping_type_on_output = False
+    stream = io.StringIO()
+    writer.dump(tree, stream)
+    return stream.getvalue()
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; the pipeline needs its params file") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw = parse_yaml(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "cannot be parsed"

@@ -57,6 +57,20 @@ class ProjectPaths:
     def loss_history(self, model: str) -> Path:
         return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
 
+    def loss_figure(self, model: str) -> Path:
+        return self.figure(f"loss_{model}")
+
+    def model_outputs(self, model: str) -> list[Path]:
+        """What stage train@<model> writes (its `outs` in dvc.yaml)."""
+        return [self.model_dir(model), self.loss_figure(model), self.loss_history(model)]
+
+    def trained_entries(self) -> set[str]:
+        """The model entries some train stage left outputs of in this checkout."""
+        found = {path.name for path in (self.root / "models").glob("*") if path.is_dir()}
+        found |= {path.stem for path in self.loss_history("x").parent.glob("*.csv")}
+        found |= {path.stem.removeprefix("loss_") for path in self.figures_dir.glob("loss_*.png")}
+        return found
+
     @property
     def loss_curves(self) -> Path:
         """Every model's loss histories in one table with a `model` column (DVC plots data)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lstm_vs_rnn.data.time_axis import is_iso_date, time_text
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_numeric_csv
 from lstm_vs_rnn.params import (
@@ -121,11 +122,40 @@ def read_user_csv(data: CsvData, root: Path, params: Params) -> pd.DataFrame:
     values = _numbers(rows, header.index(data.column), data.column, data.path)
     check_series_length(len(values), params, data.path)
     if data.time_column:
-        time = _numbers(rows, header.index(data.time_column), data.time_column, data.path)
+        time = time_axis(rows, header.index(data.time_column), data.time_column, data.path)
         _check_in_time_order(time, rows, data.path)
     else:
-        time = np.arange(len(values), dtype=float)
-    return pd.DataFrame({"t": time, "y": values})
+        time = pd.Series(np.arange(len(values), dtype=float))
+    return pd.DataFrame({"t": time.to_numpy(), "y": values})
+
+
+def time_axis(rows: list[tuple[int, list[str]]], index: int, column: str, shown: str) -> pd.Series:
+    """The time column: numbers (a year, a step), or ISO 8601 dates read by pandas
+    (`2020-01-01`, a year-month period `1950-01`, a date and time `2020-01-01 12:30`).
+
+    The column's first cell decides: a number makes every cell a number, anything else makes
+    every cell a date. Raises UserError naming the file, the line and the cell otherwise.
+    """
+    first = rows[0][1][index].strip() if rows and index < len(rows[0][1]) else ""
+    if not first or _is_number(first):
+        return pd.Series(_numbers(rows, index, column, shown))
+    cells = [row[index].strip() if index < len(row) else "" for _, row in rows]
+    for (line, _), cell in zip(rows, cells, strict=True):
+        if not is_iso_date(cell):
+            raise UserError(
+                f"{shown}, line {line}: '{cell}' in column '{column}' is not a date; expected "
+                f"ISO 8601 like {first!r} (YYYY-MM-DD, YYYY-MM or YYYY-MM-DD HH:MM), as in "
+                f"the first row"
+            )
+    return pd.Series(pd.to_datetime(cells, format="ISO8601"))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _user_path(relative: str, root: Path) -> Path:
@@ -179,18 +209,22 @@ def _numbers(rows: list[tuple[int, list[str]]], index: int, column: str, shown: 
     return values
 
 
-def _check_in_time_order(time: np.ndarray, rows: list[tuple[int, list[str]]], shown: str) -> None:
-    """The split is chronological, so rows must be in time order."""
-    backwards = np.flatnonzero(np.diff(time) <= 0)
+def _check_in_time_order(time: pd.Series, rows: list[tuple[int, list[str]]], shown: str) -> None:
+    """The split is chronological, so rows must be in time order, dates as numbers alike."""
+    order = time.to_numpy()
+    backwards = np.flatnonzero(order[1:] <= order[:-1])
     if backwards.size:
-        line = rows[backwards[0] + 1][0]
+        later, earlier = backwards[0] + 1, backwards[0]
         raise UserError(
-            f"{shown}, line {line}: time {time[backwards[0] + 1]:g} does not come after "
-            f"{time[backwards[0]]:g}; rows must be in time order without repeats"
+            f"{shown}, line {rows[later][0]}: time {time_text(time.iloc[later])} does not come "
+            f"after {time_text(time.iloc[earlier])}; rows must be in time order without repeats"
         )
 
 
 def read_series(path: Path) -> pd.DataFrame:
     """The series generate wrote; `y_clean` is optional (a real series has no known clean
-    signal)."""
-    return read_numeric_csv(path, ("t", "y"), "generate", min_rows=2)
+    signal). A `t` of ISO dates (a CSV's date column) comes back as datetime64."""
+    frame = read_numeric_csv(path, ("t", "y"), "generate", min_rows=2, text_columns=("t",))
+    if not pd.api.types.is_numeric_dtype(frame["t"]):
+        frame["t"] = pd.to_datetime(frame["t"], format="ISO8601")
+    return frame

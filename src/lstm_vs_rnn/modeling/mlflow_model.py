@@ -6,16 +6,18 @@ with `weights_only=True`, and the min-max scaler travels with it as JSON, so a u
 `models:/<id>` feeds windows in the series' own units and gets forecasts in those units.
 Logging it skips the `torch.export` of `mlflow.pytorch.log_model` (~1.3 s a model).
 
-The optional `horizon` param (pyfunc `params`, an integer, default 1) asks for that many
-recursive steps per window (multistep.py: each forecast is fed back as the newest input).
-`horizon` 1 returns shape (n,), as this model always has, so existing callers are unaffected;
-a larger horizon returns shape (n, horizon).
+Input: any real-valued array-like of shape (n, window) (float32 or float64 or integer arrays,
+lists of lists, a DataFrame); see `as_windows`. The optional `horizon` param (pyfunc `params`,
+an integer, default 1) asks for that many recursive steps per window (multistep.py: each
+forecast is fed back as the newest input); the output has shape (n, horizon), so (n, 1) by
+default, as the logged output schema (-1, -1) says.
 
 Never imported by the pipeline itself: `set_model` below is what MLflow looks for.
 """
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +42,7 @@ MAX_FORECAST_HORIZON = 10_000
 
 class RawUnitsForecaster(PythonModel):
     """Forecasts in the series' units from a batch of windows, shape (n, window): the next
-    value, shape (n,), or with params {"horizon": h > 1} the next h values, shape (n, h)."""
+    h values of each (params {"horizon": h}, default 1), shape (n, h)."""
 
     def load_context(self, context: PythonModelContext) -> None:
         spec = json.loads(Path(context.artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8"))
@@ -51,23 +53,47 @@ class RawUnitsForecaster(PythonModel):
         self.network = load_model(spec["name"], settings, Path(context.artifacts[WEIGHTS_ARTIFACT]))
         self.scaler = MinMaxScaling.from_json(Path(context.artifacts[SCALER_ARTIFACT]))
 
-    # MLflow reads the type hint of `model_input`; the logged signature gives the shape.
+    # No input schema is logged (tracking.logged_model): MLflow's tensor schema refuses float32
+    # and lists, so this method is the one check of what comes in. `model_input` has no type
+    # hint on purpose: MLflow would turn a hint into a schema of its own and convert the input.
     def predict(
-        self, context: PythonModelContext, model_input: np.ndarray, params: dict | None = None
+        self, context: PythonModelContext, model_input, params: dict | None = None
     ) -> np.ndarray:
-        windows = np.asarray(model_input, dtype=np.float64)
-        if windows.ndim != 2 or windows.shape[1] != self.window:
-            raise ValueError(
-                f"expected windows of shape (n, {self.window}) in the series' units, "
-                f"got {windows.shape}"
-            )
+        windows = as_windows(model_input, self.window)
         horizon = requested_horizon(params)
         scaled = self.scaler.transform(windows).astype(np.float32)
         forecaster = network_forecaster(self.network, torch.device("cpu"))
-        forecast = self.scaler.inverse_transform(
+        return self.scaler.inverse_transform(
             roll_out(forecaster, scaled, horizon).astype(np.float64)
         )
-        return forecast[:, 0] if horizon == 1 else forecast
+
+
+def as_windows(model_input: Any, window: int) -> np.ndarray:
+    """`model_input` as float64 windows of shape (n, window), whatever real-valued array-like
+    holds them: a numpy array of any real dtype (float32, float64, integers), a list of lists,
+    a pandas DataFrame (its columns are the window's positions, oldest first).
+
+    Raises ValueError, in one short line that states the expected shape, for another shape,
+    a value that is not a real number, or a NaN or infinity.
+    """
+    expected = f"expected windows of shape (n, {window}): n rows of {window} real numbers"
+    try:
+        windows = np.asarray(model_input)
+    except ValueError:  # ragged lists
+        raise ValueError(f"{expected}, got rows of different lengths") from None
+    if windows.dtype == object or windows.dtype.kind not in "biuf":
+        raise ValueError(f"{expected}, got values of type {windows.dtype}")
+    if windows.ndim != 2 or windows.shape[1] != window:
+        raise ValueError(f"{expected}, got shape {windows.shape}")
+    windows = windows.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(windows))
+    if len(bad):
+        row, column = bad[0]
+        raise ValueError(
+            f"{expected}, got {windows[row, column]} at row {row}, column {column} "
+            f"({len(bad)} non-finite value(s))"
+        )
+    return windows
 
 
 def requested_horizon(params: dict | None) -> int:

@@ -15,7 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lstm_vs_rnn.data.time_axis import time_text
 from lstm_vs_rnn.files import write_with
+from lstm_vs_rnn.reporting.fonts import glyphs_reported_once, use_fallback_fonts
 
 if TYPE_CHECKING:  # comparison imports SciPy, which generate and scale never need
     from lstm_vs_rnn.data.sources import SeriesLabels
@@ -34,12 +36,16 @@ BASELINE_STYLES = (
 # Fixed metadata: no version string that would change the bytes on a matplotlib upgrade.
 PNG_METADATA = {"Software": None}
 
+use_fallback_fonts()
+
 
 def save_figure(figure: Figure, path: Path) -> None:
-    """Write atomically, then free the figure (stages draw several)."""
+    """Write atomically, then free the figure (stages draw several). Text no installed font
+    can draw is reported once (reporting.fonts), not per glyph."""
 
     def save(temporary: Path) -> None:
-        figure.savefig(temporary, format="png", dpi=DPI, metadata=PNG_METADATA)
+        with glyphs_reported_once(figure):
+            figure.savefig(temporary, format="png", dpi=DPI, metadata=PNG_METADATA)
 
     try:
         write_with(path, save)
@@ -70,7 +76,7 @@ def series_figure(frame: pd.DataFrame, split_index: int, labels: "SeriesLabels")
     axes.axvspan(split_t, last_t, color="tab:orange", alpha=0.12, label="test part")
     axes.axvline(split_t, color="tab:orange", lw=1.5)
     axes.set(
-        title=f"Series: {len(frame)} values, test part from {labels.time} = {split_t:g}",
+        title=f"Series: {len(frame)} values, test part from {labels.time} = {time_text(split_t)}",
         xlabel=labels.time,
         ylabel=labels.value,
     )

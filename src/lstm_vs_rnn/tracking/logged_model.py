@@ -38,11 +38,12 @@ def log_forecaster(
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
+    # No input schema: MLflow's tensor schema refuses float32 arrays and lists before the
+    # model sees them; the model checks its input itself (mlflow_model.as_windows) and the
+    # expected shape is in the model's metadata. Output: (n, horizon) forecasts.
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype("float64"), (-1, spec["window"]))]),
-        outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]),
-        # Optional: forecast steps per window (mlflow_model.py); the outputs above are the
-        # default's, one step, shape (n,); a larger horizon gives (n, horizon).
+        inputs=None,
+        outputs=Schema([TensorSpec(np.dtype("float64"), (-1, -1))]),
         params=ParamSchema([ParamSpec("horizon", "long", 1)]),
     )
     with tempfile.TemporaryDirectory() as folder:
@@ -63,6 +64,7 @@ def log_forecaster(
                 input_example=input_example,
                 pip_requirements=shipped_requirements(files),
                 tags=tags,
+                metadata=model_metadata(spec["window"]),
             )
 
 
@@ -108,3 +110,14 @@ def _top_level_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def model_metadata(window: int) -> dict[str, str]:
+    """What the logged model takes and returns, in its MLmodel file (`metadata`)."""
+    return {
+        "input": f"windows of shape (n, {window}) in the series' units, oldest value first: "
+        "any real-valued array-like (numpy array of floats or integers, list of lists, "
+        "DataFrame)",
+        "output": "forecasts of shape (n, horizon) in the series' units; params "
+        '{"horizon": h}, default 1',
+    }

@@ -35,8 +35,8 @@ from lstm_vs_rnn.tracking.store import (
     connect,
     experiment_name,
     get_or_create_experiment,
-    permission_errors_explained,
     store_lock,
+    store_refusals_explained,
 )
 from lstm_vs_rnn.tracking.tags import (
     CONFIG_TAG,
@@ -217,11 +217,12 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
     so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
-    loss history of a diverged or interrupted training run is the part worth looking at. A
-    write the server refuses is one line (no grant).
+    loss history of a diverged or interrupted training run is the part worth looking at.
+    Anything the store refuses, here or in the stage's body, is one line (UserError; see
+    tracking.store.store_refusals_explained).
     """
     with (
-        permission_errors_explained(experiment_name(params)),
+        store_refusals_explained(experiment_name(params)),
         _stage_run(stage, params, param_prefixes) as run,
     ):
         yield run

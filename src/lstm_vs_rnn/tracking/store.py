@@ -13,9 +13,14 @@ stage stopped by bad params or a missing input fails fast and never touches MLfl
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
+import sqlite3
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +56,19 @@ PROBE_TIMEOUT_S = 5.0
 PROBE_API_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 INVALID_HOST_MARKER = "Invalid Host header"
+
+# A SQLite store locked by another program (a DB browser, a second tool holding a write
+# transaction) is waited for this long, with one message, before the stage gives up; SQLite's
+# own busy wait covers the short locks of parallel queue workers first, silently.
+STORE_WAIT_ENV = "LSTM_VS_RNN_STORE_WAIT_S"
+STORE_WAIT_DEFAULT_S = 60.0
+SILENT_BUSY_WAIT_S = 2.0
+LOCK_POLL_S = 0.5
+
+# The refused call's own words are cut to this length: the point is the one line.
+MAX_REASON_CHARS = 200
+# user:password@ in any URI inside an error text (a PostgreSQL URL in a SQLAlchemy message).
+URI_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
 
 
 def tracking_uri() -> str:
@@ -104,11 +122,129 @@ def connect() -> MlflowClient:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # Its traceback of every SQL error duplicates the one line store_refusals_explained gives.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     mlflow.set_tracking_uri(uri)
-    # The client opens the store at once, creating and migrating a new SQLite file: under the
-    # lock, or parallel queue workers race on the schema ("table already exists", "locked").
-    with store_lock():
-        return MlflowClient(uri)
+    database = sqlite_database(uri)
+    with store_refusals_explained():
+        if database is not None and database.exists():
+            wait_while_locked(database, uri)
+        # The client opens the store at once, creating and migrating a new SQLite file: under
+        # the lock, or parallel queue workers race on the schema ("table already exists").
+        with store_lock():
+            return MlflowClient(uri)
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` store; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def wait_while_locked(database: Path, uri: str) -> None:
+    """Return once a write transaction on `database` could start; wait for another program's
+    lock with one message, up to LSTM_VS_RNN_STORE_WAIT_S seconds (default 60).
+
+    The probe is SQLite's own `BEGIN IMMEDIATE` (then rolled back): it fails while another
+    connection holds a RESERVED or EXCLUSIVE lock (`BEGIN EXCLUSIVE`, an open write), the locks
+    that make every MLflow write fail with "database is locked". Raises UserError when the
+    lock outlasts the bound.
+    """
+    bound = _wait_bound()
+    deadline = time.monotonic() + bound
+    if _write_lock_free(database, SILENT_BUSY_WAIT_S):
+        return
+    print(
+        f"waiting for the MLflow store {redact(uri)}: another program holds a lock on it "
+        f"(a DB browser or a second tool writing to it?); giving up after {bound:g} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    while time.monotonic() < deadline:
+        if _write_lock_free(database, LOCK_POLL_S):
+            return
+    raise UserError(
+        f"the MLflow store {redact(uri)} stayed locked by another program for {bound:g} s: "
+        f"close the program that holds {database.name} open for writing (a DB browser, "
+        f"another tool), then re-run; {STORE_WAIT_ENV} sets how long to wait"
+    )
+
+
+def _wait_bound() -> float:
+    text = os.environ.get(STORE_WAIT_ENV, "")
+    try:
+        bound = float(text) if text else STORE_WAIT_DEFAULT_S
+    except ValueError:
+        bound = -1.0
+    if not 0 <= bound < float("inf"):
+        raise UserError(f"{STORE_WAIT_ENV} = {text!r} is not allowed; expected seconds >= 0")
+    return bound
+
+
+def _write_lock_free(database: Path, busy_wait_s: float) -> bool:
+    """Whether a write transaction starts within `busy_wait_s` (SQLite's busy timeout)."""
+    try:
+        with closing(sqlite3.connect(database, timeout=busy_wait_s, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    return True
+
+
+@contextmanager
+def store_refusals_explained(experiment: str | None = None) -> Iterator[None]:
+    """Anything the tracking store refuses, as one line: the store (credentials redacted),
+    what it refused and what to do.
+
+    The one boundary for MLflow's exceptions (REST refusals included), SQLAlchemy's and
+    SQLite's errors and HTTP failures, wherever in the stage they happen; raises UserError.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError, sqlite3.Error, requests.RequestException) as exc:
+        raise UserError(_refusal(exc, experiment)) from None
+
+
+def _refusal(exc: Exception, experiment: str | None) -> str:
+    """The one line for a refused call: the store, its reason, what to do."""
+    uri = tracking_uri()
+    where = f"the MLflow store {redact(uri)}"
+    code = getattr(exc, "error_code", "")
+    reason = _one_line(str(getattr(exc, "message", None) or exc) or type(exc).__name__, uri)
+    if code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
+        return (
+            f"user '{user}' may not log to the MLflow experiment '{experiment}' at "
+            f"{redact(uri)} (403): ask the server's admin to run 'make teammate NAME={user}'"
+        )
+    if "database is locked" in reason:
+        todo = (
+            "another program holds it open for writing (a DB browser, a second tool): close "
+            "it and re-run"
+        )
+    elif type(exc).__module__.startswith("requests") or "API request" in reason:
+        todo = "check that the server is running and reachable, then re-run"
+    elif code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"):
+        todo = "a value it does not accept; change it in params.yaml or the environment"
+    else:
+        todo = "check the store (MLFLOW_TRACKING_URI, its disk or its server log), then re-run"
+    return f"{where} refused the stage's call ({type(exc).__name__}: {reason}); {todo}"
+
+
+def _one_line(text: str, uri: str) -> str:
+    """`text`'s first line, cut to MAX_REASON_CHARS, with every password removed."""
+    password = urlsplit(uri).password
+    if password:
+        text = text.replace(password, "***")
+    text = URI_PASSWORD.sub(r"\g<scheme>:***@", text)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= MAX_REASON_CHARS else first[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _probe_server(uri: str) -> None:
@@ -162,23 +298,6 @@ def _api_problem(status: int, body: str, where: str) -> str | None:
             f"(make teammate NAME=<you>)"
         )
     return f"the MLflow server at {where} answered {status} to an API call; see its log"
-
-
-@contextmanager
-def permission_errors_explained(experiment: str) -> Iterator[None]:
-    """A write the server refuses (403: no EDIT on the experiment) as one line, not a trace."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except MlflowException as exc:
-        if exc.error_code != "PERMISSION_DENIED":
-            raise
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
-        raise UserError(
-            f"user '{user}' may not log to the MLflow experiment '{experiment}' (403): ask "
-            f"the server's admin to run 'make teammate NAME={user}'"
-        ) from None
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:

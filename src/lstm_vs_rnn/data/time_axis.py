@@ -1,0 +1,30 @@
+"""The time axis of a series: numbers (a year, a step) or ISO 8601 dates, and how to show one."""
+
+import re
+
+import numpy as np
+import pandas as pd
+
+# YYYY-MM (a month), YYYY-MM-DD, optionally with HH:MM[:SS[.fff]]: the forms pandas reads
+# without guessing the order of day and month.
+ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?)?")
+
+
+def is_iso_date(cell: str) -> bool:
+    """A date pandas reads unambiguously: YYYY-MM, YYYY-MM-DD, optionally with a time."""
+    if not ISO_DATE.fullmatch(cell):
+        return False
+    try:
+        pd.to_datetime(cell, format="ISO8601")
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def time_text(value: object) -> str:
+    """A time as a person reads it: 2020-01-01 for a date (with the time if it has one), 1749
+    for a number."""
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        stamp = pd.Timestamp(value)
+        return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat(" ")
+    return f"{value:g}"

@@ -1,0 +1,40 @@
+"""Removing a model entry: its outputs and dvc.lock entry go, as `make run` prunes them.
+
+Real `dvc repro` in a project copy, and the prune command `make run` runs before it.
+"""
+
+import json
+
+import pytest
+from conftest import PipelineRepo, make_pipeline_repo
+
+pytestmark = pytest.mark.e2e
+
+
+def prune(repo: PipelineRepo) -> str:
+    return repo.run("python", "-m", "lstm_vs_rnn.commands.prune", env={"PYTHONPATH": "src"}).stdout
+
+
+def test_a_removed_model_entry_leaves_no_output_lock_entry_or_plot(tmp_path) -> None:
+    repo = make_pipeline_repo(tmp_path / "project", {"train.repeats": 2, "train.epochs": 2})
+    repo.dvc("repro")
+    assert prune(repo) == ""  # nothing stale
+    params = repo.params()
+    del params["models"]["lstm"]
+    repo.edit_params({"models": params["models"]})
+    assert prune(repo).strip() == (
+        "removed what no model entry in params.yaml names any more: train@lstm in dvc.lock, "
+        "models/lstm/, reports/figures/loss_lstm.png, reports/plots/losses/lstm.csv (DVC's "
+        "cache keeps their content until 'dvc gc')"
+    )
+    lock = (repo.root / "dvc.lock").read_text()
+    assert "train@lstm" not in lock and "train@rnn" in lock
+    for gone in ("models/lstm", "reports/figures/loss_lstm.png", "reports/plots/losses/lstm.csv"):
+        assert not (repo.root / gone).exists(), gone
+    assert (repo.root / "models" / "rnn").is_dir()
+    assert "train@lstm" not in repo.dvc("repro").stdout
+    assert "train@lstm" not in (repo.root / "dvc.lock").read_text()
+    assert "up to date" in repo.dvc("status").stdout
+    shown = json.loads(repo.dvc("plots", "show", "--json").stdout)
+    assert not [key for key in json.dumps(shown).split('"') if "loss_lstm" in key]
+    assert prune(repo) == ""
