@@ -15,12 +15,10 @@ library's `concurrent.futures.ProcessPoolExecutor`.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import queue
 import signal
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -28,11 +26,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.processes import die_with_parent
 
 # How often the parent looks at the event queue while jobs run, in seconds.
 POLL_INTERVAL_S = 0.1
-# prctl(2) option: the signal a process gets when the thread that started it ends.
-PR_SET_PDEATHSIG = 1
 
 _events: Any = None  # the worker's end of the event queue, set by `_start_worker`
 _on_event: Callable[[Any], None] | None = None  # `report`'s target when jobs run in-process
@@ -54,19 +51,6 @@ def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
     restrict), the default size of a pool."""
     return len(os.sched_getaffinity(0))
-
-
-def die_with_parent(signum: int = signal.SIGKILL) -> None:
-    """Ask Linux to send `signum` to this process when its parent ends (prctl PR_SET_PDEATHSIG),
-    so a parent killed with SIGKILL leaves no orphan. A no-op on other systems.
-
-    Called in the child, e.g. as `subprocess.Popen(preexec_fn=...)` or a pool's initializer.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def report(event: Any) -> None:
