@@ -30,7 +30,6 @@ from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.repeats import (
     FittedRepeat,
     RepeatEpoch,
-    RepeatFailed,
     RepeatStarted,
     fit_repeat,
     training_windows,
@@ -43,7 +42,7 @@ from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.tracking.identity import file_sha256
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 from lstm_vs_rnn.tracking.tags import MODEL_HASH_TAG
-from lstm_vs_rnn.workers import WorkerDied, usable_cores, worker_pool
+from lstm_vs_rnn.workers import failed_job, usable_cores, worker_pool
 
 
 def parse_model_name() -> str:
@@ -61,7 +60,6 @@ class RepeatRuns:
         self.name = name
         self.progress = progress
         self.open: dict[int, StageRun] = {}
-        self.failed: set[int] = set()
 
     def on_event(self, event: object) -> None:
         if isinstance(event, RepeatStarted):
@@ -72,8 +70,6 @@ class RepeatRuns:
                 {"train_loss": losses.train_loss, "val_loss": losses.val_loss}, step=losses.epoch
             )
             self.progress.epoch_done(event.repeat, losses.epoch)
-        elif isinstance(event, RepeatFailed):
-            self.failed.add(event.repeat)
         elif isinstance(event, FittedRepeat):
             self.finish(event)
 
@@ -97,12 +93,9 @@ class RepeatRuns:
     def end_unfinished(self, error: BaseException) -> None:
         """End the runs still open after `error`: FAILED for the repeat that failed (or whose
         worker died), KILLED for those stopped because of it or by an interrupt."""
-        if isinstance(error, WorkerDied):
-            self.failed.add(error.index)
-        interrupted = isinstance(error, KeyboardInterrupt)
+        failed = failed_job(error)
         for repeat, repeat_run in sorted(self.open.items()):
-            failed = repeat in self.failed and not interrupted
-            self.run.end_repeat_run(repeat_run, "FAILED" if failed else "KILLED")
+            self.run.end_repeat_run(repeat_run, "FAILED" if repeat == failed else "KILLED")
         self.open.clear()
 
 

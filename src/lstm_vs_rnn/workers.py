@@ -31,20 +31,21 @@ from lstm_vs_rnn.processes import die_with_parent
 # How often the parent looks at the event queue while jobs run, in seconds.
 POLL_INTERVAL_S = 0.1
 
+# The attribute `map` sets on a job's error: the job's position (see `failed_job`).
+JOB_INDEX = "job_index"
+
 _events: Any = None  # the worker's end of the event queue, set by `_start_worker`
 _on_event: Callable[[Any], None] | None = None  # `report`'s target when jobs run in-process
 
 
 class WorkerDied(UserError):
-    """A worker process ended without returning (killed by a signal, or out of memory);
-    `index` is the position of its job in the list given to `WorkerPool.map`."""
+    """A worker process ended without returning (killed by a signal, or out of memory)."""
 
-    def __init__(self, message: str, index: int) -> None:
-        super().__init__(message)
-        self.index = index
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (WorkerDied, (str(self), self.index))
+def failed_job(error: BaseException) -> int | None:
+    """The position, in the jobs given to `map`, of the job that raised `error`; None for an
+    error that no job raised (e.g. Ctrl-C)."""
+    return getattr(error, JOB_INDEX, None)
 
 
 def usable_cores() -> int:
@@ -89,7 +90,8 @@ class WorkerPool:
         `function` must be importable by name (a module-level function). Events the jobs
         `report` are passed to `on_event` in the parent as they arrive. The first job that
         raises stops the others and its exception is raised here; a job whose worker dies
-        raises `WorkerDied`, naming the job by `describe(index)`.
+        raises `WorkerDied`, naming the job by `describe(index)`. `failed_job(error)` gives the
+        failed job's position.
         """
         futures = [self._executor.submit(function, *job) for job in jobs]
         pending: set[Future[Any]] = set(futures)
@@ -119,12 +121,14 @@ class WorkerPool:
         if error is None:
             return
         if isinstance(error, BrokenProcessPool):
-            raise WorkerDied(
+            error = WorkerDied(
                 f"{describe(index)}: its worker process ended without a result "
-                "(killed by a signal, or out of memory)",
-                index,
-            ) from None
-        error.add_note(f"in {describe(index)}")
+                "(killed by a signal, or out of memory)"
+            )
+            error.__suppress_context__ = True
+        else:
+            error.add_note(f"in {describe(index)}")
+        setattr(error, JOB_INDEX, index)
         raise error
 
     def stop(self) -> None:
@@ -153,13 +157,21 @@ class InProcessPool:
         describe: Callable[[int], str],
         on_event: Callable[[Any], None] = lambda event: None,
     ) -> list[Any]:
-        """As `WorkerPool.map`; `describe` is unused (no process can die apart from this one)."""
+        """As `WorkerPool.map`; `describe` names the job that raised in a note on its error."""
         global _on_event
         _on_event = on_event
+        results = []
         try:
-            return [function(*job) for job in jobs]
+            for index, job in enumerate(jobs):
+                try:
+                    results.append(function(*job))
+                except Exception as error:
+                    error.add_note(f"in {describe(index)}")
+                    setattr(error, JOB_INDEX, index)
+                    raise
         finally:
             _on_event = None
+        return results
 
 
 @contextmanager

@@ -42,13 +42,6 @@ class RepeatEpoch:
 
 
 @dataclass(frozen=True)
-class RepeatFailed:
-    """Sent by the repeat that raised, before its error reaches the parent."""
-
-    repeat: int
-
-
-@dataclass(frozen=True)
 class FittedRepeat:
     """A finished repeat: its loss per epoch and the file its weights were saved to."""
 
@@ -68,8 +61,8 @@ def training_windows(window: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_repeat(name: str, params: Params, repeat: int, seed: int, folder: Path) -> FittedRepeat:
     """Train repeat `repeat` (torch seed `seed`) of model entry `name` and save its weights into
-    `folder`; reports `RepeatStarted`, a `RepeatEpoch` per epoch, then the `FittedRepeat` (or
-    `RepeatFailed`). A diverged loss raises `TrainingDiverged` naming model, repeat and seed."""
+    `folder`; reports `RepeatStarted`, a `RepeatEpoch` per epoch, then the `FittedRepeat`.
+    A diverged loss raises `TrainingDiverged` naming model, repeat and seed."""
     device = configure_torch(params.train)
     windows, targets = training_windows(params.data.window)
     n_val = validation_windows(len(windows), params.train.val_fraction)
@@ -87,11 +80,7 @@ def fit_repeat(name: str, params: Params, repeat: int, seed: int, folder: Path) 
             on_epoch=lambda losses: report(RepeatEpoch(repeat, losses)),
         )
     except TrainingDiverged as error:
-        report(RepeatFailed(repeat))
         raise TrainingDiverged(f"{name}, repeat {repeat} (seed {seed}): {error}") from None
-    except BaseException:
-        report(RepeatFailed(repeat))
-        raise
     weights = folder / PATHS.model_weights(name, repeat).name
     save_weights(model.cpu().eval(), weights)
     fitted = FittedRepeat(repeat, seed, history, weights)
