@@ -85,8 +85,9 @@ screenshots: setup
 	@test -x /usr/bin/chromium || { echo "error: /usr/bin/chromium is missing; apt-get install chromium" >&2; exit 1; }
 	UI_SCREENSHOT_DIR=$(abspath docs/screenshots) pytest -q -s tests/test_ui_browser.py
 
-# Benchmarks (about 9 minutes on 2 cores): training throughput, the edit-repro loop, a
-# 10^6-point run and tracking overhead, printed as one table. `python -m benchmarks --smoke`
+# Benchmarks (about 25 minutes on 2 cores): training throughput, the edit-repro loop, a
+# 10^6-point run, tracking overhead, and this code against a base commit's (BENCH_BASE=...),
+# printed as one table. `python -m benchmarks --smoke`
 # runs them at a tiny size.
 bench: setup
 	python -m benchmarks

@@ -37,9 +37,9 @@ STAGE_RUN_METHODS = (
     "configurations_that_trained",
     "note_weights_from_elsewhere",
     "log_forecaster",
+    "start_repeat_run",
+    "end_repeat_run",
 )
-# StageRun's context managers: opening and closing them is tracking too (the runs of repeats).
-STAGE_RUN_CONTEXTS = ("repeat_run",)
 # Work functions timed per stage script, to report rates (e.g. evaluation's predictions).
 # configure_torch is timed to count it as start-up: it seeds and sets torch's global modes.
 TIMED_CALLS = {
@@ -76,26 +76,6 @@ def timed_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return timed(name, lambda: method(*args, **kwargs))
-
-    return wrapper
-
-
-def timed_context(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """Time a context manager's opening and closing, not the block it wraps."""
-
-    @functools.wraps(method)
-    @contextmanager
-    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        manager = method(*args, **kwargs)
-        value = timed(name, manager.__enter__)
-        try:
-            yield value
-        except BaseException:
-            details = sys.exc_info()
-            if not timed(name, lambda: manager.__exit__(*details)):
-                raise
-        else:
-            timed(name, lambda: manager.__exit__(None, None, None))
 
     return wrapper
 
@@ -142,8 +122,6 @@ def install(script_name: str) -> None:
     tracking.stage_run = stage_run
     for name in STAGE_RUN_METHODS:
         setattr(tracking.StageRun, name, timed_method(name, getattr(tracking.StageRun, name)))
-    for name in STAGE_RUN_CONTEXTS:
-        setattr(tracking.StageRun, name, timed_context(name, getattr(tracking.StageRun, name)))
     if script_name in TIMED_CALLS:
         import lstm_vs_rnn.modeling.training as training
 

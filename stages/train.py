@@ -5,7 +5,9 @@ every model sees the same batches. Writes models/<model>/repeat_<i>.pt (state_di
 reports/plots/losses/<model>.csv (train and validation loss per repeat and epoch) and
 reports/figures/loss_<model>.png; logs one MLflow run per repeat under the stage's run and, as
 the model `<model>` forecasting in the series' units, the repeat whose saved (final-epoch)
-weights have the lowest validation loss.
+weights have the lowest validation loss. Repeats train side by side on `train.workers`
+processes (lstm_vs_rnn.workers), with the same bytes for any number; a terminal shows one live
+progress line, a log one line per repeat.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
@@ -22,24 +24,26 @@ import torch
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.data.scaling import MinMaxScaling
-from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.files import atomic_directory, read_array, write_csv
-from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles, save_weights
+from lstm_vs_rnn.files import atomic_directory, write_csv
+from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
-from lstm_vs_rnn.modeling.training import (
-    TrainingDiverged,
-    best_validation_repeat,
-    configure_torch,
-    history_frame,
-    train_model,
+from lstm_vs_rnn.modeling.repeats import (
+    FittedRepeat,
+    RepeatEpoch,
+    RepeatStarted,
+    fit_repeat,
+    training_windows,
 )
+from lstm_vs_rnn.modeling.training import best_validation_repeat, history_frame
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.tracking.identity import file_sha256
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 from lstm_vs_rnn.tracking.tags import MODEL_HASH_TAG
+from lstm_vs_rnn.workers import failed_job, usable_cores, worker_pool
 
 
 def parse_model_name() -> str:
@@ -48,40 +52,32 @@ def parse_model_name() -> str:
     return parser.parse_args().model
 
 
-def train_repeat(
-    run: StageRun,
-    name: str,
-    params: Params,
-    repeat: int,
-    seed: int,
-    windows: torch.Tensor,
-    targets: torch.Tensor,
-    device: torch.device,
-    folder: Path,
-) -> pd.DataFrame:
-    """Train one repeat, save its weights into `folder` and log it; return its loss history."""
-    n_val = validation_windows(len(windows), params.train.val_fraction)
-    with run.repeat_run(name, repeat, seed) as repeat_run:
-        model = build_model(params.models[name], seed)
-        try:
-            history = train_model(
-                model,
-                windows,
-                targets,
-                n_val,
-                params.train,
-                device,
-                seed,
-                on_epoch=lambda losses: repeat_run.log_metrics(
-                    {"train_loss": losses.train_loss, "val_loss": losses.val_loss},
-                    step=losses.epoch,
-                ),
+class RepeatRuns:
+    """The parent's side of repeats training on workers: each repeat's MLflow run, opened when
+    it starts, fed its losses per epoch and ended in its state, and the stage's progress line."""
+
+    def __init__(self, run: StageRun, name: str, progress: StageProgress) -> None:
+        self.run = run
+        self.name = name
+        self.progress = progress
+        self.open: dict[int, StageRun] = {}
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, RepeatStarted):
+            self.open[event.repeat] = self.run.start_repeat_run(self.name, event.repeat, event.seed)
+        elif isinstance(event, RepeatEpoch):
+            losses = event.losses
+            self.open[event.repeat].log_metrics(
+                {"train_loss": losses.train_loss, "val_loss": losses.val_loss}, step=losses.epoch
             )
-        except TrainingDiverged as error:
-            raise TrainingDiverged(f"{name}, repeat {repeat} (seed {seed}): {error}") from None
-        weights = folder / PATHS.model_weights(name, repeat).name
-        save_weights(model.cpu().eval(), weights)
-        repeat_run.set_tags({MODEL_HASH_TAG: file_sha256(weights)})
+            self.progress.epoch_done(event.repeat, losses.epoch)
+        elif isinstance(event, FittedRepeat):
+            self.finish(event)
+
+    def finish(self, fitted: FittedRepeat) -> None:
+        history = fitted.history
+        repeat_run = self.open.pop(fitted.repeat)
+        repeat_run.set_tags({MODEL_HASH_TAG: file_sha256(fitted.weights)})
         repeat_run.log_metrics(
             {
                 "final_train_loss": history[-1].train_loss,
@@ -89,7 +85,46 @@ def train_repeat(
                 "best_val_loss": min(epoch.val_loss for epoch in history),
             }
         )
-    return history_frame(repeat, seed, history)
+        self.run.end_repeat_run(repeat_run, "FINISHED")
+        self.progress.job_done(
+            fitted.repeat,
+            f"repeat {fitted.repeat}, seed {fitted.seed}: val loss {history[-1].val_loss:.4g}",
+        )
+
+    def end_unfinished(self, error: BaseException) -> None:
+        """End the runs still open after `error`: FAILED for the repeat that failed (or whose
+        worker died), KILLED for those stopped because of it or by an interrupt."""
+        failed = failed_job(error)
+        for repeat, repeat_run in sorted(self.open.items()):
+            self.run.end_repeat_run(repeat_run, "FAILED" if repeat == failed else "KILLED")
+        self.open.clear()
+
+
+def train_repeats(
+    run: StageRun, name: str, params: Params, folder: Path, progress: StageProgress
+) -> pd.DataFrame:
+    """Train every repeat of `name` on `train.workers` processes, weights into `folder`; return
+    the loss histories, repeat by repeat (the same bytes for any number of workers)."""
+    seeds = params.repeat_seeds()
+    workers = min(params.train.workers or usable_cores(), len(seeds))
+    runs = RepeatRuns(run, name, progress)
+    try:
+        with worker_pool(workers) as pool:
+            fitted = pool.map(
+                fit_repeat,
+                [(name, params, repeat, seed, folder) for repeat, seed in enumerate(seeds)],
+                describe=lambda index: f"{name}, repeat {index} (seed {seeds[index]})",
+                on_event=runs.on_event,
+            )
+    except BaseException as error:
+        runs.end_unfinished(error)
+        raise
+    finally:
+        progress.close()
+    return pd.concat(
+        [history_frame(repeat.repeat, repeat.seed, repeat.history) for repeat in fitted],
+        ignore_index=True,
+    )
 
 
 def log_best_repeat(
@@ -127,20 +162,13 @@ def main() -> None:
         raise UserError(
             f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
         )
-    series = torch.from_numpy(read_array(PATHS.train_array, "scale").astype(np.float32))
-    windows, targets = make_windows(series, params.data.window)
-    device = configure_torch(params.train)
+    windows, _ = training_windows(params.data.window)
     prefixes = ("data.window", "train.", f"models.{name}.")
     with stage_run(f"train@{name}", params, param_prefixes=prefixes) as run:
         started = time.monotonic()
+        progress = StageProgress(f"train@{name}", params.train.repeats, params.train.epochs)
         with atomic_directory(PATHS.model_dir(name)) as folder:
-            histories = pd.concat(
-                [
-                    train_repeat(run, name, params, repeat, seed, windows, targets, device, folder)
-                    for repeat, seed in enumerate(params.repeat_seeds())
-                ],
-                ignore_index=True,
-            )
+            histories = train_repeats(run, name, params, folder, progress)
         seconds = time.monotonic() - started
         write_csv(PATHS.loss_history(name), histories)
         save_figure(loss_figure({name: histories}), PATHS.loss_figure(name))

@@ -30,8 +30,9 @@ HUGE_TARGETS = [60, 150]
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
-    """A project copy where generate and scale ran (local SQLite store)."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("faults") / "project")
+    """A project copy where generate and scale ran (local SQLite store); one worker, so the
+    repeat that fails first is always repeat 0 (test_parallel_repeats covers two)."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("faults") / "project", {"train.workers": 1})
     repo.stage("generate")
     repo.stage("scale")
     yield repo

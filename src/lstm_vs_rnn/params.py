@@ -113,6 +113,14 @@ class TrainParams(_Section):
     num_threads: Annotated[int, Field(ge=1, le=256)]
     grad_clip_norm: Annotated[float, Field(gt=0)] | None
     repeats: Annotated[int, Field(ge=1, le=MAX_REPEATS)]
+    # Processes that train repeats side by side; null: one per usable core. Changes no output
+    # (see EXECUTION_KEYS), so DVC does not track it and it is not part of a configuration.
+    workers: Annotated[int, Field(ge=1, le=256)] | None = None
+
+
+# Keys that decide how the work is spread over the machine, never what it computes: left out of
+# a configuration's identity (tracking.identity) and of the params DVC tracks (dvc.yaml).
+EXECUTION_KEYS = frozenset({"train.workers"})
 
 
 class ModelParams(_Section):

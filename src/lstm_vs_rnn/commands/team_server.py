@@ -22,6 +22,7 @@ name than localhost or 127.0.0.1 get 403 unless that name is in `--allowed-hosts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -31,11 +32,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.paths import workspace_root
+from lstm_vs_rnn.processes import die_with_parent
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_PORT = 5050
@@ -55,6 +58,12 @@ LOCAL_NAMES = ("localhost", "127.0.0.1")
 START_TIMEOUT_S = 120.0
 HEALTH_POLL_S = 0.25
 STOP_TIMEOUT_S = 30.0
+# The MLflow server runs under this guard, which takes its process group down with this process.
+GROUP_GUARD = (sys.executable, "-m", "lstm_vs_rnn.commands.group_guard")
+SRC_ROOT = Path(__file__).resolve().parents[2]
+# uvicorn without its access log (a line per request, /health polls included) and its INFO
+# start and stop lines; request errors and their tracebacks still print (as `make ui`).
+UVICORN_OPTS = "--no-access-log --log-level warning"
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,8 @@ class TeamServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # After the change of user: a fast shutdown if this process dies, even by SIGKILL.
+                preexec_fn=lambda: die_with_parent(signal.SIGINT),
                 **_as_postgres_user(),
             )
         wait_for_postgres(self.config, self.postgres, timeout)
@@ -171,12 +182,20 @@ class TeamServer:
 
     def _start_mlflow(self, timeout: float) -> None:
         self.config.artifacts.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+            # The guard's package, wherever this process found it.
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, (str(SRC_ROOT), os.environ.get("PYTHONPATH")))
+            ),
+        }
         if self.config.auth:
             write_auth_config(self.config)
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.config.auth_config)
         self.mlflow = subprocess.Popen(
-            mlflow_command(self.config),
+            [*GROUP_GUARD, *mlflow_command(self.config)],
             env=env,
             stdout=self.mlflow_log,
             stderr=subprocess.STDOUT if self.mlflow_log else None,
@@ -203,6 +222,8 @@ def mlflow_command(config: ServerConfig) -> list[str]:
         str(config.workers),
         "--allowed-hosts",
         ",".join(config.host_patterns()),
+        "--uvicorn-opts",
+        UVICORN_OPTS,
     ]
     return [*command, "--app-name", "basic-auth"] if config.auth else command
 
@@ -389,7 +410,13 @@ def parse_args() -> ServerConfig:
     )
 
 
+def _interrupt_on_hangup(signum: int, frame: FrameType | None) -> None:
+    """Closing the terminal (SIGHUP) stops the server like Ctrl-C."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGHUP, _interrupt_on_hangup)
     config = parse_args()
     server = TeamServer(config)
     server.start()
@@ -398,9 +425,11 @@ def main() -> None:
     try:
         ended = server.wait()
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop, signal.SIG_IGN)
         server.stop()
-        print("stopped: the MLflow server and PostgreSQL.", flush=True)
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) cannot show it
+            print("stopped: the MLflow server and PostgreSQL.", flush=True)
         return
     server.stop()
     raise UserError(f"{ended}; its messages are above (PostgreSQL's in postgres.log)")

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.commands.team_server import ensure_port_free, wait_for_health
+from lstm_vs_rnn.commands.team_server import UVICORN_OPTS, ensure_port_free, wait_for_health
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.params import Params, load_params
@@ -64,10 +64,6 @@ METRIC_WIDTH_PX = 130
 STOP_TIMEOUT_S = 30.0
 # `mlflow server` answers after 4-5 s on an idle 2-core machine and 10-20 s on a busy one.
 START_TIMEOUT_S = 180.0
-# uvicorn (what `mlflow server` runs by default) without its access log, which prints a line
-# per request (~400 in five minutes of browsing), and without its INFO start and stop lines;
-# request errors and their tracebacks are warnings and errors, still printed.
-UVICORN_OPTS = "--no-access-log --log-level warning"
 # prctl(2): the kernel sends the child this signal when the parent dies.
 PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

@@ -1,14 +1,12 @@
 """The training loop: shuffled mini-batches over window views, MSE, Adam, per-epoch losses."""
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.modeling.prediction import predict
@@ -77,10 +75,7 @@ def train_model(
     loss_fn = nn.MSELoss()
     order = torch.Generator().manual_seed(seed)
     history = []
-    progress = tqdm(
-        range(1, settings.epochs + 1), desc="epochs", unit="epoch", disable=not sys.stderr.isatty()
-    )
-    for epoch in progress:
+    for epoch in range(1, settings.epochs + 1):
         model.train()
         total, permutation = 0.0, torch.randperm(n_fit, generator=order)
         for start in range(0, n_fit, settings.batch_size):
@@ -99,7 +94,6 @@ def train_model(
         _stop_if_diverged(val_loss, epoch, settings)
         losses = EpochLosses(epoch, total / n_fit, val_loss)
         history.append(losses)
-        progress.set_postfix(train=f"{losses.train_loss:.4g}", val=f"{val_loss:.4g}")
         on_epoch(losses)
     return history
 

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from lstm_vs_rnn.params import CsvData, DataParams, LaggedData, Params
+from lstm_vs_rnn.params import EXECUTION_KEYS, CsvData, DataParams, LaggedData, Params
 from lstm_vs_rnn.paths import PROJECT_ROOT
 from lstm_vs_rnn.tracking.liveness import location_tags
 from lstm_vs_rnn.tracking.tags import COMMIT_TAG, DIRTY_TAG, EXPERIMENT_TAG, USER_TAG
@@ -35,7 +35,9 @@ def config_hash(params: Params) -> str:
     starts a new parent instead of overwriting the old one's headline (as DVC re-runs the
     stages whose code changed)."""
     relevant = {
-        key: value for key, value in params.flat().items() if not key.startswith("tracking.")
+        key: value
+        for key, value in params.flat().items()
+        if not key.startswith("tracking.") and key not in EXECUTION_KEYS
     }
     relevant["code_version"] = code_version()
     if isinstance(params.data, CsvData):

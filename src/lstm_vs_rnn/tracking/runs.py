@@ -172,13 +172,9 @@ class StageRun:
             found.update(run.data.tags.get(CONFIG_TAG, "unknown") for run in runs)
         return sorted(found)
 
-    @contextmanager
-    def repeat_run(self, model: str, repeat: int, seed: int) -> Iterator[StageRun]:
-        """The run of one training repeat, nested under this stage's run, closed like it.
-
-        Whatever it buffered reaches the store even when the block fails or is interrupted:
-        the history of a failed repeat is what explains the failure.
-        """
+    def start_repeat_run(self, model: str, repeat: int, seed: int) -> StageRun:
+        """Open the run of one training repeat, nested under this stage's run; the caller ends
+        it with `end_repeat_run` (for repeats that run side by side, see stages/train.py)."""
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"{model} · repeat {repeat} · seed {seed}",
@@ -190,14 +186,20 @@ class StageRun:
                 SEED_TAG: str(seed),
             },
         )
-        run_id = run.info.run_id
         nested = StageRun(
-            self.client, run_id, self.parent_id, self.experiment_id, self.inherited_tags
+            self.client, run.info.run_id, self.parent_id, self.experiment_id, self.inherited_tags
         )
-        with _ended_by_outcome(nested, lambda status: self.client.set_terminated(run_id, status)):
-            nested.log_params({"repeat": repeat, "seed": seed})
-            yield nested
+        nested.log_params({"repeat": repeat, "seed": seed})
+        return nested
+
+    def end_repeat_run(self, nested: StageRun, status: str) -> None:
+        """Send what `nested` buffered and end it FINISHED, FAILED or KILLED; after a failure,
+        a store error while sending is one warning, so the run still ends."""
+        if status == "FINISHED":
             nested.flush()
+        else:
+            nested.flush_after_failure()
+        self.client.set_terminated(nested.run_id, status)
 
     def log_forecaster(
         self,

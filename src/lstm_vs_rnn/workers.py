@@ -1,0 +1,202 @@
+"""A pool of worker processes for independent jobs (training repeats, tuning trials).
+
+`worker_pool(n)` runs callables on `n` single-purpose processes started with `spawn` (torch and
+`fork` do not mix: a forked child inherits the parent's thread pools and locks). Results come
+back in submission order, whatever order the jobs finish in, so outputs written from them do
+not depend on the number of workers. The pool fails fast: the first job that raises, or whose
+process dies, stops every other worker and its error is raised in the parent. Ctrl-C and SIGTERM
+reach the parent only (workers ignore SIGINT); the parent then stops the workers, and a parent
+killed outright takes its workers with it (`PR_SET_PDEATHSIG`), so no worker outlives a stage.
+
+A job reports progress with `report(event)`; the parent receives each event, in the order one
+worker sent them, through the `on_event` callback of `WorkerPool.map`. Built on the standard
+library's `concurrent.futures.ProcessPoolExecutor`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.processes import die_with_parent
+
+# How often the parent looks at the event queue while jobs run, in seconds.
+POLL_INTERVAL_S = 0.1
+
+# The attribute `map` sets on a job's error: the job's position (see `failed_job`).
+JOB_INDEX = "job_index"
+
+_events: Any = None  # the worker's end of the event queue, set by `_start_worker`
+_on_event: Callable[[Any], None] | None = None  # `report`'s target when jobs run in-process
+
+
+class WorkerDied(UserError):
+    """A worker process ended without returning (killed by a signal, or out of memory)."""
+
+
+def failed_job(error: BaseException) -> int | None:
+    """The position, in the jobs given to `map`, of the job that raised `error`; None for an
+    error that no job raised (e.g. Ctrl-C)."""
+    return getattr(error, JOB_INDEX, None)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
+    restrict), the default size of a pool."""
+    return len(os.sched_getaffinity(0))
+
+
+def report(event: Any) -> None:
+    """Send `event` (picklable) to the parent's `on_event`; does nothing outside a pool."""
+    if _events is not None:
+        _events.put(event)
+    elif _on_event is not None:
+        _on_event(event)
+
+
+def _start_worker(events: Any, parent_pid: int) -> None:
+    global _events
+    _events = events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class WorkerPool:
+    """Worker processes that run jobs; use through `worker_pool`."""
+
+    def __init__(self, executor: ProcessPoolExecutor, events: Any) -> None:
+        self._executor = executor
+        self._events = events
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        jobs: Sequence[tuple[Any, ...]],
+        describe: Callable[[int], str],
+        on_event: Callable[[Any], None] = lambda event: None,
+    ) -> list[Any]:
+        """`[function(*job) for job in jobs]`, run on the workers, in the order of `jobs`.
+
+        `function` must be importable by name (a module-level function). Events the jobs
+        `report` are passed to `on_event` in the parent as they arrive. The first job that
+        raises stops the others and its exception is raised here; a job whose worker dies
+        raises `WorkerDied`, naming the job by `describe(index)`. `failed_job(error)` gives the
+        failed job's position.
+        """
+        futures = [self._executor.submit(function, *job) for job in jobs]
+        pending: set[Future[Any]] = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
+                self._forward_events(on_event)
+                for future in done:
+                    self._raise_failure(future, futures.index(future), describe)
+            self._forward_events(on_event)
+        except BaseException:
+            self.stop()
+            raise
+        return [future.result() for future in futures]
+
+    def _forward_events(self, on_event: Callable[[Any], None]) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            on_event(event)
+
+    @staticmethod
+    def _raise_failure(future: Future[Any], index: int, describe: Callable[[int], str]) -> None:
+        error = future.exception()
+        if error is None:
+            return
+        if isinstance(error, BrokenProcessPool):
+            error = WorkerDied(
+                f"{describe(index)}: its worker process ended without a result "
+                "(killed by a signal, or out of memory)"
+            )
+            error.__suppress_context__ = True
+        else:
+            error.add_note(f"in {describe(index)}")
+        setattr(error, JOB_INDEX, index)
+        raise error
+
+    def stop(self) -> None:
+        """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and drop queued jobs."""
+        # The executor's own list of its processes (Python 3.14 adds `terminate_workers()`).
+        processes = list((self._executor._processes or {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class InProcessPool:
+    """`WorkerPool`'s interface, running the jobs one after another in this process: with one
+    worker, a spawned process would only add its start-up (about 3 s of imports)."""
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        jobs: Sequence[tuple[Any, ...]],
+        describe: Callable[[int], str],
+        on_event: Callable[[Any], None] = lambda event: None,
+    ) -> list[Any]:
+        """As `WorkerPool.map`; `describe` names the job that raised in a note on its error."""
+        global _on_event
+        _on_event = on_event
+        results = []
+        try:
+            for index, job in enumerate(jobs):
+                try:
+                    results.append(function(*job))
+                except Exception as error:
+                    error.add_note(f"in {describe(index)}")
+                    setattr(error, JOB_INDEX, index)
+                    raise
+        finally:
+            _on_event = None
+        return results
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[WorkerPool | InProcessPool]:
+    """A pool of `workers` spawned processes, stopped when the block ends, however it ends;
+    with one worker, the jobs run in this process (same results: see the module's docstring)."""
+    if workers == 1:
+        yield InProcessPool()
+        return
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(events, os.getpid()),
+    )
+    pool = WorkerPool(executor, events)
+    try:
+        yield pool
+    except BaseException:
+        pool.stop()
+        raise
+    else:
+        executor.shutdown(wait=True)
+    finally:
+        events.close()
+        events.join_thread()

@@ -1,0 +1,234 @@
+"""Repeats trained side by side on worker processes: the same bytes for any number of workers,
+a failing or killed worker stops the stage cleanly, Ctrl-C in a terminal leaves nothing behind,
+and the progress a user sees in a terminal and in a log.
+
+Real stage runs in a copy of the project, real signals, a real SQLite MLflow store.
+"""
+
+import contextlib
+import os
+import pty
+import re
+import select
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PipelineRepo, make_pipeline_repo, run_statuses
+
+pytestmark = pytest.mark.e2e
+
+REPEATS = 3
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+    """A project copy where generate and scale ran, training on two workers."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("parallel") / "project", {"train.workers": 2})
+    repo.stage("generate")
+    repo.stage("scale")
+    yield repo
+
+
+@pytest.fixture
+def restore_params(repo: PipelineRepo) -> Iterator[None]:
+    good = (repo.root / "params.yaml").read_text()
+    yield
+    (repo.root / "params.yaml").write_text(good)
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is `folder`: a stage and its workers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == folder:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def workers_of(stage: int) -> list[int]:
+    """The pool's worker processes of a stage: its children started by multiprocessing's spawn
+    (not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == stage and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.append(int(entry.name))
+    return found
+
+
+def repeat_runs(root: Path) -> dict[str, str]:
+    """Status of each repeat run of train@lstm's latest execution, by run name."""
+    with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "select r.name, r.status from runs r join tags t on t.run_uuid = r.run_uuid "
+            "where t.key = 'mlflow.parentRunId' and t.value = (select run_uuid from runs "
+            "where name = 'train@lstm' order by start_time desc limit 1)"
+        )
+        return dict(rows)
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    files = sorted((root / "models" / "lstm").iterdir())
+    files += [root / "reports" / "plots" / "losses" / "lstm.csv", root / "dvc.lock"]
+    return {str(path.relative_to(root)): path.read_bytes() for path in files}
+
+
+def test_one_and_two_workers_write_the_same_bytes_and_a_log_line_per_repeat(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    repo.edit_params({"train.workers": 1})
+    one = repo.dvc("repro", "train@lstm")
+    first = outputs(repo.root)
+    repo.edit_params({"train.workers": 2})
+    # The number of workers is no tracked param: nothing is out of date.
+    assert "up to date" in repo.dvc("status", "train@lstm").stdout
+    two = repo.dvc("repro", "--force", "--single-item", "train@lstm")
+    assert outputs(repo.root) == first
+    assert len(first) == REPEATS + 2
+
+    with sqlite3.connect(f"file:{repo.root / 'mlflow.db'}?mode=ro", uri=True) as connection:
+        (epochs_logged,) = connection.execute(
+            "select count(*) from metrics m join runs r on r.run_uuid = m.run_uuid "
+            "where m.key = 'val_loss' and r.name like 'lstm · repeat %'"
+        ).fetchone()
+    assert epochs_logged == 2 * REPEATS * 3  # two executions x repeats x epochs
+    assert set(run_statuses(repo.root).values()) == {"FINISHED"}
+    for result in (one, two):
+        progress = [line for line in result.stderr.splitlines() if line.startswith("train@lstm")]
+        assert len(progress) == REPEATS, result.stderr
+        done = [
+            int(re.match(r"train@lstm: (\d)/3 done \(repeat \d, seed 4\d", line)[1])
+            for line in progress
+        ]
+        assert done == [1, 2, 3]
+        assert "INFO" not in result.stderr and "epoch" not in result.stderr
+
+
+def test_a_failing_worker_stops_the_others_in_one_line(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    """Every repeat diverges at epoch 1 (see test_faults for the float32 overflow)."""
+    train = repo.root / "data" / "processed" / "train.npy"
+    good = train.read_bytes()
+    repo.edit_params({"train.learning_rate": 10.0})
+    np.save(train, np.full(240, 3e19), allow_pickle=False)
+    try:
+        result = repo.stage("train@lstm", check=False)
+    finally:
+        train.write_bytes(good)
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"error: lstm, repeat \d \(seed 4\d\): training diverged at epoch 1: .*",
+        result.stderr.strip(),
+    ), result.stderr
+    statuses = repeat_runs(repo.root)
+    assert "FAILED" in statuses.values() and "RUNNING" not in statuses.values(), statuses
+    assert "RUNNING" not in run_statuses(repo.root).values()
+    assert processes_in(repo.root) == []
+
+
+def start_in_terminal(repo: PipelineRepo, *args: str) -> tuple[int, int]:
+    """Start a stage script in a new pseudo-terminal; return its pid and the terminal's fd."""
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.chdir(repo.root)
+        env = {**repo.env, "PYTHONPATH": "src"}
+        os.execve(sys.executable, [sys.executable, *args], env)
+    return pid, terminal
+
+
+def read_until(terminal: int, pattern: str, timeout: float) -> str:
+    """What the terminal shows until `pattern` appears in it."""
+    seen, deadline = "", time.monotonic() + timeout
+    while not re.search(pattern, seen):
+        assert time.monotonic() < deadline, seen
+        ready, _, _ = select.select([terminal], [], [], 1)
+        if ready:
+            seen += os.read(terminal, 4096).decode(errors="replace")
+    return seen
+
+
+def wait_for_exit(pid: int, terminal: int, timeout: float) -> tuple[int, str]:
+    """The exit code of `pid`, draining its terminal meanwhile, and what it printed."""
+    seen, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), seen
+        ready, _, _ = select.select([terminal], [], [], 0.2)
+        if ready:
+            with contextlib.suppress(OSError):
+                seen += os.read(terminal, 4096).decode(errors="replace")
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the stage did not exit: {seen}")
+
+
+def test_a_terminal_shows_one_live_line_and_ctrl_c_leaves_no_worker_or_running_run(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    repo.edit_params({"train.epochs": 100_000})
+    models = repo.root / "models"
+    before = sorted(models.rglob("*")) if models.exists() else []
+    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
+    try:
+        shown = read_until(terminal, r"#1 epoch [1-9]\d*/100000", timeout=120)
+        live = shown[shown.index("\rtrain@lstm") :]
+        assert "\n" not in live, live  # redrawn in place, never a new line per epoch
+        assert re.search(
+            r"\rtrain@lstm: 0/3 done \| #0 epoch \d+/100000, #1 epoch \d+/100000 \| "
+            r"\d+:\d\d elapsed, ~\d+:\d\d(:\d\d)? left",
+            live,
+        ), live
+        assert len(workers_of(pid)) == 2
+        os.write(terminal, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group
+        code, shown = wait_for_exit(pid, terminal, timeout=60)
+    finally:
+        os.close(terminal)
+    assert code == 130, shown
+    assert "Traceback" not in shown
+    assert "interrupted: the MLflow run was marked KILLED" in shown
+    assert set(repeat_runs(repo.root).values()) == {"KILLED"}
+    assert "RUNNING" not in run_statuses(repo.root).values()
+    assert processes_in(repo.root) == []
+    # The weights of an earlier run, if any, stay as they were; no temporary folder is left.
+    assert (sorted(models.rglob("*")) if models.exists() else []) == before
+
+
+def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
+    repo: PipelineRepo, restore_params: None
+) -> None:
+    repo.edit_params({"train.epochs": 100_000})
+    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
+    try:
+        read_until(terminal, r"#1 epoch [1-9]", timeout=120)
+        workers = workers_of(pid)
+        assert len(workers) == 2
+        os.kill(workers[-1], signal.SIGKILL)
+        code, shown = wait_for_exit(pid, terminal, timeout=60)
+    finally:
+        os.close(terminal)
+    assert code == 1, shown
+    last = shown.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: lstm, repeat \d \(seed 4\d\): its worker process ended without a result "
+        r"\(killed by a signal, or out of memory\)",
+        last.strip(),
+    ), shown
+    statuses = repeat_runs(repo.root)
+    assert sorted(statuses.values()) == ["FAILED", "KILLED"], statuses
+    assert "RUNNING" not in run_statuses(repo.root).values()
+    assert processes_in(repo.root) == []
