@@ -437,3 +437,44 @@ def horizon_figure(
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small", loc="upper left")
     return figure
+
+
+def tuning_progress_figure(best_so_far: Mapping[str, Sequence[float]]) -> Figure:
+    """Best validation MSE so far against the trial number, one line per tuned entry: every
+    entry had the same number of trials (the equal budget), in the order of its trial list."""
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=DPI)
+    for name, values in best_so_far.items():
+        axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=name)
+    axes.set_yscale("log")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("best validation MSE so far (scaled, log)")
+    axes.set_title("Tuning: the same budget for every entry")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) -> Figure:
+    """Validation MSE of every trial against each hyperparameter, one panel per hyperparameter,
+    one colour per entry. `trials` has columns entry, value and one per hyperparameter (null is
+    drawn as the text 'null' on a categorical axis)."""
+    figure, panels = plt.subplots(
+        1, len(hyperparameters), figsize=(3.2 * len(hyperparameters), 3.4), dpi=DPI, squeeze=False
+    )
+    for axes, key in zip(panels[0], hyperparameters, strict=True):
+        column = trials[key]
+        numeric = pd.to_numeric(column, errors="coerce")
+        categorical = numeric.isna().any() or column.nunique() <= 4
+        for name, rows in trials.groupby("entry", sort=False):
+            values = rows[key]
+            x = values.map(lambda v: "null" if pd.isna(v) else str(v)) if categorical else values
+            axes.scatter(x, rows["value"], label=name, alpha=0.75, s=18)
+        if key == "learning_rate" and not categorical:
+            axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel(key)
+    panels[0][0].set_ylabel("validation MSE (scaled, log)")
+    panels[0][-1].legend(fontsize="small")
+    figure.tight_layout()
+    return figure
