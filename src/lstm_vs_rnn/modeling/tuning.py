@@ -208,7 +208,7 @@ def objective(params: Params, name: str, data: TrainingData) -> Any:
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
-        if "fixed_params" not in trial.system_attrs:
+        if SLOT_ATTR not in trial.user_attrs:
             # The queue emptied between this worker's check and its ask: not a trial of the list.
             trial.study.stop()
             raise optuna.TrialPruned("no enqueued trial left")
