@@ -464,13 +464,16 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     )
     for axes, key in zip(panels[0], hyperparameters, strict=True):
         column = trials[key]
-        numeric = pd.to_numeric(column, errors="coerce")
-        categorical = numeric.isna().any() or column.nunique() <= 4
+        categorical = column.isna().any() or column.nunique() <= 4
+        labels = sorted({"null" if pd.isna(v) else f"{v:g}" for v in column}, key=_null_last)
         for name, rows in trials.groupby("entry", sort=False):
             values = rows[key]
-            x = values.map(lambda v: "null" if pd.isna(v) else str(v)) if categorical else values
-            axes.scatter(x, rows["value"], label=name, alpha=0.75, s=18)
-        if key == "learning_rate" and not categorical:
+            if categorical:
+                values = values.map(lambda v: labels.index("null" if pd.isna(v) else f"{v:g}"))
+            axes.scatter(values, rows["value"], label=name, alpha=0.75, s=18)
+        if categorical:
+            axes.set_xticks(range(len(labels)), labels)
+        elif key == "learning_rate":
             axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel(key)
@@ -478,3 +481,7 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     panels[0][-1].legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def _null_last(label: str) -> tuple[bool, float]:
+    return (label == "null", 0.0 if label == "null" else float(label))
