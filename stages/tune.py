@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from optuna.storages import RDBStorage
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.commands import tune_worker
@@ -27,6 +28,7 @@ from lstm_vs_rnn.modeling.tuning import (
     DIVERGED_ATTR,
     HOST_ATTR,
     SLOT_ATTR,
+    WORKER_ATTR,
     create_study,
     open_storage,
     search_space,
@@ -83,11 +85,10 @@ class LocalWorkers:
             process.wait()
 
 
-def run_study(params: Params, name: str) -> tuple[list[dict], list, float]:
+def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict], list, float]:
     """Every trial of the entry's list complete; returns their records, all trials of the study
     (retried and failed ones included) and the seconds it took."""
     space = search_space(params, name)
-    storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
     trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
     study = create_study(storage, study_name(params, name, PATHS.train_array), trials)
     workers = LocalWorkers(name, worker_count(params))
@@ -117,6 +118,7 @@ def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
         tags = {
             "trial.state": state,
             "trial.host": str(trial.user_attrs.get(HOST_ATTR, "unknown")),
+            "trial.worker": str(trial.user_attrs.get(WORKER_ATTR, "unknown")),
             "trial.slot": str(trial.user_attrs[SLOT_ATTR]),
             "trial.optuna_number": str(trial.number),
         }
@@ -129,6 +131,7 @@ def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
                 "state": state,
                 "value": trial.value,
                 "host": tags["trial.host"],
+                "worker": tags["trial.worker"],
                 "seconds": seconds,
                 **trial.params,
             }
@@ -151,8 +154,9 @@ def main() -> None:
             write_json(PATHS.tuning_result(name), result)
         return
     search_space(params, name)
+    storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
     with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
-        records, all_trials, seconds = run_study(params, name)
+        records, all_trials, seconds = run_study(params, name, storage)
         result = tuning_result(params, name, records)
         table = log_trials(run, name, all_trials)
         with tempfile.TemporaryDirectory() as folder:

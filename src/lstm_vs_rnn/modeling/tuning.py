@@ -63,6 +63,7 @@ LSTM_ONLY = frozenset({"forget_bias"})
 STORAGE_ENV = "OPTUNA_STORAGE"
 SLOT_ATTR = "slot"
 HOST_ATTR = "host"
+WORKER_ATTR = "worker"
 DIVERGED_ATTR = "diverged"
 # The code a trial's score depends on: a change gives a new study, never reusing old trials.
 SCORED_BY = (
@@ -213,6 +214,7 @@ def objective(params: Params, name: str, data: TrainingData) -> Any:
             trial.study.stop()
             raise optuna.TrialPruned("no enqueued trial left")
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         chosen = {key: _suggest(trial, key, distribution) for key, distribution in space.items()}
         model, train = settings_of(params.models[name], params.train, chosen)
         try:

@@ -465,11 +465,12 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     for axes, key in zip(panels[0], hyperparameters, strict=True):
         column = trials[key]
         categorical = column.isna().any() or column.nunique() <= 4
-        labels = sorted({"null" if pd.isna(v) else f"{v:g}" for v in column}, key=_null_last)
+        labels = sorted({_choice_label(v) for v in column}, key=_null_last)
+        position = {label: index for index, label in enumerate(labels)}
         for name, rows in trials.groupby("entry", sort=False):
             values = rows[key]
             if categorical:
-                values = values.map(lambda v: labels.index("null" if pd.isna(v) else f"{v:g}"))
+                values = values.map(_choice_label).map(position)
             axes.scatter(values, rows["value"], label=name, alpha=0.75, s=18)
         if categorical:
             axes.set_xticks(range(len(labels)), labels)
@@ -481,6 +482,10 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     panels[0][-1].legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def _choice_label(value: object) -> str:
+    return "null" if pd.isna(value) else f"{value:g}"
 
 
 def _null_last(label: str) -> tuple[bool, float]:
