@@ -24,6 +24,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ SCORED_BY = (
     "src/lstm_vs_rnn/data/windows.py",
 )
 POLL_SECONDS = 0.5
+# Heartbeats and the stale-trial retry are marked experimental since Optuna 2.8; we rely on them
+# knowingly (see the module doc), so their warnings would only bury the stage's own lines.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def search_space(params: Params, name: str) -> dict[str, BaseDistribution]:
