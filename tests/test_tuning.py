@@ -192,7 +192,12 @@ def postgres_storage() -> Iterator[str]:
 def test_two_clones_share_one_study_through_postgresql(
     postgres_storage: str, tmp_path: Path
 ) -> None:
-    clones = [tuning_repo(tmp_path / f"clone{i}", **{"tune.workers": 1}) for i in (1, 2)]
+    # Trials of seconds (30 epochs), so both workers are up before the list is done.
+    space = {**TUNING["tune.space"], "epochs": [30]}
+    clones = [
+        tuning_repo(tmp_path / f"clone{i}", **{"tune.workers": 1, "tune.space": space})
+        for i in (1, 2)
+    ]
     storage = {"OPTUNA_STORAGE": postgres_storage}
     stage = subprocess.Popen(
         ["python", "stages/tune.py", "lstm_tuned"],

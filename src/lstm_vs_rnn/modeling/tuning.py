@@ -74,6 +74,8 @@ SCORED_BY = (
     "src/lstm_vs_rnn/data/windows.py",
 )
 POLL_SECONDS = 0.5
+# Tries at opening a storage whose tables another process is creating at the same moment.
+SCHEMA_ATTEMPTS = 5
 # Heartbeats and the stale-trial retry are marked experimental since Optuna 2.8; we rely on them
 # knowingly (see the module doc), so their warnings would only bury the stage's own lines.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -266,17 +268,25 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
             f"postgresql+psycopg://user:password@host:5432/optuna or sqlite:///path.db"
         ) from None
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=heartbeat_seconds,
-            grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot open the study storage {shown}: {first}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=3 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            )
+        except sqlalchemy.exc.IntegrityError:
+            # Another worker is creating Optuna's tables in the same new database right now.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+            text = str(error).strip()
+            first = text.splitlines()[0] if text else type(error).__name__
+            raise UserError(f"cannot open the study storage {shown}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def study_name(params: Params, name: str, train_array: Path) -> str:
