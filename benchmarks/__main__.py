@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pinned_kernels, pipeline_loop, scale_run, throughput, tracking_overhead
+from benchmarks import (
+    pinned_kernels,
+    pipeline_loop,
+    scale_run,
+    throughput,
+    tracking_overhead,
+    tuning,
+)
 from benchmarks.probed_repo import REPO_ROOT, default_params
 from benchmarks.report import Row, render
 from lstm_vs_rnn.params import load_params
@@ -40,6 +47,7 @@ class Sizes:
     kernel_points: int
     kernel_epochs: int
     kernel_repeats: int
+    tuning_params: dict[str, Any]
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
@@ -62,6 +70,7 @@ FULL = Sizes(
     kernel_points=1_000,
     kernel_epochs=20,
     kernel_repeats=5,
+    tuning_params={**default_params(), "tune.n_trials": 8},
 )
 # Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
 SMOKE = Sizes(
@@ -81,6 +90,12 @@ SMOKE = Sizes(
     kernel_points=400,
     kernel_epochs=1,
     kernel_repeats=1,
+    tuning_params={
+        "tune.n_trials": 2,
+        "tune.seeds": [1],
+        "tune.space": {"hidden_size": [4, 8], "epochs": [2]},
+        "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
+    },
     scale_reuses_full_run=True,
 )
 
@@ -115,6 +130,7 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
     rows += pinned_kernels.run(
         list(sizes.tracked_models), sizes.kernel_points, sizes.kernel_epochs, sizes.kernel_repeats
     )
+    rows += tuning.run(workdir, sizes.tuning_params)
     return rows
 
 

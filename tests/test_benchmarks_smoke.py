@@ -11,7 +11,14 @@ import pytest
 from benchmarks.__main__ import SMOKE, run_all
 from benchmarks.report import render
 
-EXPECTED_SECTIONS = {"1 throughput", "2 edit-repro", "3 scale", "4 tracking", "5 kernels"}
+EXPECTED_SECTIONS = {
+    "1 throughput",
+    "2 edit-repro",
+    "3 scale",
+    "4 tracking",
+    "5 kernels",
+    "6 tuning",
+}
 
 
 @pytest.mark.e2e

@@ -79,6 +79,8 @@ SCHEMA_ATTEMPTS = 5
 # Heartbeats and the stale-trial retry are marked experimental since Optuna 2.8; we rely on them
 # knowingly (see the module doc), so their warnings would only bury the stage's own lines.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# One line per created study and finished trial would drown the stage's output.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def search_space(params: Params, name: str) -> dict[str, BaseDistribution]:
@@ -339,7 +341,6 @@ def run_trials(study: optuna.Study, run_trial: Any) -> int:
             study.stop()
 
     if has_waiting_trials(study):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(run_trial, callbacks=[stop_when_queue_empty], gc_after_trial=False)
     return ran
 
