@@ -62,15 +62,14 @@ class LocalWorkers:
         self.entry, self.count = entry, count
         self.processes: list[subprocess.Popen] = []
 
-    def start_if_idle(self) -> None:
-        """Start `count` workers when none is running; a worker that failed is an error (one
-        killed by a signal is not: its trial is retried)."""
-        if any(process.poll() is None for process in self.processes):
-            time.sleep(0.5)
-            return
-        failed = [process.returncode for process in self.processes if process.returncode > 0]
+    def poll(self, trials_waiting: bool) -> None:
+        """Raise if a worker failed (one killed by a signal did not: its trial is retried);
+        start `count` workers when trials are waiting and none is running."""
+        failed = [process.returncode for process in self.processes if (process.poll() or 0) > 0]
         if failed:
             raise UserError(f"tune@{self.entry}: a trial worker failed (exit {failed[0]})")
+        if not trials_waiting or any(process.poll() is None for process in self.processes):
+            return
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
         command = [sys.executable, "-m", tune_worker.__name__, "--entry", self.entry]
         self.processes = [
@@ -94,7 +93,7 @@ def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict
     workers = LocalWorkers(name, worker_count(params))
     started = time.monotonic()
     try:
-        done = wait_until_done(study, len(trials), workers.start_if_idle)
+        done = wait_until_done(study, trials, workers.poll)
     finally:
         workers.stop()
     seconds = time.monotonic() - started

@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -355,18 +356,34 @@ def completed_slots(study: optuna.Study) -> dict[int, FrozenTrial]:
     return done
 
 
-def wait_until_done(study: optuna.Study, n_slots: int, on_idle: Any) -> dict[int, FrozenTrial]:
-    """Block until every slot has a complete trial, whoever runs them; `on_idle()` is called
-    while trials are waiting (to start workers) and stale trials are failed and re-enqueued."""
+def wait_until_done(
+    study: optuna.Study, trials: list[dict], on_poll: Callable[[bool], None]
+) -> dict[int, FrozenTrial]:
+    """Block until every slot of `trials` has a complete trial, whoever runs them.
+
+    Each poll fails stale trials (their retry is enqueued by the storage's callback), enqueues
+    again a slot left with no waiting, running or complete trial in two polls in a row (a worker
+    stopped by Ctrl-C or an error, or an interrupted stage being resumed), then calls
+    `on_poll(trials_waiting)` (to start or check local workers)."""
+    lost_before: set[int] = set()
     while True:
         done = completed_slots(study)
-        if len(done) == n_slots:
+        if len(done) == len(trials):
             return done
         optuna.storages.fail_stale_trials(study)
-        if has_waiting_trials(study):
-            on_idle()
-        else:
-            time.sleep(POLL_SECONDS)
+        lost = lost_slots(study, len(trials))
+        for slot in sorted(lost & lost_before):
+            study.enqueue_trial(trials[slot], user_attrs={SLOT_ATTR: slot})
+        lost_before = lost - lost_before
+        on_poll(has_waiting_trials(study))
+        time.sleep(POLL_SECONDS)
+
+
+def lost_slots(study: optuna.Study, n_slots: int) -> set[int]:
+    """Slots with no trial that is waiting, running or complete."""
+    alive = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+    held = {trial.user_attrs.get(SLOT_ATTR) for trial in study.get_trials(states=alive)}
+    return set(range(n_slots)) - held
 
 
 def trial_record(slot: int, trial: FrozenTrial) -> dict[str, Any]:
