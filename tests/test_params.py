@@ -24,7 +24,9 @@ def write_params(tmp_path: Path, changes: dict[str, Any]) -> Path:
 def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> None:
     params = load_params(PATHS.params)
     assert (params.data.n_points, params.data.window, params.data.train_fraction) == (1000, 20, 0.8)
-    assert set(params.models) == {"rnn", "lstm", "gru", "rnn_wide"}
+    shared = {"rnn", "lstm", "gru", "rnn_wide"}
+    assert set(params.models) == shared | {"rnn_tuned", "lstm_tuned", "gru_tuned"}
+    assert set(params.tuned_entries()) == {"rnn_tuned", "lstm_tuned", "gru_tuned"}
     assert params.models["rnn_wide"].arch == "rnn"
     assert params.train.epochs == 20 and params.train.learning_rate == 0.01
     assert params.flat()["models.lstm.hidden_size"] == 50

@@ -226,9 +226,7 @@ class Assessment:
         ]
         keys = [key for key in TUNABLE if any(key in row for row in rows)]
         frame = pd.DataFrame(rows, columns=["entry", "value", *keys])
-        save_figure(
-            tuning_space_figure(frame, keys or ["learning_rate"]), self.paths.figure("tuning_space")
-        )
+        save_figure(tuning_space_figure(frame, keys), self.paths.figure("tuning_space"))
 
     def _predict_every_repeat(self, device: torch.device) -> dict[str, list[np.ndarray]]:
         """Each repeat's one-step predictions for the test part, in original units."""

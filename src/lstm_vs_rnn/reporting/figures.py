@@ -442,6 +442,8 @@ def horizon_figure(
 def tuning_progress_figure(best_so_far: Mapping[str, Sequence[float]]) -> Figure:
     """Best validation MSE so far against the trial number, one line per tuned entry: every
     entry had the same number of trials (the equal budget), in the order of its trial list."""
+    if not best_so_far:
+        return _no_tuning_figure()
     figure, axes = plt.subplots(figsize=(7, 4), dpi=DPI)
     for name, values in best_so_far.items():
         axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=name)
@@ -459,6 +461,8 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     """Validation MSE of every trial against each hyperparameter, one panel per hyperparameter,
     one colour per entry. `trials` has columns entry, value and one per hyperparameter (null is
     drawn as the text 'null' on a categorical axis)."""
+    if trials.empty or not hyperparameters:
+        return _no_tuning_figure()
     figure, panels = plt.subplots(
         1, len(hyperparameters), figsize=(3.2 * len(hyperparameters), 3.4), dpi=DPI, squeeze=False
     )
@@ -481,6 +485,20 @@ def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) ->
     panels[0][0].set_ylabel("validation MSE (scaled, log)")
     panels[0][-1].legend(fontsize="small")
     figure.tight_layout()
+    return figure
+
+
+def _no_tuning_figure() -> Figure:
+    """What the tuning figures show when no entry was tuned."""
+    figure, axes = plt.subplots(figsize=(7, 2), dpi=DPI)
+    axes.axis("off")
+    axes.text(
+        0.5,
+        0.5,
+        "No entry was tuned (tune.n_trials: 0, or tune: false on every entry)",
+        ha="center",
+        va="center",
+    )
     return figure
 
 
