@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep tune-worker
+.PHONY: setup run test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots tune-worker
 
 setup: $(STAMP)
 
@@ -97,3 +97,17 @@ clean:
 # longer lags?"). `make lag-sweep ARGS=--report-only` redraws from the experiments already run.
 lag-sweep: setup
 	python -m lstm_vs_rnn.commands.lag_sweep $(ARGS)
+
+# The sunspots report (docs/results.md, "A real series"): one DVC experiment on the shipped
+# yearly sunspots (every other param at its default), then its reports copied from the
+# experiment's commit into reports/sunspots/, to be committed beside the main results.
+SUNSPOT_REPORTS = metrics.json claims.md plots/repeats.csv plots/horizon.csv
+sunspots: setup
+	dvc exp remove sunspots >/dev/null 2>&1 || true  # an earlier run's, so the name is free
+	dvc exp run -n sunspots -S data.source=csv
+	mkdir -p reports/sunspots
+	rev=$$(git for-each-ref --count=1 --sort=-committerdate --format='%(objectname)' \
+	  'refs/exps/*/*/sunspots') && \
+	for file in $(SUNSPOT_REPORTS); do \
+	  git show "$$rev:reports/$$file" > "reports/sunspots/$$(basename $$file)" || exit 1; \
+	done

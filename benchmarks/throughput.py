@@ -33,7 +33,8 @@ from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.sources import sine_series
 from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.modeling.training import configure_torch, predict, train_model
+from lstm_vs_rnn.modeling.prediction import predict
+from lstm_vs_rnn.modeling.training import configure_torch, train_model
 from lstm_vs_rnn.params import Params, TrainParams, split_point
 
 SECTION = "1 throughput"

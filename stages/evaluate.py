@@ -1,9 +1,11 @@
 """Stage `evaluate`: every repeat of every model against the baselines, and the models in pairs.
 
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
-interval over repeats; per pair, the paired RMSE difference and its verdict; the baselines),
-reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions/<model>.csv
-(the best-validation repeat), reports/plots/grad_sensitivity.csv (the forecast's sensitivity to
+interval over repeats; per pair, the paired RMSE difference, its Hodges-Lehmann estimate, the
+Holm-adjusted signed-rank p-value and the verdict; the baselines),
+reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions.csv (the
+test part and, per model, the one-step predictions of the repeat logged as its model),
+reports/plots/grad_sensitivity.csv (the forecast's sensitivity to
 each lag, per model, trained and at init), reports/plots/horizon.csv (RMSE per step of the
 recursive multi-step forecast, every repeat and baseline), reports/claims.md and the comparison
 figures. A horizon that leaves no forecast origin in the test part stops the stage before it

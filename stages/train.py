@@ -5,8 +5,8 @@ it does not tune). Repeat i uses seed `train.seed + i` for its initial weights a
 order, so repeat i of every model of one batch size sees the same batches. Writes
 models/<model>/repeat_<i>.pt (state_dicts), reports/plots/losses/<model>.csv (train and
 validation loss per repeat and epoch) and reports/figures/loss_<model>.png; logs one MLflow run
-per repeat under the stage's run and the repeat with the best validation loss as the model
-`<model>`, forecasting in the series' units.
+per repeat under the stage's run and, as the model `<model>` forecasting in the series' units,
+the repeat whose saved (final-epoch) weights have the lowest validation loss.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
@@ -97,7 +97,7 @@ def train_repeat(
 def log_best_repeat(
     run: StageRun, name: str, params: Params, histories: pd.DataFrame, windows: torch.Tensor
 ) -> None:
-    """Log the repeat with the best validation loss as the MLflow model `name`."""
+    """Log the repeat whose saved weights have the lowest validation loss as the model `name`."""
     best = best_validation_repeat(histories)
     seed = params.repeat_seeds()[best]
     settings = params.models[name]
@@ -113,7 +113,11 @@ def log_best_repeat(
             "window": params.data.window,
         },
         input_example=scaler.inverse_transform(windows[:2].numpy().astype(np.float64)),
-        tags={"repeat": str(best), "seed": str(seed), "chosen_by": "best validation loss"},
+        tags={
+            "repeat": str(best),
+            "seed": str(seed),
+            "chosen_by": "lowest final-epoch validation loss",
+        },
     )
     run.set_tags({"logged_model.repeat": str(best), "logged_model.seed": str(seed)})
 

@@ -22,6 +22,28 @@ import pytest
 import requests
 import yaml
 
+# Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
+CI_VALUES = ("true", "1", "yes")
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in CI_VALUES
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI a skip is a failure: a missing Chromium, PostgreSQL or host name must not leave
+    the browser or team-server tests green without running."""
+    outcome = yield
+    report = outcome.get_result()
+    if running_in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped in CI (CI={os.environ['CI']}), which counts as a failure: {reason}"
+        )
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = (
     "dvc.yaml",

@@ -14,7 +14,8 @@ from lstm_vs_rnn.files import write_text
 from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles, save_weights
 from lstm_vs_rnn.modeling.multistep import network_forecaster, roll_out
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.modeling.training import configure_torch, predict, train_model
+from lstm_vs_rnn.modeling.prediction import predict
+from lstm_vs_rnn.modeling.training import configure_torch, train_model
 from lstm_vs_rnn.params import ModelParams, load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.tracking.runs import stage_run

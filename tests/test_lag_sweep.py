@@ -8,6 +8,7 @@ import pytest
 from lstm_vs_rnn.commands.lag_sweep import (
     SWEEP_LAGS,
     latest_sweep,
+    pairs_table,
     sensitivity_ratio,
     sweep_overrides,
     sweep_table,
@@ -94,3 +95,30 @@ def test_the_sensitivity_ratio_reads_the_lag_that_matters_over_the_newest() -> N
     table = sweep_table(latest_sweep(rows), {5: frame})
     lstm_5 = table[(table["lag"] == 5) & (table["forecaster"] == "lstm")].iloc[0]
     assert math.isnan(lstm_5["grad_ratio_trained"])  # lag 5 needs k = 4, not in this frame
+
+
+def test_the_pairs_table_holds_each_lags_paired_difference_and_its_verdict() -> None:
+    rows = [experiment_row(lag, 1.0 + lag / 100, 1.0 + lag / 200) for lag in SWEEP_LAGS]
+    rows[0] |= {
+        "lstm_vs_rnn.rmse_diff.mean": -0.03,
+        "lstm_vs_rnn.rmse_diff.hodges_lehmann": -0.02,
+        "lstm_vs_rnn.rmse_diff.ci95_low": -0.05,
+        "lstm_vs_rnn.rmse_diff.ci95_high": -0.01,
+        "lstm_vs_rnn.wilcoxon_p": 0.0625,
+        "lstm_vs_rnn.p_holm": 0.5,
+        "lstm_vs_rnn.verdict": "weak: lstm better",
+    }
+    rows[1] |= {"lstm_vs_rnn.rmse_diff.mean": -0.01, "lstm_vs_rnn.verdict": "lstm better"}
+    table = pairs_table(latest_sweep(rows)).set_index("lag")
+    assert list(table.index) == list(SWEEP_LAGS)
+    assert set(table["pair"]) == {"lstm - rnn"}
+    first = table.loc[SWEEP_LAGS[0]]
+    assert (first["mean"], first["hodges_lehmann"], first["ci95_low"], first["ci95_high"]) == (
+        -0.03,
+        -0.02,
+        -0.05,
+        -0.01,
+    )
+    assert (first["p_holm"], first["verdict"]) == (0.5, "weak: lstm better")
+    older = table.loc[SWEEP_LAGS[1]]  # recorded before the Holm rule: no verdict to trust
+    assert older["mean"] == -0.01 and math.isnan(older["p_holm"]) and older["verdict"] == ""

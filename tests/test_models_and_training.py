@@ -1,6 +1,7 @@
 """Unit tests of the models, the training loop and the metrics."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -15,7 +16,15 @@ from lstm_vs_rnn.evaluation.baselines import (
 from lstm_vs_rnn.evaluation.metrics import epochs_to_converge, forecast_metrics
 from lstm_vs_rnn.modeling.checkpoints import load_model, save_weights
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
-from lstm_vs_rnn.modeling.training import TrainingDiverged, configure_torch, predict, train_model
+from lstm_vs_rnn.modeling.prediction import predict
+from lstm_vs_rnn.modeling.training import (
+    EpochLosses,
+    TrainingDiverged,
+    best_validation_repeat,
+    configure_torch,
+    history_frame,
+    train_model,
+)
 from lstm_vs_rnn.params import MODEL_ARCHITECTURES, ModelParams, TrainParams
 
 SETTINGS = TrainParams(
@@ -208,6 +217,36 @@ def test_the_ar_baseline_recovers_a_noiseless_linear_recursion() -> None:
     np.testing.assert_allclose(forecast, test, rtol=1e-9)
 
 
+def test_the_ar_baseline_estimates_known_coefficients_of_a_noisy_ar2() -> None:
+    """y_t = 0.5 + 0.6 y_{t-1} - 0.3 y_{t-2} + e_t, e ~ N(0, 0.1^2), 20,000 steps: least squares
+    finds the coefficients to within a few standard errors (about 0.007 here), where a series
+    settled to a constant would let any weights with its fixed point pass. The window is
+    oldest first, so the weights read (phi_2, phi_1)."""
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0, 0.1, 20_000)
+    values = np.zeros(20_000)
+    for t in range(2, 20_000):
+        values[t] = 0.5 + 0.6 * values[t - 1] - 0.3 * values[t - 2] + noise[t]
+    fitted = fit_autoregressive(values[100:], window=2)
+    np.testing.assert_allclose(fitted.weights, [-0.3, 0.6], atol=0.03)
+    assert fitted.intercept == pytest.approx(0.5, abs=0.03)
+    persistence = np.sqrt(np.mean(np.diff(values[100:]) ** 2))
+    history = values[-1000:]
+    errors = autoregressive_forecast(fitted, history) - history[2:]
+    assert np.std(errors) == pytest.approx(0.1, rel=0.1)  # the noise alone
+    assert np.std(errors) < 0.9 * persistence
+
+
 def test_convergence_is_the_first_epoch_within_five_percent_of_the_best() -> None:
     assert epochs_to_converge(np.array([4.0, 2.0, 1.04, 1.2, 1.0])) == 3
     assert epochs_to_converge(np.array([1.0, 2.0])) == 1
+
+
+def test_the_chosen_repeat_is_the_one_whose_saved_weights_validate_best() -> None:
+    """Repeat 0 has the lowest loss of all at epoch 2, but its saved (final-epoch) weights
+    validate worse than repeat 1's: the shipped repeat is 1, whose weights are the ones kept."""
+    epochs = [EpochLosses(1, 1.0, 0.50), EpochLosses(2, 0.8, 0.10), EpochLosses(3, 0.7, 0.40)]
+    other = [EpochLosses(1, 1.0, 0.60), EpochLosses(2, 0.8, 0.30), EpochLosses(3, 0.7, 0.20)]
+    histories = pd.concat([history_frame(0, 1, epochs), history_frame(1, 2, other)])
+    assert best_validation_repeat(histories) == 1
+    assert best_validation_repeat(histories.iloc[::-1]) == 1

@@ -10,6 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.evaluation.baselines import (
+    LinearAutoregression,
     autoregressive_forecast,
     fit_autoregressive,
     persistence_forecast,
@@ -27,7 +28,7 @@ from lstm_vs_rnn.modeling import multistep
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.multistep import network_forecaster, persistence_forecaster, roll_out
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.modeling.training import predict
+from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.params import ModelParams, Params, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
 
@@ -216,3 +217,13 @@ def test_the_headline_goes_into_each_models_and_baselines_metrics(tmp_path: Path
     assert merged["lstm"]["horizon_rmse"]["h4"]["ci95_low"] == "n/a"  # one repeat
     assert isinstance(merged["ar"]["horizon_rmse"]["h1"], float)
     assert merged["rnn_vs_x"] == {}
+
+
+def test_an_ar1_rollout_at_every_step_by_hand() -> None:
+    """y_h = 1 + 0.5·y_{h-1} from y_0 = 4: 3, 2.5, 2.25, 2.125, i.e. 2 + 2·0.5^h at every
+    step h, not just the first; persistence stays at 4."""
+    windows = np.array([[7.0, 4.0]])
+    ar = LinearAutoregression(np.array([0.0, 0.5]), 1.0)
+    steps = np.arange(1, 5)
+    np.testing.assert_allclose(roll_out(ar.predict, windows, 4)[0], 2 + 2 * 0.5**steps)
+    np.testing.assert_array_equal(roll_out(persistence_forecaster, windows, 4)[0], [4.0] * 4)

@@ -182,15 +182,34 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "ci95_low",
         "ci95_high",
     }
-    assert metrics["lstm_vs_rnn"]["verdict"] in {
-        "lstm better",
-        "rnn better",
-        "no difference detected",
-    }
+    pair = metrics["lstm_vs_rnn"]
+    assert set(pair["rmse_diff"]) == {"mean", "hodges_lehmann", "ci95_low", "ci95_high"}
+    # Three repeats: the smallest two-sided signed-rank p is 2/2^3 = 0.25, so no verdict can
+    # pass Holm at 0.05; the interval alone decides between weak and no difference.
+    assert pair["p_holm"] >= 0.25
+    if pair["rmse_diff"]["ci95_high"] < 0:
+        assert pair["verdict"] == "weak: lstm better"
+    elif pair["rmse_diff"]["ci95_low"] > 0:
+        assert pair["verdict"] == "weak: rnn better"
+    else:
+        assert pair["verdict"] == "no difference detected"
     per_repeat = pd.read_csv(repo.root / "reports" / "plots" / "repeats.csv")
     assert len(per_repeat) == 6  # 3 repeats of 2 models
-    lstm_rmse = per_repeat[per_repeat.model == "lstm"]["test_rmse"]
-    assert metrics["lstm"]["test_rmse"]["mean"] == pytest.approx(lstm_rmse.mean(), rel=1e-12)
+    lstm_rows = per_repeat[per_repeat.model == "lstm"].sort_values("repeat")
+    assert metrics["lstm"]["test_rmse"]["mean"] == pytest.approx(
+        lstm_rows["test_rmse"].mean(), rel=1e-12
+    )
+    # The shipped repeat's RMSE, recomputed by hand from its predictions and the series.
+    predictions = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
+    actual = predictions[predictions.model == "actual"]["value"].to_numpy()
+    shipped = predictions[predictions.model == "lstm"]["value"].to_numpy()
+    losses = pd.read_csv(repo.root / "reports" / "plots" / "losses" / "lstm.csv")
+    chosen = int(
+        losses[losses.epoch == losses.epoch.max()].set_index("repeat")["val_loss"].idxmin()
+    )
+    assert np.sqrt(np.mean((shipped - actual) ** 2)) == pytest.approx(
+        lstm_rows["test_rmse"].to_numpy()[chosen], rel=1e-9
+    )
     claims = (repo.root / "reports" / "claims.md").read_text()
     assert "(c) the LSTM predicts better" in claims and "3 repeat(s)" in claims
     for name in (

@@ -1,14 +1,18 @@
 """The three series sources: the lagged task's properties, and the user's CSV read cell by cell
 with one-line errors that name the file and the line."""
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 
 from lstm_vs_rnn.data.sources import lagged_series, load_series, read_user_csv
+from lstm_vs_rnn.data.windows import with_history
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation.horizon import noise_floor_forecasts
 from lstm_vs_rnn.params import CsvData, LaggedData, Params, load_params
 from lstm_vs_rnn.paths import PATHS
 
@@ -128,6 +132,11 @@ GOOD_ROWS = "".join(ROWS)
             {"path": "/etc/passwd"},
             "data.path = '/etc/passwd' is not allowed; expected a path relative to",
         ),
+        (
+            "year,value\n" + GOOD_ROWS,
+            {"path": "data/../../s.csv"},
+            "data.path = 'data/../../s.csv' leaves the repository; expected a path inside it",
+        ),
     ],
     ids=[
         "missing-file",
@@ -141,6 +150,7 @@ GOOD_ROWS = "".join(ROWS)
         "too-few-values",
         "window-too-long",
         "absolute-path",
+        "path-outside-the-repository",
     ],
 )
 def test_bad_csv_is_one_line_naming_the_file_and_line(
@@ -155,3 +165,24 @@ def test_bad_csv_is_one_line_naming_the_file_and_line(
     message = str(raised.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_the_lagged_noise_floor_at_each_step_uses_only_values_observed_at_the_origin() -> None:
+    """Best forecast of y_{o+h} from y up to o: phi^k · y_{o+h-k·lag}, k = ceil(h / lag);
+    the clean value phi·y_{t-lag} for h <= lag only (beyond, y_{t-lag} is not yet observed)."""
+    params = with_data(source="lagged", lag=3, phi=0.8, n_points=80, noise_std=1.0, seed=5)
+    series = lagged_series(params.data)
+    y, clean = series["y"].to_numpy(), series["y_clean"].to_numpy()
+    split, window, horizon = 60, params.data.window, 8
+    origins = slice(0, len(y) - split - horizon + 1)
+    windows = sliding_window_view(with_history(y[:split], y[split:], window), window)[origins]
+    chunks = list(noise_floor_forecasts(params.data, clean[split:], windows, horizon, origins))
+    floor = np.concatenate([forecast for _, forecast in chunks])
+    for index in range(origins.stop):
+        last = split + index - 1  # the last value observed at this origin
+        for h in range(1, horizon + 1):
+            k = math.ceil(h / 3)
+            assert floor[index, h - 1] == pytest.approx(0.8**k * y[last + h - 3 * k], rel=1e-12)
+            if h <= 3:
+                assert floor[index, h - 1] == pytest.approx(clean[last + h], rel=1e-12)
+    assert floor[0, 3] != pytest.approx(clean[split + 3])  # the old floor read y_{o+1}

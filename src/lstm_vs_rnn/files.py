@@ -4,6 +4,8 @@ Every output goes to a temporary name in its final folder and is renamed into pl
 complete, so a crash or Ctrl-C never leaves a half-written file for DVC to hash.
 """
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -20,6 +22,9 @@ from lstm_vs_rnn.errors import UserError
 
 # Full precision, so that floats written to CSV read back bit for bit.
 CSV_FLOAT_FORMAT = "%.17g"
+
+# renameat2(2): paths relative to the working directory, and the flag that swaps the two.
+_AT_FDCWD, _EXCHANGE = -100, 2
 
 
 @contextmanager
@@ -42,18 +47,59 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds.
 
     For outputs written file by file over a long time (one weights file per training repeat):
-    an interrupted stage leaves no folder with some repeats done and others missing.
+    an interrupted stage leaves no folder with some repeats done and others missing. The old
+    folder is swapped out, not removed first (`replace_directory`), so one complete folder
+    exists at every instant.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     temporary.chmod(0o777 & ~_current_umask())  # mkdtemp makes it owner-only
     try:
         yield temporary
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
+        replace_directory(temporary, path)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def replace_directory(new: Path, path: Path) -> None:
+    """Put folder `new` at `path`, then delete the folder that was there, if any.
+
+    Where the kernel and file system support it (Linux >= 3.15: ext4, btrfs, xfs, tmpfs), the
+    two folders are exchanged in one atomic `renameat2(RENAME_EXCHANGE)`: `path` holds the old
+    folder, then the new one, never neither. Elsewhere the old folder is renamed aside first
+    (`.<name>.old`), then the new one in: an interruption between the two leaves the old folder
+    complete beside `path`. The old folder is deleted only once the new one is in place.
+    """
+    if not path.exists():
+        os.replace(new, path)
+        return
+    if _exchange(new, path):
+        _discard(new)
+        return
+    aside = path.with_name(f".{path.name}.old")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(path, aside)
+    os.replace(new, path)
+    _discard(aside)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False if unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # not glibc >= 2.28, or not Linux
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _EXCHANGE)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # the file system cannot
+        return False
+    raise OSError(error, os.strerror(error), str(second))
+
+
+def _discard(folder: Path) -> None:
+    """Delete a replaced folder (the step after the swap)."""
+    shutil.rmtree(folder)
 
 
 def _current_umask() -> int:

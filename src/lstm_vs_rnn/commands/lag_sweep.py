@@ -4,8 +4,10 @@
 (`data.source=lagged` and SWEEP_SETTINGS, named `lag-<L>`), runs the queue two at a time, then
 collects every model's test RMSE (mean and 95% interval over repeats), the noise floor and
 persistence from the experiments' metrics (`dvc.api.exp_show`) into reports/lag_sweep.csv and
-reports/figures/lag_sweep.png. `make lag-sweep ARGS=--report-only` redraws from the
-experiments already run. Each experiment also logs to MLflow like any other run.
+reports/figures/lag_sweep.png, and each pair's paired difference (mean, Hodges-Lehmann, 95%
+interval, Wilcoxon and Holm p-values, verdict) into reports/lag_sweep_pairs.csv.
+`make lag-sweep ARGS=--report-only` redraws from the experiments already run. Each experiment
+also logs to MLflow like any other run.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.lag_sweep [--report-only] [--jobs 2]`.
 """
@@ -21,6 +23,7 @@ import pandas as pd
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.reporting.figures import lag_sweep_figure, save_figure
@@ -46,6 +49,16 @@ SWEEP_DROPPED_MODELS = ("gru", "rnn_wide")
 STATISTICS = ("mean", "ci95_low", "ci95_high")
 BASELINES = ("noise_floor", "persistence", "ar")
 COMMITS_SEARCHED = 20
+SWEEP_TABLE, PAIRS_TABLE = "lag_sweep.csv", "lag_sweep_pairs.csv"
+# A pair's entries in metrics.json (`statistics.PairedComparison.summary`), flattened by dots.
+PAIR_NUMBERS = (
+    "rmse_diff.mean",
+    "rmse_diff.hodges_lehmann",
+    "rmse_diff.ci95_low",
+    "rmse_diff.ci95_high",
+    "wilcoxon_p",
+    "p_holm",
+)
 
 
 def experiment_name(lag: int) -> str:
@@ -106,6 +119,26 @@ def sweep_table(
     return pd.DataFrame(records)
 
 
+def pairs_table(sweep: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    """One row per lag and pair of models (later entry - earlier, as in metrics.json): the
+    paired test-RMSE difference's mean, Hodges-Lehmann estimate and 95% interval, the raw and
+    Holm-adjusted signed-rank p-values and the verdict. A statistic an older experiment did not
+    record (before the Holm rule) is empty, and so is its verdict."""
+    records = []
+    for lag, row in sweep.items():
+        for first, second in model_pairs(_models(row)):
+            key = f"{first}_vs_{second}"
+            numbers = {
+                name.replace("rmse_diff.", ""): _optional_number(row, f"{key}.{name}")
+                for name in PAIR_NUMBERS
+            }
+            verdict = "" if math.isnan(numbers["p_holm"]) else row.get(f"{key}.verdict")
+            records.append(
+                {"lag": lag, "pair": f"{first} - {second}", **numbers, "verdict": verdict}
+            )
+    return pd.DataFrame(records)
+
+
 def sensitivity_ratio(frame: pd.DataFrame | None, model: str, state: str, lag: int) -> float:
     """Median |dŷ/dx(t-k)| at k = lag - 1 (the value `lag` steps before the forecast one, the
     only one that helps) over that at k = 0; NaN for an experiment without the measurement."""
@@ -148,11 +181,19 @@ def _number(row: dict[str, Any], key: str) -> float:
     return float(value)
 
 
+def _optional_number(row: dict[str, Any], key: str) -> float:
+    """The metric `key`, NaN where the experiment has none (or "n/a", with one repeat)."""
+    value = row.get(key)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
 def write_report(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """reports/lag_sweep.csv, reports/lag_sweep_pairs.csv and the figure, from exp_show rows."""
     sweep = latest_sweep(rows)
     gradients = {lag: read_gradients(str(row["rev"])) for lag, row in sweep.items()}
     table = sweep_table(sweep, gradients)
-    write_csv(PATHS.root / "reports" / "lag_sweep.csv", table)
+    write_csv(PATHS.root / "reports" / SWEEP_TABLE, table)
+    write_csv(PATHS.root / "reports" / PAIRS_TABLE, pairs_table(sweep))
     save_figure(lag_sweep_figure(table), PATHS.figure("lag_sweep"))
     return table
 

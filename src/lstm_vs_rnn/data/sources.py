@@ -6,6 +6,7 @@ clean signal is known, `y_clean` (the best possible forecast, which sets the noi
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,21 @@ def lagged_series(data: LaggedData) -> pd.DataFrame:
     return pd.DataFrame({"t": np.arange(data.n_points, dtype=float), "y": values, "y_clean": clean})
 
 
+def lagged_best_forecast(data: LaggedData) -> Callable[[np.ndarray], np.ndarray]:
+    """The lagged series' best one-step forecast from a window: phi·y_{t-lag}, its `y_clean`.
+
+    A function of (n, window) raw windows (oldest first, window > lag) -> (n,). Rolled out
+    recursively (`modeling.multistep.roll_out`), step h > lag reads its own earlier forecast,
+    so it gives E[y_{o+h} | y up to o] = phi^k · y_{o+h-k·lag} with k = ceil(h / lag): the best
+    forecast from the values observed at the origin o, which is the noise floor at step h.
+    """
+
+    def forecast(windows: np.ndarray) -> np.ndarray:
+        return data.phi * windows[:, -data.lag]
+
+    return forecast
+
+
 def read_user_csv(data: CsvData, root: Path, params: Params) -> pd.DataFrame:
     """The user's column, checked cell by cell so that an error names its line."""
     path = _user_path(data.path, root)
@@ -117,6 +133,12 @@ def _user_path(relative: str, root: Path) -> Path:
         raise UserError(
             f"params.yaml: data.path = {relative!r} is not allowed; expected a path relative to "
             f"the repository root (DVC tracks it as a dependency)"
+        )
+    inside = (root / relative).resolve()
+    if not inside.is_relative_to(root.resolve()):
+        raise UserError(
+            f"params.yaml: data.path = {relative!r} leaves the repository; expected a path "
+            f"inside it, relative to its root (DVC tracks it as a dependency)"
         )
     return root / relative
 

@@ -39,7 +39,8 @@ class LinearAutoregression:
 def fit_autoregressive(train_series: np.ndarray, window: int) -> LinearAutoregression:
     """A linear AR(window) with intercept, least squares on the training windows.
 
-    The same windows the networks see, fitted in closed form: the reference a recurrent model
+    Every window of the training part, fitted in closed form: the networks' training windows and
+    also the validation tail they hold out for choosing a repeat. The reference a recurrent model
     must beat before any claim about memory or non-linearity means something. The estimator
     is ordinary least squares with an intercept (what scikit-learn's `LinearRegression` fits),
     solved from the centred normal equations accumulated a block of windows at a time: the

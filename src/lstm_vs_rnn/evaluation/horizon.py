@@ -21,6 +21,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import lagged_best_forecast
 from lstm_vs_rnn.data.windows import with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.baselines import LinearAutoregression
@@ -32,7 +33,7 @@ from lstm_vs_rnn.modeling.multistep import (
     persistence_forecaster,
     roll_out_chunks,
 )
-from lstm_vs_rnn.params import Params
+from lstm_vs_rnn.params import DataParams, LaggedData, Params
 from lstm_vs_rnn.paths import ProjectPaths
 
 # Steps reported in metrics.json (those up to the horizon), and the horizon itself.
@@ -143,9 +144,26 @@ def _baseline_forecasts(
         ("ar", None): roll_out_chunks(autoregression.predict, windows, horizon),
     }
     if clean_test is not None:
-        clean = sliding_window_view(clean_test, horizon)[origins]
-        forecasts["noise_floor", None] = [(slice(0, len(clean)), clean)]
+        forecasts["noise_floor", None] = noise_floor_forecasts(
+            params.data, clean_test, windows, horizon, origins
+        )
     return forecasts
+
+
+def noise_floor_forecasts(
+    data: DataParams, clean_test: np.ndarray, windows: np.ndarray, horizon: int, origins: slice
+) -> ForecastChunks:
+    """The best forecast of each step from what is observed at the origin, in chunks.
+
+    The sine's clean signal sin(t) is known at every future t, so its steps are `clean_test`.
+    The lagged series' clean value phi·y_{t-lag} is known only for steps h <= lag; beyond, the
+    best forecast is phi^k times an observed value (`sources.lagged_best_forecast`, rolled out
+    from `windows`, the (n, window) raw inputs at the origins).
+    """
+    if isinstance(data, LaggedData):
+        return roll_out_chunks(lagged_best_forecast(data), windows, horizon)
+    clean = sliding_window_view(clean_test, horizon)[origins]
+    return [(slice(0, len(clean)), clean)]
 
 
 def _rows(model: str, repeat: int | None, rmse: np.ndarray) -> pd.DataFrame:

@@ -29,7 +29,7 @@ FORECASTER_MODULES = (
     "modeling/checkpoints.py",
     "modeling/multistep.py",
     "modeling/networks.py",
-    "modeling/training.py",
+    "modeling/prediction.py",
 )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_vs_rnn.modeling.training import PREDICTION_BATCH_SIZE, predict
+from lstm_vs_rnn.modeling.prediction import PREDICTION_BATCH_SIZE, predict
 
 # One step ahead from each row of a (n, window) array of inputs, as an (n,) array.
 OneStepForecaster = Callable[[np.ndarray], np.ndarray]

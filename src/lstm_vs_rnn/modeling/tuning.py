@@ -72,6 +72,7 @@ SCORED_BY = (
     "src/lstm_vs_rnn/modeling/tuning.py",
     "src/lstm_vs_rnn/modeling/training.py",
     "src/lstm_vs_rnn/modeling/networks.py",
+    "src/lstm_vs_rnn/modeling/prediction.py",
     "src/lstm_vs_rnn/data/windows.py",
 )
 POLL_SECONDS = 0.5

@@ -25,11 +25,12 @@ from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
-from lstm_vs_rnn.modeling.training import best_validation_repeat, predict
+from lstm_vs_rnn.modeling.prediction import predict
+from lstm_vs_rnn.modeling.training import best_validation_repeat
 from lstm_vs_rnn.modeling.tuning import TUNABLE, read_tuning_result, with_chosen_models
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.reporting.claims import claims_report
+from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
 from lstm_vs_rnn.reporting.figures import (
     error_histogram_figure,
     gradient_flow_figure,
@@ -99,8 +100,12 @@ class Assessment:
             self.autoregression,
         )
         self.per_repeat = self._per_repeat_table()
-        self.comparisons = paired_comparisons(
-            {name: self.column(name, "test_rmse") for name in params.models}
+        # Every verdict of the run is one family, Holm-corrected together.
+        self.comparisons, self.claims = verdict_family(
+            paired_comparisons({name: self.column(name, "test_rmse") for name in params.models}),
+            self.per_repeat,
+            self.baselines["ar"]["test_rmse"],
+            self.gradients,
         )
 
     def column(self, model: str, metric: str) -> np.ndarray:
@@ -113,7 +118,8 @@ class Assessment:
         return rows[list(REPEAT_METRICS)].to_dict("records")
 
     def best_predictions(self) -> dict[str, np.ndarray]:
-        """Each model's repeat with the best validation loss: the one logged as its model."""
+        """Each model's repeat whose saved weights have the lowest validation loss: the one
+        logged as its model (`best_validation_repeat`)."""
         return {
             name: self.predictions[name][best_validation_repeat(history)]
             for name, history in self.histories.items()
@@ -155,6 +161,7 @@ class Assessment:
                 self.params.repeat_seeds(),
                 self.model_table(),
                 self.gradients,
+                self.claims,
                 self.tuning,
             ),
         )

@@ -1,9 +1,10 @@
 """reports/claims.md: the reference article's claims about LSTM vs RNN, tested on this run.
 
 Every number in it comes from the per-repeat table of the evaluation; nothing is typed in.
-A claim is *supported* when the 95% interval of the paired LSTM - RNN difference lies wholly on
-the LSTM's side of zero, *not supported* when it lies wholly on the RNN's side, and
-*inconclusive* when it straddles zero.
+A claim is *supported* when the 95% BCa interval of the paired LSTM - RNN difference lies wholly
+on the LSTM's side of zero and the Wilcoxon signed-rank test rejects at 5% family-wise (Holm over
+every verdict of the run, `statistics.decide`), *not supported* when both say the RNN's side,
+*weak* when only the interval excludes zero, and *inconclusive* when it straddles zero.
 """
 
 from dataclasses import dataclass
@@ -14,17 +15,19 @@ import pandas as pd
 from lstm_vs_rnn.evaluation.baselines import BASELINE_LABELS
 from lstm_vs_rnn.evaluation.gradients import GradientFlow
 from lstm_vs_rnn.evaluation.statistics import (
+    FAMILY_WISE_ALPHA,
     NOT_AVAILABLE,
     Interval,
     PairedComparison,
+    holm_family,
     mean_interval,
-    verdict_from_interval,
-    wilcoxon_p,
 )
 
-# The two entries the article compares, at the shared setting and each at its tuned settings.
+# The two entries the article compares.
 LSTM, RNN = "lstm", "rnn"
+# The same two architectures, each at its own tuned settings (modeling.tuning).
 LSTM_TUNED, RNN_TUNED = "lstm_tuned", "rnn_tuned"
+ARTICLE_PAIRS = ((LSTM_TUNED, RNN_TUNED, "at each model's tuned settings"), (LSTM, RNN, "at the article's shared setting"))
 # The architectures claim (e) compares, whatever their entries are named.
 LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
 
@@ -66,6 +69,72 @@ ARTICLE_CLAIMS = (
 )
 
 
+def claim_key(claim: Claim, lstm: str = LSTM, rnn: str = RNN) -> str:
+    if (lstm, rnn) == (LSTM, RNN):
+        return f"claim:{claim.column}"
+    return f"claim:{lstm}_vs_{rnn}:{claim.column}"
+
+
+def gradient_key(lstm: str, rnn: str, state: str) -> str:
+    return f"gradient:{lstm}_vs_{rnn}:{state}"
+
+
+def baseline_key(name: str) -> str:
+    return f"baseline:{name}_vs_ar"
+
+
+def claim_tests(
+    per_repeat: pd.DataFrame, autoregressive_rmse: float, gradients: GradientFlow
+) -> dict[str, PairedComparison]:
+    """Every paired difference claims.md gives a verdict on, by key, not yet Holm-corrected.
+
+    The article's claims (LSTM - RNN per column), claim (e) per LSTM entry, RNN entry and state
+    of the weights (log10 lag ratios), and each model's test RMSE minus the AR baseline's.
+    Together with the pairs of models they are the run's family (`statistics.holm_family`).
+    """
+    tests: dict[str, PairedComparison] = {}
+    models = set(per_repeat["model"])
+    for lstm_entry, rnn_entry, _ in ARTICLE_PAIRS:
+        if not {lstm_entry, rnn_entry} <= models:
+            continue
+        for claim in ARTICLE_CLAIMS:
+            rnn = _column(per_repeat, rnn_entry, claim.column)
+            lstm = _column(per_repeat, lstm_entry, claim.column)
+            tests[claim_key(claim, lstm_entry, rnn_entry)] = PairedComparison(
+                lstm_entry, rnn_entry, lstm - rnn
+            )
+    for lstm, rnn in _gradient_pairs(gradients):
+        for state in GRADIENT_READINGS:
+            differences = (
+                gradients.ratios[lstm].per_state[state] - gradients.ratios[rnn].per_state[state]
+            )
+            tests[gradient_key(lstm, rnn, state)] = PairedComparison(lstm, rnn, differences)
+    for name in dict.fromkeys(per_repeat["model"]):
+        rmse = _column(per_repeat, name, "test_rmse")
+        tests[baseline_key(name)] = PairedComparison(name, "ar", rmse - autoregressive_rmse)
+    return tests
+
+
+def verdict_family(
+    pairs: list[PairedComparison],
+    per_repeat: pd.DataFrame,
+    autoregressive_rmse: float,
+    gradients: GradientFlow,
+) -> tuple[list[PairedComparison], dict[str, PairedComparison]]:
+    """The run's verdicts, Holm-corrected together: the pairs of models, in their order, and
+    the claims of `claim_tests` by key."""
+    claims = claim_tests(per_repeat, autoregressive_rmse, gradients)
+    family = holm_family({**{pair.key: pair for pair in pairs}, **claims})
+    return [family[pair.key] for pair in pairs], {key: family[key] for key in claims}
+
+
+def _gradient_pairs(gradients: GradientFlow) -> list[tuple[str, str]]:
+    """Every entry of arch `lstm` with every entry of arch `rnn`."""
+    lstms = [name for name, ratio in gradients.ratios.items() if ratio.arch == LSTM_ARCH]
+    rnns = [name for name, ratio in gradients.ratios.items() if ratio.arch == RNN_ARCH]
+    return [(lstm, rnn) for lstm in lstms for rnn in rnns]
+
+
 def claims_report(
     per_repeat: pd.DataFrame,
     baselines: dict[str, float],
@@ -73,13 +142,13 @@ def claims_report(
     seeds: list[int],
     models: pd.DataFrame,
     gradients: GradientFlow,
+    claims: dict[str, PairedComparison],
     tuning: dict[str, dict] | None = None,
 ) -> str:
-    """The whole claims.md: the models, the tuned settings, the article's claims at each
-    model's tuned settings and at the shared setting, the baselines, every pair.
+    """The whole claims.md: the models, the article's claims, the baselines, every pair.
 
-    `tuning` maps each entry to its tuning result (modeling.tuning.tuning_result)."""
-    tuning = tuning or {}
+    `comparisons` (the pairs of models) and `claims` (`claim_tests`) are Holm-corrected
+    together (`statistics.holm_family`)."""
     lines = [
         "# The reference article's claims, tested",
         "",
@@ -88,19 +157,19 @@ def claims_report(
         "Intervals are 95% bootstrap (BCa) intervals of the mean over repeats; with fewer than "
         "about 10 repeats they are rough, with one there are none (n/a).",
         "",
+        *_rule_section(len(comparisons) + len(claims)),
+        "",
         *_models_section(models),
         "",
-        *_tuning_section(tuning),
-        *_article_claims_section(
-            per_repeat, LSTM_TUNED, RNN_TUNED, "at each model's tuned settings"
-        ),
+        *_tuning_section(tuning or {}),
+        *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[0]),
         "",
-        *_article_claims_section(per_repeat, LSTM, RNN, "at the article's shared setting"),
+        *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[1]),
         "",
-        *_survival_section(per_repeat),
-        *_gradient_claim_section(gradients),
+        *_survival_section(claims),
+        *_gradient_claim_section(gradients, claims),
         "",
-        *_baselines_section(per_repeat, baselines),
+        *_baselines_section(per_repeat, baselines, claims),
         "",
         *_pairs_section(comparisons),
         "",
@@ -126,6 +195,22 @@ def _models_section(models: pd.DataFrame) -> list[str]:
     return rows
 
 
+def _rule_section(family_size: int) -> list[str]:
+    return [
+        "## How a verdict is reached",
+        "",
+        "A verdict that one side is better (*supported*, *not supported*, *better*) needs two "
+        "methods to agree on the paired differences: the 95% BCa bootstrap interval of their "
+        "mean lies wholly on that side of zero, and the two-sided Wilcoxon signed-rank test "
+        f"rejects at {FAMILY_WISE_ALPHA:.0%} after Holm's step-down correction over all "
+        f"{family_size} verdicts of this run (every claim, every comparison with the AR "
+        "baseline, every pair of models). When only the interval excludes zero the verdict "
+        "is *weak*; when the interval straddles zero it is *inconclusive* (or *no difference "
+        "detected*). Beside each mean is the Hodges-Lehmann median difference (HL: the median "
+        "of the pairwise averages of the differences), which one unusual repeat cannot pull.",
+    ]
+
+
 def _tuning_section(tuning: dict[str, dict]) -> list[str]:
     """What tuning chose for each tuned entry, on the same budget, without the test part."""
     tuned = {name: result for name, result in tuning.items() if result["tuned"]}
@@ -136,8 +221,8 @@ def _tuning_section(tuning: dict[str, dict]) -> list[str]:
     rows = [
         "## Tuned settings",
         "",
-        f"Each tuned entry had {first['n_trials']} trials of random search (the same list "
-        f"order for all; seeds {', '.join(map(str, first['seeds']))} per trial); score: "
+        f"Each tuned entry had {first['n_trials']} trials of random search (the same budget "
+        f"for all; seeds {', '.join(map(str, first['seeds']))} per trial); score: "
         f"{first['objective']} on the training part's validation tail. The test part was not "
         "read. Entries not listed train at the settings in params.yaml.",
         "",
@@ -158,16 +243,14 @@ def _setting(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _claim_verdict(per_repeat: pd.DataFrame, lstm: str, rnn: str, claim: Claim) -> str:
-    differences = _column(per_repeat, lstm, claim.column) - _column(per_repeat, rnn, claim.column)
-    return verdict_from_interval(
-        mean_interval(differences), "supported", "not supported (the RNN is better)", "inconclusive"
-    )
+def _claim_reading(test: PairedComparison) -> str:
+    return test.reading("supported", "not supported (the RNN is better)", "inconclusive")
 
 
-def _survival_section(per_repeat: pd.DataFrame) -> list[str]:
+def _survival_section(claims: dict[str, PairedComparison]) -> list[str]:
     """Each claim's verdict at the shared setting beside its verdict after tuning."""
-    if not {LSTM, RNN, LSTM_TUNED, RNN_TUNED} <= set(per_repeat["model"]):
+    tuned_key = claim_key(ARTICLE_CLAIMS[0], LSTM_TUNED, RNN_TUNED)
+    if tuned_key not in claims or claim_key(ARTICLE_CLAIMS[0]) not in claims:
         return []
     rows = [
         "## Does each claim survive tuning?",
@@ -177,14 +260,18 @@ def _survival_section(per_repeat: pd.DataFrame) -> list[str]:
         "|---|---|---|",
     ]
     for claim in ARTICLE_CLAIMS:
-        shared = _claim_verdict(per_repeat, LSTM, RNN, claim)
-        tuned = _claim_verdict(per_repeat, LSTM_TUNED, RNN_TUNED, claim)
+        shared = _claim_reading(claims[claim_key(claim)])
+        tuned = _claim_reading(claims[claim_key(claim, LSTM_TUNED, RNN_TUNED)])
         rows.append(f"| {claim.label} | {shared} | {tuned} |")
     return [*rows, ""]
 
 
 def _article_claims_section(
-    per_repeat: pd.DataFrame, lstm_entry: str, rnn_entry: str, where: str
+    per_repeat: pd.DataFrame,
+    claims: dict[str, PairedComparison],
+    lstm_entry: str,
+    rnn_entry: str,
+    where: str,
 ) -> list[str]:
     """The article's claims for `lstm_entry` against `rnn_entry`; nothing if the tuned pair is
     absent, a note if the shared pair is."""
@@ -203,30 +290,33 @@ def _article_claims_section(
         f"## The article's claims {where} (`{lstm_entry}` - `{rnn_entry}`, paired by "
         "repeat; negative favours the LSTM)",
         "",
-        "| claim | measured as | RNN mean | LSTM mean | LSTM - RNN mean [95% CI] "
-        "| Wilcoxon p | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| claim | measured as | RNN mean | LSTM mean | LSTM - RNN mean [95% CI] | HL "
+        "| Wilcoxon p | Holm p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for claim in ARTICLE_CLAIMS:
-        rnn, lstm = (
-            _column(per_repeat, rnn_entry, claim.column),
-            _column(per_repeat, lstm_entry, claim.column),
-        )
-        differences = lstm - rnn
-        interval = mean_interval(differences)
-        verdict = verdict_from_interval(
-            interval, "supported", "not supported (the RNN is better)", "inconclusive"
-        )
-        difference = _with_interval(differences.mean(), interval, signed=True)
+        rnn = _column(per_repeat, rnn_entry, claim.column)
+        lstm = _column(per_repeat, lstm_entry, claim.column)
+        test = claims[claim_key(claim, lstm_entry, rnn_entry)]
         rows.append(
             f"| {claim.label} | {claim.measured_as} | {_number(rnn.mean())} "
-            f"| {_number(lstm.mean())} | {difference} "
-            f"| {_number(wilcoxon_p(differences))} | **{verdict}** |"
+            f"| {_number(lstm.mean())} | {_test_columns(test)} | **{_claim_reading(test)}** |"
         )
     return rows
 
 
-def _gradient_claim_section(gradients: GradientFlow) -> list[str]:
+def _test_columns(test: PairedComparison) -> str:
+    """Mean [CI] | HL | Wilcoxon p | Holm p, as table cells."""
+    return (
+        f"{_with_interval(test.mean, test.interval, signed=True)} "
+        f"| {_number(test.hodges_lehmann, signed=True)} | {_number(test.wilcoxon_p)} "
+        f"| {_number(test.p_holm)}"
+    )
+
+
+def _gradient_claim_section(
+    gradients: GradientFlow, claims: dict[str, PairedComparison]
+) -> list[str]:
     """(e), read off the paired log10 lag ratios of every entry of arch `lstm` against every
     entry of arch `rnn`: trained for the claim, at initialisation for what the training did."""
     oldest = gradients.oldest_lag
@@ -237,13 +327,12 @@ def _gradient_claim_section(gradients: GradientFlow) -> list[str]:
         f"(`reports/plots/grad_sensitivity.csv`, `figures/gradient_flow.png`): per repeat, the "
         f"median over test windows at the oldest lag k = {oldest} divided by the median at "
         f"k = 0. Compared as LSTM - RNN of its log10, paired by repeat: above 0 the LSTM "
-        f"keeps more of its oldest input; the claim is supported when the 95% interval lies "
-        f"wholly above 0.",
+        f"keeps more of its oldest input; the claim is supported when the interval lies "
+        f"wholly above 0 and the signed-rank test agrees (see above).",
         "",
     ]
-    lstms = [name for name, ratio in gradients.ratios.items() if ratio.arch == LSTM_ARCH]
-    rnns = [name for name, ratio in gradients.ratios.items() if ratio.arch == RNN_ARCH]
-    if not (lstms and rnns):
+    pairs = _gradient_pairs(gradients)
+    if not pairs:
         entries = ", ".join(f"`{name}` ({r.arch})" for name, r in gradients.ratios.items())
         return [
             *rows,
@@ -252,58 +341,56 @@ def _gradient_claim_section(gradients: GradientFlow) -> list[str]:
         ]
     rows += [
         f"| LSTM entry - RNN entry | weights | RNN ratio k={oldest} / k=0, median of repeats "
-        "| LSTM ratio | LSTM - RNN, log10 ratio mean [95% CI] | Wilcoxon p | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| LSTM ratio | LSTM - RNN, log10 ratio mean [95% CI] | HL | Wilcoxon p | Holm p "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for lstm in lstms:
-        for rnn in rnns:
-            rows += [_gradient_row(gradients, lstm, rnn, state) for state in GRADIENT_READINGS]
+    for lstm, rnn in pairs:
+        rows += [
+            _gradient_row(gradients, lstm, rnn, state, claims[gradient_key(lstm, rnn, state)])
+            for state in GRADIENT_READINGS
+        ]
     return rows
 
 
-def _gradient_row(gradients: GradientFlow, lstm: str, rnn: str, state: str) -> str:
+def _gradient_row(
+    gradients: GradientFlow, lstm: str, rnn: str, state: str, test: PairedComparison
+) -> str:
     rnn_log = gradients.ratios[rnn].per_state[state]
     lstm_log = gradients.ratios[lstm].per_state[state]
-    differences = lstm_log - rnn_log
-    interval = mean_interval(differences)
     label, above, below, straddling = GRADIENT_READINGS[state]
-    verdict = verdict_from_interval(interval, below, above, straddling)
+    verdict = test.reading(below, above, straddling)
     return (
         f"| {lstm} - {rnn} | {label} | {_number(10 ** np.median(rnn_log))} "
-        f"| {_number(10 ** np.median(lstm_log))} "
-        f"| {_with_interval(differences.mean(), interval, signed=True)} "
-        f"| {_number(wilcoxon_p(differences))} | **{verdict}** |"
+        f"| {_number(10 ** np.median(lstm_log))} | {_test_columns(test)} | **{verdict}** |"
     )
 
 
-def _baselines_section(per_repeat: pd.DataFrame, baselines: dict[str, float]) -> list[str]:
+def _baselines_section(
+    per_repeat: pd.DataFrame, baselines: dict[str, float], claims: dict[str, PairedComparison]
+) -> list[str]:
     """Where each model stands against the baselines, the AR one above all."""
     persistence, autoregressive = baselines["persistence"], baselines["ar"]
     rows = [
         "## Against the baselines (test RMSE, original units)",
         "",
-        "| forecaster | test RMSE mean [95% CI] | repeats better than persistence "
-        "| repeats better than AR | against the AR baseline |",
-        "|---|---|---|---|---|",
+        "| forecaster | test RMSE mean [95% CI] | minus AR, HL | Holm p "
+        "| repeats better than persistence | repeats better than AR | against the AR baseline |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(per_repeat["model"]):
         rmse = _column(per_repeat, name, "test_rmse")
-        interval = mean_interval(rmse)
-        standing = verdict_from_interval(
-            None
-            if interval is None
-            else Interval(interval.low - autoregressive, interval.high - autoregressive),
-            "better than AR",
-            "worse than AR",
-            "no difference from AR detected",
-        )
+        test = claims[baseline_key(name)]
+        standing = test.reading("better than AR", "worse than AR", "no difference from AR detected")
         rows.append(
-            f"| {name} | {_with_interval(rmse.mean(), interval)} "
+            f"| {name} | {_with_interval(rmse.mean(), mean_interval(rmse))} "
+            f"| {_number(test.hodges_lehmann, signed=True)} | {_number(test.p_holm)} "
             f"| {int(np.sum(rmse < persistence))} of {len(rmse)} "
             f"| {int(np.sum(rmse < autoregressive))} of {len(rmse)} | **{standing}** |"
         )
     rows += [
-        f"| {BASELINE_LABELS[key]} | {_number(value)} | | | |" for key, value in baselines.items()
+        f"| {BASELINE_LABELS[key]} | {_number(value)} | | | | | |"
+        for key, value in baselines.items()
     ]
     return rows
 
@@ -312,15 +399,14 @@ def _pairs_section(comparisons: list[PairedComparison]) -> list[str]:
     rows = [
         "## Every pair of models (test RMSE, first - second, paired by repeat)",
         "",
-        "| pair | mean difference [95% CI] | Wilcoxon p | first wins | second wins | verdict |",
-        "|---|---|---|---|---|---|",
+        "| pair | mean difference [95% CI] | HL | Wilcoxon p | Holm p | first wins "
+        "| second wins | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for comparison in comparisons:
         summary = comparison.summary()
         rows.append(
-            f"| {comparison.first} - {comparison.second} "
-            f"| {_with_interval(comparison.differences.mean(), comparison.interval, signed=True)} "
-            f"| {_number(summary['wilcoxon_p'])} "
+            f"| {comparison.first} - {comparison.second} | {_test_columns(comparison)} "
             f"| {summary[f'{comparison.first}_wins']:.0%} "
             f"| {summary[f'{comparison.second}_wins']:.0%} | **{comparison.verdict}** |"
         )

@@ -177,7 +177,8 @@ def repeats_figure(
 
 
 def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figure:
-    """Per pair, each repeat's RMSE difference and the mean's 95% interval against zero."""
+    """Per pair, each repeat's RMSE difference, the mean's 95% interval and the Hodges-Lehmann
+    median difference against zero, and the verdict with its Holm-adjusted p-value."""
     figure, axes = plt.subplots(
         figsize=(8, 1.2 + 1.1 * max(1, len(comparisons))), layout="constrained"
     )
@@ -203,8 +204,10 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
             )
         else:
             axes.plot(mean, row, "o", color="C3", zorder=3)
+        axes.plot(comparison.hodges_lehmann, row, "D", color="C0", ms=6, zorder=4)
+        p_holm = comparison.p_holm
         axes.annotate(
-            comparison.verdict,
+            comparison.verdict + ("" if isinstance(p_holm, str) else f" (Holm p {p_holm:.2g})"),
             (mean, row),
             xytext=(0, 9),
             textcoords="offset points",
@@ -215,7 +218,8 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
     axes.set_yticks(range(len(comparisons)), [f"{c.first} - {c.second}" for c in comparisons])
     axes.set_ylim(-0.6, len(comparisons) - 0.3)
     axes.set(
-        title="Paired test-RMSE differences per repeat; red: mean with 95% bootstrap interval",
+        title="Paired test-RMSE differences per repeat; red: mean with 95% bootstrap interval, "
+        "blue: Hodges-Lehmann median difference",
         xlabel="test RMSE difference (original units); below 0: the first model is better",
     )
     return figure
@@ -234,7 +238,7 @@ def predictions_figure(
         axes.plot(t[step], predicted[step], color=f"C{index}", lw=1.2, label=f"{name} prediction")
     axes.set(
         title="Test part: actual vs one-step-ahead predictions "
-        "(each model's repeat with the best validation loss)",
+        "(each model's repeat with the lowest final validation loss)",
         xlabel=labels.time,
         ylabel=labels.value,
     )

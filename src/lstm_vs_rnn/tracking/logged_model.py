@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
+import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +29,12 @@ def log_forecaster(
     Models from code (`modeling/mlflow_model.py`) with the weights, scaler and network spec as
     artifacts: no pickle and no `torch.export`. The package modules the model imports
     (`files.package_files`) ship beside it, in the package's own folder layout. Requirements
-    are given, not inferred (inference costs 2-6 s a call).
+    are derived from the shipped code's imports (`shipped_requirements`), not inferred by
+    MLflow (inference costs 2-6 s a call).
     """
     import mlflow
     import mlflow.pyfunc
     import numpy as np
-    import torch
-    import yaml
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
@@ -59,10 +61,50 @@ def log_forecaster(
                 code_paths=[str(package)],
                 signature=signature,
                 input_example=input_example,
-                pip_requirements=[
-                    f"torch=={torch.__version__.split('+')[0]}",
-                    f"numpy=={np.__version__}",
-                    f"pyyaml=={yaml.__version__}",
-                ],
+                pip_requirements=shipped_requirements(files),
                 tags=tags,
             )
+
+
+def shipped_requirements(files: ForecasterFiles) -> list[str]:
+    """Exact pins (`name==version`) of the installed distributions the shipped code imports.
+
+    Reads the top-level imports of the model's code and of every module in
+    `files.package_files` (with `ast`, nothing is executed), drops the standard library, this
+    package and MLflow (which MLflow pins itself), and maps each remaining import name to the
+    distribution that provides it (`importlib.metadata.packages_distributions`, e.g. `yaml` ->
+    PyYAML) at its installed version, without a local label (`2.13.0+cpu` -> `2.13.0`).
+    Sorted by name, so the same code gives the same list.
+
+    Raises:
+        UserError: a shipped module imports a name no installed distribution provides.
+    """
+    from lstm_vs_rnn.errors import UserError
+
+    sources = [files.python_model, *(files.package_dir / name for name in files.package_files)]
+    names = set().union(*(_top_level_imports(path) for path in sources))
+    own = {files.package_dir.name, "mlflow", *sys.stdlib_module_names}
+    providers = metadata.packages_distributions()
+    pins = set()
+    for name in sorted(names - own):
+        if name not in providers:
+            raise UserError(
+                f"the logged model's code imports '{name}', which no installed distribution "
+                f"provides; install it or remove the import from the shipped modules"
+            )
+        for distribution in providers[name]:
+            version = metadata.version(distribution).split("+")[0]
+            pins.add(f"{distribution}=={version}")
+    return sorted(pins, key=str.lower)
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The first component of every absolute import in the Python file `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names

@@ -5,7 +5,6 @@ configuration even when several machines create it at once, its duration the sum
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from lstm_vs_rnn.params import Params
@@ -62,8 +61,6 @@ def merge_duplicate_parents(client: MlflowClient, experiment_id: str, params: Pa
     duplicates move to the canonical parent and the duplicates are deleted, so the
     configuration keeps one parent and loses nothing. Concurrent merges do the same writes.
     """
-    from mlflow.exceptions import MlflowException
-
     canonical, *duplicates = parent_ids(client, experiment_id, params) or [None]
     for duplicate in duplicates:
         children = client.search_runs(
@@ -74,10 +71,39 @@ def merge_duplicate_parents(client: MlflowClient, experiment_id: str, params: Pa
         metrics = client.get_run(duplicate).data.metrics
         have = client.get_run(canonical).data.metrics
         log_metrics_now(client, canonical, {k: v for k, v in metrics.items() if k not in have})
-        with suppress(MlflowException):  # another stage merged and deleted it a moment ago
-            client.set_tag(duplicate, MERGED_TAG, canonical)
-            client.delete_run(duplicate)
+        retire_duplicate(client, duplicate, canonical)
     return canonical
+
+
+def retire_duplicate(client: MlflowClient, duplicate: str, canonical: str) -> None:
+    """Tag `duplicate` as merged into `canonical` and delete it.
+
+    Another stage may have merged and deleted it a moment ago: that, and only that, is not an
+    error. Any other failure of the tag or the delete is raised, never left as a silent
+    duplicate parent.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_tag(duplicate, MERGED_TAG, canonical)
+        client.delete_run(duplicate)
+    except MlflowException:
+        if not _already_deleted(client, duplicate):
+            raise
+
+
+def _already_deleted(client: MlflowClient, run_id: str) -> bool:
+    """Whether the run is deleted, or gone altogether (garbage-collected)."""
+    from mlflow.entities import LifecycleStage
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == LifecycleStage.DELETED
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return True
+        raise
 
 
 def settle_parent(

@@ -1,0 +1,44 @@
+"""Retiring a duplicate parent run: only "another stage already deleted it" is not an error."""
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from lstm_vs_rnn.tracking.parents import retire_duplicate
+from lstm_vs_rnn.tracking.tags import MERGED_TAG
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_a_duplicate_is_tagged_and_deleted(client: MlflowClient) -> None:
+    experiment = client.create_experiment("parents")
+    canonical, duplicate = (client.create_run(experiment).info.run_id for _ in range(2))
+    retire_duplicate(client, duplicate, canonical)
+    run = client.get_run(duplicate)
+    assert run.data.tags[MERGED_TAG] == canonical
+    assert run.info.lifecycle_stage == "deleted"
+
+
+def test_a_duplicate_another_stage_already_deleted_is_not_an_error(client: MlflowClient) -> None:
+    experiment = client.create_experiment("parents")
+    canonical, duplicate = (client.create_run(experiment).info.run_id for _ in range(2))
+    client.delete_run(duplicate)  # set_tag on a deleted run raises in MLflow
+    retire_duplicate(client, duplicate, canonical)
+    assert client.get_run(duplicate).info.lifecycle_stage == "deleted"
+
+
+def test_any_other_failure_is_raised_and_the_duplicate_is_kept(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    experiment = client.create_experiment("parents")
+    canonical, duplicate = (client.create_run(experiment).info.run_id for _ in range(2))
+    # The same store opened read-only: the tag cannot be written, the run is not deleted.
+    read_only = MlflowClient(f"sqlite:///file:{tmp_path / 'mlflow.db'}?mode=ro&uri=true")
+    with pytest.raises(MlflowException, match="readonly"):
+        retire_duplicate(read_only, duplicate, canonical)
+    assert client.get_run(duplicate).info.lifecycle_stage == "active"
