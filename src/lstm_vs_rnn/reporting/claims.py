@@ -27,7 +27,10 @@ from lstm_vs_rnn.evaluation.statistics import (
 LSTM, RNN = "lstm", "rnn"
 # The same two architectures, each at its own tuned settings (modeling.tuning).
 LSTM_TUNED, RNN_TUNED = "lstm_tuned", "rnn_tuned"
-ARTICLE_PAIRS = ((LSTM_TUNED, RNN_TUNED, "at each model's tuned settings"), (LSTM, RNN, "at the article's shared setting"))
+ARTICLE_PAIRS = (
+    (LSTM_TUNED, RNN_TUNED, "at each model's tuned settings"),
+    (LSTM, RNN, "at the article's shared setting"),
+)
 # The architectures claim (e) compares, whatever their entries are named.
 LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
 
