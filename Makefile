@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots
+.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots tune-worker
 
 setup: $(STAMP)
 
@@ -73,6 +73,14 @@ plots-template: setup
 server: setup
 	python -m lstm_vs_rnn.commands.team_server --host $(SERVER_HOST) --port $(SERVER_PORT) \
 	  --data-dir $(DATA_DIR) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS)) $(if $(AUTH),--auth)
+
+# Another machine's clone joins the running tuning studies (docs/tuning.md): set OPTUNA_STORAGE
+# to the URL `make server` printed; takes trials until none is left, waiting up to WAIT seconds
+# for `dvc repro` on the first machine to create each study.
+WAIT ?= 600
+tune-worker: setup
+	dvc repro scale
+	python -m lstm_vs_rnn.commands.tune_worker --wait $(WAIT) $(ARGS)
 
 # Add a user to a server started with AUTH=1 and grant EDIT on the experiment (run as admin).
 teammate: setup

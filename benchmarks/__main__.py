@@ -21,6 +21,7 @@ from benchmarks import (
     scale_run,
     throughput,
     tracking_overhead,
+    tuning,
 )
 from benchmarks.probed_repo import REPO_ROOT, default_params
 from benchmarks.report import Row, render
@@ -48,6 +49,7 @@ class Sizes:
     kernel_epochs: int
     kernel_repeats: int
     base_repeats: int
+    tuning_params: dict[str, Any]
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
@@ -71,6 +73,7 @@ FULL = Sizes(
     kernel_epochs=20,
     kernel_repeats=5,
     base_repeats=3,
+    tuning_params={**default_params(), "tune.n_trials": 8},
 )
 # Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
 SMOKE = Sizes(
@@ -91,6 +94,12 @@ SMOKE = Sizes(
     kernel_epochs=1,
     kernel_repeats=1,
     base_repeats=1,
+    tuning_params={
+        "tune.n_trials": 2,
+        "tune.seeds": [1],
+        "tune.space": {"hidden_size": [4, 8], "epochs": [2]},
+        "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
+    },
     scale_reuses_full_run=True,
 )
 
@@ -126,6 +135,7 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         list(sizes.tracked_models), sizes.kernel_points, sizes.kernel_epochs, sizes.kernel_repeats
     )
     rows += against_base.run(workdir, sizes.pipeline_params, sizes.base_repeats)
+    rows += tuning.run(workdir, sizes.tuning_params)
     return rows
 
 

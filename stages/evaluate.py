@@ -58,7 +58,7 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
         for name in params.models
         for repeat, values in enumerate(assessment.repeat_metrics(name))
     }
-    untracked = run.log_to_repeat_runs(config_hash(params), tested)
+    untracked = run.log_to_repeat_runs(config_hash(assessment.configured), tested)
     if untracked:
         run.note_weights_from_elsewhere(run.configurations_that_trained(untracked))
     for figure in FIGURES:

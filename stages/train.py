@@ -1,13 +1,14 @@
 """Stage `train@<model>`: fit one forecaster `train.repeats` times on the scaled training windows.
 
-Repeat i uses seed `train.seed + i` for its initial weights and its batch order, so repeat i of
-every model sees the same batches. Writes models/<model>/repeat_<i>.pt (state_dicts),
-reports/plots/losses/<model>.csv (train and validation loss per repeat and epoch) and
-reports/figures/loss_<model>.png; logs one MLflow run per repeat under the stage's run and, as
-the model `<model>` forecasting in the series' units, the repeat whose saved (final-epoch)
-weights have the lowest validation loss. Repeats train side by side on `train.workers`
-processes (lstm_vs_rnn.workers), with the same bytes for any number; a terminal shows one live
-progress line, a log one line per repeat.
+The entry trains at the settings its tune stage chose (tuning/<model>.json: its listed ones when
+it does not tune). Repeat i uses seed `train.seed + i` for its initial weights and its batch
+order, so repeat i of every model of one batch size sees the same batches. Writes
+models/<model>/repeat_<i>.pt (state_dicts), reports/plots/losses/<model>.csv (train and
+validation loss per repeat and epoch) and reports/figures/loss_<model>.png; logs one MLflow run
+per repeat under the stage's run and, as the model `<model>` forecasting in the series' units,
+the repeat whose saved (final-epoch) weights have the lowest validation loss. Repeats train side
+by side on `train.workers` processes (lstm_vs_rnn.workers), with the same bytes for any number;
+a terminal shows one live progress line, a log one line per repeat.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 """
 
@@ -36,6 +37,7 @@ from lstm_vs_rnn.modeling.repeats import (
     training_windows,
 )
 from lstm_vs_rnn.modeling.training import best_validation_repeat, history_frame
+from lstm_vs_rnn.modeling.tuning import read_chosen, settings_of
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.progress import StageProgress
@@ -155,6 +157,14 @@ def log_best_repeat(
     run.set_tags({"logged_model.repeat": str(best), "logged_model.seed": str(seed)})
 
 
+def at_chosen_settings(params: Params, name: str) -> Params:
+    """`params` with entry `name`'s model and training settings as its tune stage chose."""
+    model, train = settings_of(
+        params.models[name], params.train, read_chosen(PATHS.tuning_result(name))
+    )
+    return params.model_copy(update={"models": {**params.models, name: model}, "train": train})
+
+
 def main() -> None:
     name = parse_model_name()
     params = load_params(PATHS.params)
@@ -162,9 +172,16 @@ def main() -> None:
         raise UserError(
             f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
         )
+    configured, params = params, at_chosen_settings(params, name)
     windows, _ = training_windows(params.data.window)
     prefixes = ("data.window", "train.", f"models.{name}.")
-    with stage_run(f"train@{name}", params, param_prefixes=prefixes) as run:
+    with stage_run(f"train@{name}", configured, param_prefixes=prefixes) as run:
+        run.log_params(
+            {
+                f"chosen.{key}": value
+                for key, value in read_chosen(PATHS.tuning_result(name)).items()
+            }
+        )
         started = time.monotonic()
         progress = StageProgress(f"train@{name}", params.train.repeats, params.train.epochs)
         with atomic_directory(PATHS.model_dir(name)) as folder:

@@ -64,6 +64,8 @@ TINY_PARAMS = {
     "train.epochs": 3,
     "train.batch_size": 32,
     "train.repeats": 3,
+    # No tuning unless a test asks for it (tests/test_tuning.py).
+    "tune.n_trials": 0,
     # Two small entries whatever the project's default list holds.
     "models": {
         "rnn": {"arch": "rnn", "hidden_size": 8, "num_layers": 1},

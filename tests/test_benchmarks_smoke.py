@@ -18,6 +18,7 @@ EXPECTED_SECTIONS = {
     "4 tracking",
     "5 kernels",
     "6 vs base",
+    "7 tuning",
 }
 
 

@@ -24,7 +24,9 @@ def write_params(tmp_path: Path, changes: dict[str, Any]) -> Path:
 def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> None:
     params = load_params(PATHS.params)
     assert (params.data.n_points, params.data.window, params.data.train_fraction) == (1000, 20, 0.8)
-    assert set(params.models) == {"rnn", "lstm", "gru", "rnn_wide"}
+    shared = {"rnn", "lstm", "gru", "rnn_wide"}
+    assert set(params.models) == shared | {"rnn_tuned", "lstm_tuned", "gru_tuned"}
+    assert set(params.tuned_entries()) == {"rnn_tuned", "lstm_tuned", "gru_tuned"}
     assert params.models["rnn_wide"].arch == "rnn"
     assert params.train.epochs == 20 and params.train.learning_rate == 0.01
     assert params.flat()["models.lstm.hidden_size"] == 50
@@ -111,10 +113,11 @@ def test_unreadable_files_are_named(tmp_path: Path, text: str, expected: str) ->
 
 
 def params_text_with(tmp_path: Path, key: str, text: str) -> Path:
-    """The project's params.yaml with the line of `key` (unique in the file) set to `text`,
-    written as a user types it: the YAML scalar is kept as is, not re-quoted by a dumper."""
+    """The project's params.yaml with the line of `key` (unique among a section's own keys,
+    indented once) set to `text`, written as a user types it: the YAML scalar is kept as is, not
+    re-quoted by a dumper."""
     source = PATHS.params.read_text(encoding="utf-8")
-    edited, count = re.subn(rf"(?m)^(\s+{key}:) .*$", rf"\1 {text}", source)
+    edited, count = re.subn(rf"(?m)^(  {key}:) .*$", rf"\1 {text}", source)
     assert count == 1, key
     path = tmp_path / "params.yaml"
     path.write_text(edited, encoding="utf-8")

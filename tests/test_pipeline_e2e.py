@@ -17,7 +17,7 @@ from tests.conftest import PipelineRepo, clean_env, make_pipeline_repo
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["generate", "scale", "train@rnn", "train@lstm", "evaluate"]
+STAGES = ["generate", "scale", "tune@rnn", "tune@lstm", "train@rnn", "train@lstm", "evaluate"]
 EXPERIMENT = "lstm-vs-rnn"
 
 
@@ -267,7 +267,7 @@ def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:
 def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo) -> None:
     repo.commit("first configuration")
     repo.edit_params({"models.lstm.hidden_size": 12})
-    assert stages_run(repo.dvc("repro").stdout) == ["train@lstm", "evaluate"]
+    assert stages_run(repo.dvc("repro").stdout) == ["tune@lstm", "train@lstm", "evaluate"]
     assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
     assert "lstm.test_rmse.mean" in repo.dvc("metrics", "diff").stdout
     client = MlflowClient(repo.tracking_uri)

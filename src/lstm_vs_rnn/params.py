@@ -120,7 +120,9 @@ class TrainParams(_Section):
 
 # Keys that decide how the work is spread over the machine, never what it computes: left out of
 # a configuration's identity (tracking.identity) and of the params DVC tracks (dvc.yaml).
-EXECUTION_KEYS = frozenset({"train.workers"})
+EXECUTION_KEYS = frozenset(
+    {"train.workers", "tune.workers", "tune.storage", "tune.heartbeat_seconds"}
+)
 
 
 class ModelParams(_Section):
@@ -132,6 +134,33 @@ class ModelParams(_Section):
     # LSTM only, optional: the forget gate's initial bias (Jozefowicz et al. 2015 recommend 1);
     # absent or null keeps PyTorch's initialisation (uniform, about 0).
     forget_bias: Annotated[float, Field(ge=-10, le=10)] | None = None
+    # Tune this entry (`tune@<name>`)? Absent or null: when `tune.n_trials` > 0; false: train at
+    # the settings listed here (the shared-setting comparison); true: tune, n_trials must be > 0.
+    tune: bool | None = None
+
+
+class RangeSpec(_Section):
+    """A range of a tuned hyperparameter: integers when both ends are, log-uniform with `log`."""
+
+    low: int | float
+    high: int | float
+    log: bool = False
+
+
+class TuneParams(_Section):
+    """Hyperparameter tuning: the same trial budget for every tuned entry (see modeling.tuning).
+
+    `space` maps a hyperparameter name to a RangeSpec or a list of choices; its names and values
+    are checked against the models' and training's keys by `modeling.tuning.search_space`.
+    """
+
+    n_trials: Annotated[int, Field(ge=0, le=100_000)]
+    seeds: Annotated[list[Seed], Field(min_length=1, max_length=100)]
+    sampler_seed: Seed
+    workers: Annotated[int, Field(ge=1, le=1024)] | None
+    storage: NonBlank | None
+    heartbeat_seconds: Annotated[int, Field(ge=1, le=3600)]
+    space: dict[str, RangeSpec | list[int | float | None]]
 
 
 class EvaluateParams(_Section):
@@ -152,8 +181,15 @@ class Params(_Section):
     data: Annotated[DataParams, Field(discriminator="source")]
     train: TrainParams
     models: Annotated[dict[ModelName, ModelParams], Field(min_length=1)]
+    tune: TuneParams
     evaluate: EvaluateParams
     tracking: TrackingParams
+
+    def tuned_entries(self) -> list[str]:
+        """The entries `tune@<name>` tunes: not opted out, and a budget of at least one trial."""
+        if self.tune.n_trials == 0:
+            return []
+        return [name for name, model in self.models.items() if model.tune is not False]
 
     def repeat_seeds(self) -> list[int]:
         """The torch seed of each repeat: `train.seed + i`, the same for every model entry."""
@@ -164,7 +200,7 @@ class Params(_Section):
         params; the inactive sources' keys are left out, as they change nothing, and so is an
         optional key the file does not set."""
         flat: dict[str, Any] = {}
-        for section in ("data", "train", "evaluate", "tracking"):
+        for section in ("data", "train", "tune", "evaluate", "tracking"):
             for key, value in getattr(self, section).model_dump().items():
                 flat[f"{section}.{key}"] = value
         for name, model in self.models.items():
@@ -196,6 +232,11 @@ def load_params(path: Path) -> Params:
             f"data.window = {params.data.window}, or the value it depends on is never in a window"
         )
     for name, model in params.models.items():
+        if model.tune and params.tune.n_trials == 0:
+            raise UserError(
+                f"{path.name}: models.{name}.tune = true but tune.n_trials = 0; give tune.n_trials "
+                f"at least 1, or set models.{name}.tune: false to train at its listed settings"
+            )
         if model.forget_bias is not None and model.arch != "lstm":
             raise UserError(
                 f"{path.name}: models.{name}.forget_bias = {model.forget_bias} is not allowed; "

@@ -54,6 +54,10 @@ class ProjectPaths:
     def model_weights(self, model: str, repeat: int) -> Path:
         return self.model_dir(model) / f"repeat_{repeat:03d}.pt"
 
+    def tuning_result(self, model: str) -> Path:
+        """The settings tune@<model> chose, and every trial (readable JSON, DVC-tracked)."""
+        return self.root / "tuning" / f"{model}.json"
+
     def loss_history(self, model: str) -> Path:
         return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
 

@@ -27,6 +27,7 @@ from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat
+from lstm_vs_rnn.modeling.tuning import TUNABLE, read_tuning_result, with_chosen_models
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
@@ -40,6 +41,8 @@ from lstm_vs_rnn.reporting.figures import (
     repeats_figure,
     save_figure,
     scatter_figure,
+    tuning_progress_figure,
+    tuning_space_figure,
 )
 
 FIGURES = (
@@ -51,6 +54,8 @@ FIGURES = (
     "scatter",
     "gradient_flow",
     "horizon",
+    "tuning_progress",
+    "tuning_space",
 )
 LOSS_COLUMNS = ("repeat", "seed", "epoch", "train_loss", "val_loss")
 # Summarised over repeats in metrics.json; every repeat's values are in repeats.csv.
@@ -63,7 +68,16 @@ class Assessment:
     """Everything evaluate computes, from the series, the weights and the loss histories."""
 
     def __init__(self, params: Params, paths: ProjectPaths, device: torch.device) -> None:
-        self.params, self.paths = params, paths
+        """`params` as configured; `self.params` has each entry's network at its chosen
+        settings (tuning/<name>.json), which is what its weights were trained at."""
+        self.configured, self.paths = params, paths
+        self.tuning = {
+            name: read_tuning_result(paths.tuning_result(name)) for name in params.models
+        }
+        self.params = with_chosen_models(
+            params, {name: result["chosen"] for name, result in self.tuning.items()}
+        )
+        params = self.params
         self.series = read_series(paths.series_csv)
         self.split = split_point(len(self.series), params.data.train_fraction)
         values = self.series["y"].to_numpy()
@@ -148,8 +162,10 @@ class Assessment:
                 self.model_table(),
                 self.gradients,
                 self.claims,
+                self.tuning,
             ),
         )
+        self._write_tuning_figures()
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
         labelled = {BASELINE_LABELS[name]: value for name, value in baseline_rmse.items()}
         save_figure(repeats_figure(rmse, labelled), paths.figure("repeats"))
@@ -198,6 +214,26 @@ class Assessment:
                 f"{self.params.train.repeats}; re-run the 'train@{name}' stage"
             )
         return history.astype({"repeat": int, "seed": int, "epoch": int})
+
+    def _write_tuning_figures(self) -> None:
+        """Best-so-far per trial for every tuned entry, and each trial's score per setting."""
+        tuned = {name: result for name, result in self.tuning.items() if result["tuned"]}
+        best_so_far = {
+            name: np.minimum.accumulate(
+                [np.inf if t["value"] is None else t["value"] for t in result["trials"]]
+            ).tolist()
+            for name, result in tuned.items()
+        }
+        save_figure(tuning_progress_figure(best_so_far), self.paths.figure("tuning_progress"))
+        rows = [
+            {"entry": name, "value": trial["value"], **trial["params"]}
+            for name, result in tuned.items()
+            for trial in result["trials"]
+            if trial["value"] is not None
+        ]
+        keys = [key for key in TUNABLE if any(key in row for row in rows)]
+        frame = pd.DataFrame(rows, columns=["entry", "value", *keys])
+        save_figure(tuning_space_figure(frame, keys), self.paths.figure("tuning_space"))
 
     def _predict_every_repeat(self, device: torch.device) -> dict[str, list[np.ndarray]]:
         """Each repeat's one-step predictions for the test part, in original units."""

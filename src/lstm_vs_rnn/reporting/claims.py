@@ -25,6 +25,12 @@ from lstm_vs_rnn.evaluation.statistics import (
 
 # The two entries the article compares.
 LSTM, RNN = "lstm", "rnn"
+# The same two architectures, each at its own tuned settings (modeling.tuning).
+LSTM_TUNED, RNN_TUNED = "lstm_tuned", "rnn_tuned"
+ARTICLE_PAIRS = (
+    (LSTM_TUNED, RNN_TUNED, "at each model's tuned settings"),
+    (LSTM, RNN, "at the article's shared setting"),
+)
 # The architectures claim (e) compares, whatever their entries are named.
 LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
 
@@ -66,8 +72,10 @@ ARTICLE_CLAIMS = (
 )
 
 
-def claim_key(claim: Claim) -> str:
-    return f"claim:{claim.column}"
+def claim_key(claim: Claim, lstm: str = LSTM, rnn: str = RNN) -> str:
+    if (lstm, rnn) == (LSTM, RNN):
+        return f"claim:{claim.column}"
+    return f"claim:{lstm}_vs_{rnn}:{claim.column}"
 
 
 def gradient_key(lstm: str, rnn: str, state: str) -> str:
@@ -89,10 +97,15 @@ def claim_tests(
     """
     tests: dict[str, PairedComparison] = {}
     models = set(per_repeat["model"])
-    if {LSTM, RNN} <= models:
+    for lstm_entry, rnn_entry, _ in ARTICLE_PAIRS:
+        if not {lstm_entry, rnn_entry} <= models:
+            continue
         for claim in ARTICLE_CLAIMS:
-            rnn, lstm = (_column(per_repeat, name, claim.column) for name in (RNN, LSTM))
-            tests[claim_key(claim)] = PairedComparison(LSTM, RNN, lstm - rnn)
+            rnn = _column(per_repeat, rnn_entry, claim.column)
+            lstm = _column(per_repeat, lstm_entry, claim.column)
+            tests[claim_key(claim, lstm_entry, rnn_entry)] = PairedComparison(
+                lstm_entry, rnn_entry, lstm - rnn
+            )
     for lstm, rnn in _gradient_pairs(gradients):
         for state in GRADIENT_READINGS:
             differences = (
@@ -133,6 +146,7 @@ def claims_report(
     models: pd.DataFrame,
     gradients: GradientFlow,
     claims: dict[str, PairedComparison],
+    tuning: dict[str, dict] | None = None,
 ) -> str:
     """The whole claims.md: the models, the article's claims, the baselines, every pair.
 
@@ -150,8 +164,12 @@ def claims_report(
         "",
         *_models_section(models),
         "",
-        *_article_claims_section(per_repeat, claims),
+        *_tuning_section(tuning or {}),
+        *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[0]),
         "",
+        *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[1]),
+        "",
+        *_survival_section(claims),
         *_gradient_claim_section(gradients, claims),
         "",
         *_baselines_section(per_repeat, baselines, claims),
@@ -196,31 +214,96 @@ def _rule_section(family_size: int) -> list[str]:
     ]
 
 
+def _tuning_section(tuning: dict[str, dict]) -> list[str]:
+    """What tuning chose for each tuned entry, on the same budget, without the test part."""
+    tuned = {name: result for name, result in tuning.items() if result["tuned"]}
+    if not tuned:
+        return []
+    keys = sorted({key for result in tuned.values() for key in result["chosen"]})
+    first = next(iter(tuned.values()))
+    rows = [
+        "## Tuned settings",
+        "",
+        f"Each tuned entry had {first['n_trials']} trials of random search (the same budget "
+        f"for all; seeds {', '.join(map(str, first['seeds']))} per trial); score: "
+        f"{first['objective']} on the training part's validation tail. The test part was not "
+        "read. Entries not listed train at the settings in params.yaml.",
+        "",
+        f"| entry | trials | best validation MSE | {' | '.join(keys)} |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for name, result in tuned.items():
+        values = " | ".join(_setting(result["chosen"].get(key, "-")) for key in keys)
+        rows.append(
+            f"| {name} | {result['n_trials']} | {_number(result['best_value'])} | {values} |"
+        )
+    return [*rows, ""]
+
+
+def _setting(value: object) -> str:
+    if value is None:
+        return "null"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _claim_reading(test: PairedComparison) -> str:
+    return test.reading("supported", "not supported (the RNN is better)", "inconclusive")
+
+
+def _survival_section(claims: dict[str, PairedComparison]) -> list[str]:
+    """Each claim's verdict at the shared setting beside its verdict after tuning."""
+    tuned_key = claim_key(ARTICLE_CLAIMS[0], LSTM_TUNED, RNN_TUNED)
+    if tuned_key not in claims or claim_key(ARTICLE_CLAIMS[0]) not in claims:
+        return []
+    rows = [
+        "## Does each claim survive tuning?",
+        "",
+        f"| claim | shared setting (`{LSTM}` vs `{RNN}`) "
+        f"| tuned (`{LSTM_TUNED}` vs `{RNN_TUNED}`) |",
+        "|---|---|---|",
+    ]
+    for claim in ARTICLE_CLAIMS:
+        shared = _claim_reading(claims[claim_key(claim)])
+        tuned = _claim_reading(claims[claim_key(claim, LSTM_TUNED, RNN_TUNED)])
+        rows.append(f"| {claim.label} | {shared} | {tuned} |")
+    return [*rows, ""]
+
+
 def _article_claims_section(
-    per_repeat: pd.DataFrame, claims: dict[str, PairedComparison]
+    per_repeat: pd.DataFrame,
+    claims: dict[str, PairedComparison],
+    lstm_entry: str,
+    rnn_entry: str,
+    where: str,
 ) -> list[str]:
+    """The article's claims for `lstm_entry` against `rnn_entry`; nothing if the tuned pair is
+    absent, a note if the shared pair is."""
     models = set(per_repeat["model"])
-    if not {LSTM, RNN} <= models:
+    if not {lstm_entry, rnn_entry} <= models:
+        if lstm_entry == LSTM_TUNED:
+            return []
         return [
             "## The article's claims",
             "",
-            f"The claims compare the model entries `{LSTM}` and `{RNN}`; this configuration "
-            f"has {', '.join(f'`{name}`' for name in sorted(models))}, so none is tested.",
+            f"The claims compare the model entries `{lstm_entry}` and `{rnn_entry}`; this "
+            f"configuration has {', '.join(f'`{name}`' for name in sorted(models))}, so none "
+            "is tested.",
         ]
     rows = [
-        "## The article's claims (LSTM - RNN, paired by repeat; negative favours the LSTM)",
+        f"## The article's claims {where} (`{lstm_entry}` - `{rnn_entry}`, paired by "
+        "repeat; negative favours the LSTM)",
         "",
         "| claim | measured as | RNN mean | LSTM mean | LSTM - RNN mean [95% CI] | HL "
         "| Wilcoxon p | Holm p | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for claim in ARTICLE_CLAIMS:
-        rnn, lstm = _column(per_repeat, RNN, claim.column), _column(per_repeat, LSTM, claim.column)
-        test = claims[claim_key(claim)]
-        verdict = test.reading("supported", "not supported (the RNN is better)", "inconclusive")
+        rnn = _column(per_repeat, rnn_entry, claim.column)
+        lstm = _column(per_repeat, lstm_entry, claim.column)
+        test = claims[claim_key(claim, lstm_entry, rnn_entry)]
         rows.append(
             f"| {claim.label} | {claim.measured_as} | {_number(rnn.mean())} "
-            f"| {_number(lstm.mean())} | {_test_columns(test)} | **{verdict}** |"
+            f"| {_number(lstm.mean())} | {_test_columns(test)} | **{_claim_reading(test)}** |"
         )
     return rows
 

@@ -447,3 +447,74 @@ def horizon_figure(
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small", loc="upper left")
     return figure
+
+
+def tuning_progress_figure(best_so_far: Mapping[str, Sequence[float]]) -> Figure:
+    """Best validation MSE so far against the trial number, one line per tuned entry: every
+    entry had the same number of trials (the equal budget), in the order of its trial list."""
+    if not best_so_far:
+        return _no_tuning_figure()
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=DPI)
+    for name, values in best_so_far.items():
+        axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=name)
+    axes.set_yscale("log")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("best validation MSE so far (scaled, log)")
+    axes.set_title("Tuning: the same budget for every entry")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def tuning_space_figure(trials: pd.DataFrame, hyperparameters: Sequence[str]) -> Figure:
+    """Validation MSE of every trial against each hyperparameter, one panel per hyperparameter,
+    one colour per entry. `trials` has columns entry, value and one per hyperparameter (null is
+    drawn as the text 'null' on a categorical axis)."""
+    if trials.empty or not hyperparameters:
+        return _no_tuning_figure()
+    figure, panels = plt.subplots(
+        1, len(hyperparameters), figsize=(3.2 * len(hyperparameters), 3.4), dpi=DPI, squeeze=False
+    )
+    for axes, key in zip(panels[0], hyperparameters, strict=True):
+        column = trials[key]
+        categorical = column.isna().any() or column.nunique() <= 4
+        labels = sorted({_choice_label(v) for v in column}, key=_null_last)
+        position = {label: index for index, label in enumerate(labels)}
+        for name, rows in trials.groupby("entry", sort=False):
+            values = rows[key]
+            if categorical:
+                values = values.map(_choice_label).map(position)
+            axes.scatter(values, rows["value"], label=name, alpha=0.75, s=18)
+        if categorical:
+            axes.set_xticks(range(len(labels)), labels)
+        elif key == "learning_rate":
+            axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel(key)
+    panels[0][0].set_ylabel("validation MSE (scaled, log)")
+    panels[0][-1].legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def _no_tuning_figure() -> Figure:
+    """What the tuning figures show when no entry was tuned."""
+    figure, axes = plt.subplots(figsize=(7, 2), dpi=DPI)
+    axes.axis("off")
+    axes.text(
+        0.5,
+        0.5,
+        "No entry was tuned (tune.n_trials: 0, or tune: false on every entry)",
+        ha="center",
+        va="center",
+    )
+    return figure
+
+
+def _choice_label(value: object) -> str:
+    return "null" if pd.isna(value) else f"{value:g}"
+
+
+def _null_last(label: str) -> tuple[bool, float]:
+    return (label == "null", 0.0 if label == "null" else float(label))

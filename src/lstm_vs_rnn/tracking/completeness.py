@@ -25,8 +25,14 @@ from lstm_vs_rnn.tracking.tags import HEADLINE_METRIC
 
 
 def pipeline_stages(params: Params) -> list[str]:
-    """The DVC stage names of the pipeline for these params (train is expanded per model)."""
-    return ["generate", "scale", *(f"train@{name}" for name in params.models), "evaluate"]
+    """The DVC stage names of the pipeline for these params (tune and train per model)."""
+    return [
+        "generate",
+        "scale",
+        *(f"tune@{name}" for name in params.models),
+        *(f"train@{name}" for name in params.models),
+        "evaluate",
+    ]
 
 
 def stages_missing_from_store(params: Params) -> list[str]:

@@ -201,6 +201,35 @@ class StageRun:
             nested.flush_after_failure()
         self.client.set_terminated(nested.run_id, status)
 
+    def log_trial_run(
+        self,
+        model: str,
+        trial: int,
+        params: dict[str, Any],
+        val_loss_per_epoch: list[float],
+        tags: dict[str, str],
+    ) -> None:
+        """One tuning trial as a finished run nested under this stage's run: its settings, its
+        validation loss per epoch, and `tags` (state, host, slot in the trial list)."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{model} · trial {trial}",
+            tags={
+                **self.inherited_tags,
+                MLFLOW_PARENT_RUN_ID: self.run_id,
+                ROLE_TAG: "trial",
+                **tags,
+            },
+        )
+        nested = StageRun(
+            self.client, run.info.run_id, self.parent_id, self.experiment_id, self.inherited_tags
+        )
+        nested.log_params(params)
+        for epoch, loss in enumerate(val_loss_per_epoch, start=1):
+            nested.log_metrics({"val_loss": loss}, step=epoch)
+        nested.flush()
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+
     def log_forecaster(
         self,
         name: str,

@@ -1,0 +1,99 @@
+"""Section 6: tuning trials per minute with 1 worker, every local core, and two clones.
+
+Each measurement tunes one entry (`lstm_tuned`) of a fresh project copy from an empty study:
+the wall time of the tune stage from its start to its last trial (the `tune_seconds` the stage
+logs, read back from the chosen-settings file's trial count and the stage's own clock). The
+two-clone row joins a second copy's `tune_worker` to the first copy's stage through a real
+PostgreSQL study (started as `make server` does); both use one worker each, so on an idle
+machine with 2 cores it should be near twice the 1-worker rate.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import Row
+from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
+from tests.conftest import PipelineRepo, free_port, make_pipeline_repo
+
+SECTION = "7 tuning"
+ENTRY = "lstm_tuned"
+
+
+def tuning_copy(root: Path, params: dict[str, Any]) -> PipelineRepo:
+    repo = make_pipeline_repo(root, params)
+    repo.stage("generate")
+    repo.stage("scale")
+    return repo
+
+
+def timed_stage(repo: PipelineRepo, workers: int | None, env: dict[str, str]) -> float:
+    shutil.rmtree(repo.root / ".optuna", ignore_errors=True)
+    repo.edit_params({"tune.workers": workers})
+    started = time.perf_counter()
+    repo.stage(f"tune@{ENTRY}", env=env)
+    return time.perf_counter() - started
+
+
+def joined_through_postgres(workdir: Path, params: dict[str, Any]) -> float:
+    """Seconds for two copies, one worker each, to finish one study in PostgreSQL."""
+    # Not under `workdir`: that one is private, and PostgreSQL runs as its own user under root.
+    folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-bench-postgres-"))
+    os.chmod(folder, 0o755)
+    config = ServerConfig(folder, port=free_port())
+    copies = [tuning_copy(workdir / f"tuning-clone{i}", params) for i in (1, 2)]
+    with (folder / "mlflow.log").open("ab") as log:
+        server = TeamServer(config, mlflow_log=log)
+        server.start()
+        try:
+            storage = {"OPTUNA_STORAGE": config.database_uri(OPTUNA_DB), "PYTHONPATH": "src"}
+            copies[0].edit_params({"tune.workers": 1})
+            started = time.perf_counter()
+            stage = subprocess.Popen(
+                ["python", "stages/tune.py", ENTRY],
+                cwd=copies[0].root,
+                env={**copies[0].env, **storage},
+                stdout=subprocess.DEVNULL,
+            )
+            copies[1].run(
+                "python",
+                "-m",
+                "lstm_vs_rnn.commands.tune_worker",
+                "--entry",
+                ENTRY,
+                "--wait",
+                "120",
+                env=storage,
+            )
+            stage.wait(timeout=3600)
+            return time.perf_counter() - started
+        finally:
+            server.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
+    """Rows: trials per minute with 1 worker, every usable core, and two joined copies."""
+    n_trials = params["tune.n_trials"]
+    repo = tuning_copy(workdir / "tuning", params)
+    cores = len(os.sched_getaffinity(0))
+    one = timed_stage(repo, 1, {})
+    every = timed_stage(repo, None, {})
+    joined = joined_through_postgres(workdir, params)
+    return [
+        Row(SECTION, f"{n_trials} trials, 1 worker", f"{60 * n_trials / one:.1f} trials/min"),
+        Row(
+            SECTION,
+            f"{n_trials} trials, {cores} workers (every core)",
+            f"{60 * n_trials / every:.1f} trials/min ({one / every:.2f}x)",
+        ),
+        Row(
+            SECTION,
+            f"{n_trials} trials, 2 clones joined in PostgreSQL",
+            f"{60 * n_trials / joined:.1f} trials/min ({one / joined:.2f}x)",
+        ),
+    ]

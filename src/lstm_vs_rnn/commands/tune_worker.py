@@ -1,0 +1,79 @@
+"""`make tune-worker`: take trials of the running tuning studies until none is left.
+
+Run it in a clone on any machine that reaches the team's study storage (OPTUNA_STORAGE, or
+`tune.storage` in params.yaml), with the same params, code and data as the machine running
+`dvc repro` (run `dvc repro scale` first: the worker reads the scaled training part). Study names
+derive from that configuration, so a worker of another configuration finds no study and waits.
+The tune stage starts these workers itself, one per usable core, for its own entry.
+
+Usage: python -m lstm_vs_rnn.commands.tune_worker [--entry NAME ...] [--wait SECONDS]
+"""
+
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
+import argparse
+import time
+
+import optuna
+import torch
+
+from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.modeling.tuning import (
+    load_study,
+    objective,
+    open_storage,
+    run_trials,
+    storage_url,
+    study_name,
+    training_data,
+)
+from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.paths import PATHS
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entry", action="append", help="a tuned model entry (default: all)")
+    parser.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to wait for a study to be created"
+    )
+    return parser.parse_args()
+
+
+def wait_for_study(storage: optuna.storages.RDBStorage, name: str, seconds: float) -> bool:
+    """True once study `name` exists; False after `seconds` without it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if name in {summary.study_name for summary in optuna.get_all_study_summaries(storage)}:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    params = load_params(PATHS.params)
+    torch.set_num_threads(1)
+    entries = arguments.entry or params.tuned_entries()
+    unknown = sorted(set(entries) - set(params.tuned_entries()))
+    if unknown:
+        raise UserError(
+            f"--entry {', '.join(unknown)}: not a tuned entry (tuned: "
+            f"{', '.join(params.tuned_entries()) or 'none'})"
+        )
+    storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
+    data = training_data(params, PATHS.train_array)
+    for entry in entries:
+        name = study_name(params, entry, PATHS.train_array)
+        if not wait_for_study(storage, name, arguments.wait):
+            print(f"{entry}: no study {name} in the storage; nothing to do")
+            continue
+        ran = run_trials(load_study(storage, name), objective(params, entry, data))
+        print(f"{entry}: ran {ran} trial(s) of study {name}")
+
+
+if __name__ == "__main__":
+    run_entry_point(main)

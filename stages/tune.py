@@ -1,0 +1,178 @@
+"""Stage `tune@<model>`: choose the entry's settings on the validation tail, same budget for all.
+
+For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` trial list, enqueues it in
+the Optuna study of this configuration, starts one worker process per usable core (or
+`tune.workers`), and waits until every trial of the list is complete, whichever machine ran it
+(`make tune-worker` elsewhere joins through a shared storage). For an entry that does not tune,
+the chosen settings are its listed ones. Writes tuning/<model>.json; logs one nested MLflow run
+per trial, the chosen settings and a table of the trials.
+Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from optuna.storages import RDBStorage
+
+from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.commands import tune_worker
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.files import write_csv, write_json
+from lstm_vs_rnn.modeling.tuning import (
+    DIVERGED_ATTR,
+    HOST_ATTR,
+    SLOT_ATTR,
+    WORKER_ATTR,
+    create_study,
+    open_storage,
+    search_space,
+    storage_url,
+    study_name,
+    trial_list,
+    trial_record,
+    tuning_result,
+    wait_until_done,
+)
+from lstm_vs_rnn.params import Params, load_params
+from lstm_vs_rnn.paths import PATHS, PROJECT_ROOT
+from lstm_vs_rnn.tracking.runs import StageRun, stage_run
+
+
+def parse_model_name() -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", help="a model name under `models:` in params.yaml")
+    return parser.parse_args().model
+
+
+def worker_count(params: Params) -> int:
+    """`tune.workers`, else every core this process may run on (each trial uses one thread)."""
+    return params.tune.workers or len(os.sched_getaffinity(0))
+
+
+class LocalWorkers:
+    """Worker processes (`commands.tune_worker`) on this machine for one entry's study."""
+
+    def __init__(self, entry: str, count: int) -> None:
+        self.entry, self.count = entry, count
+        self.processes: list[subprocess.Popen] = []
+
+    def poll(self, trials_waiting: bool) -> None:
+        """Raise if a worker failed (one killed by a signal did not: its trial is retried);
+        start `count` workers when trials are waiting and none is running."""
+        failed = [process.returncode for process in self.processes if (process.poll() or 0) > 0]
+        if failed:
+            raise UserError(f"tune@{self.entry}: a trial worker failed (exit {failed[0]})")
+        if not trials_waiting or any(process.poll() is None for process in self.processes):
+            return
+        environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+        command = [sys.executable, "-m", tune_worker.__name__, "--entry", self.entry]
+        self.processes = [
+            subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment) for _ in range(self.count)
+        ]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            process.wait()
+
+
+def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict], list, float]:
+    """Every trial of the entry's list complete; returns their records, all trials of the study
+    (retried and failed ones included) and the seconds it took."""
+    space = search_space(params, name)
+    trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
+    study = create_study(storage, study_name(params, name, PATHS.train_array), trials)
+    workers = LocalWorkers(name, worker_count(params))
+    started = time.monotonic()
+    try:
+        done = wait_until_done(study, trials, workers.poll)
+    finally:
+        workers.stop()
+    seconds = time.monotonic() - started
+    records = [trial_record(slot, done[slot]) for slot in sorted(done)]
+    return records, study.get_trials(deepcopy=False), seconds
+
+
+def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
+    """One nested run per trial of the study and the table of them all (no timings in DVC
+    outputs: hosts and durations live in MLflow only)."""
+    rows = []
+    for trial in all_trials:
+        if SLOT_ATTR not in trial.user_attrs:
+            continue
+        state = trial.state.name.lower()
+        if trial.system_attrs.get("failed_trial") is not None:
+            state += " (retry)"
+        if trial.user_attrs.get(DIVERGED_ATTR):
+            state += " (diverged)"
+        curve = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
+        tags = {
+            "trial.state": state,
+            "trial.host": str(trial.user_attrs.get(HOST_ATTR, "unknown")),
+            "trial.worker": str(trial.user_attrs.get(WORKER_ATTR, "unknown")),
+            "trial.slot": str(trial.user_attrs[SLOT_ATTR]),
+            "trial.optuna_number": str(trial.number),
+        }
+        run.log_trial_run(name, trial.user_attrs[SLOT_ATTR], trial.params, curve, tags)
+        seconds = trial.duration.total_seconds() if trial.duration else None
+        rows.append(
+            {
+                "slot": trial.user_attrs[SLOT_ATTR],
+                "optuna_number": trial.number,
+                "state": state,
+                "value": trial.value,
+                "host": tags["trial.host"],
+                "worker": tags["trial.worker"],
+                "seconds": seconds,
+                **trial.params,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    name = parse_model_name()
+    params = load_params(PATHS.params)
+    if name not in params.models:
+        raise UserError(
+            f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
+        )
+    prefixes = ("data.window", "train.", "tune.", f"models.{name}.")
+    if name not in params.tuned_entries():
+        result = tuning_result(params, name, [])
+        with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
+            run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
+            write_json(PATHS.tuning_result(name), result)
+        return
+    search_space(params, name)
+    storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
+    with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
+        records, all_trials, seconds = run_study(params, name, storage)
+        result = tuning_result(params, name, records)
+        table = log_trials(run, name, all_trials)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"trials_{name}.csv"
+            write_csv(path, table)
+            run.log_artifact(path, "tuning")
+        run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
+        run.log_metrics(
+            {
+                "best_val_loss": result["best_value"],
+                "n_trials": len(records),
+                "tune_seconds": seconds,
+                "trials_per_minute": 60 * len(records) / seconds,
+            }
+        )
+        write_json(PATHS.tuning_result(name), result)
+
+
+if __name__ == "__main__":
+    run_entry_point(main)

@@ -1,0 +1,251 @@
+"""Tuning on an equal budget (issue 16): real Optuna studies in real storages (a SQLite file,
+a PostgreSQL cluster started by the test), real worker processes, real `dvc repro`.
+
+Checks: the chosen settings are byte-identical whether 1 or 2 workers ran the trials; a worker
+SIGKILLed mid-trial loses nothing (its trial is retried and counted once); two clones join one
+study through PostgreSQL; every bad input stops with one line before any trial; `dvc repro`
+writes a claims.md that names the tuned settings and keeps the shared-setting comparison.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import PipelineRepo, free_port, make_pipeline_repo, run_statuses
+
+from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
+from lstm_vs_rnn.modeling.tuning import SLOT_ATTR, WORKER_ATTR
+
+pytestmark = pytest.mark.e2e
+
+# Tiny: a trial is two seeds of 2 epochs of a 4- or 8-unit network on 300 points.
+TUNING = {
+    "tune.n_trials": 4,
+    "tune.seeds": [1, 2],
+    "tune.heartbeat_seconds": 1,
+    "tune.space": {
+        "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
+        "hidden_size": [4, 8],
+        "epochs": [2],
+        "grad_clip_norm": [None, 1.0],
+    },
+    "models": {
+        "rnn": {"arch": "rnn", "hidden_size": 8, "num_layers": 1, "tune": False},
+        "lstm": {"arch": "lstm", "hidden_size": 8, "num_layers": 1, "tune": False},
+        "rnn_tuned": {"arch": "rnn", "hidden_size": 8, "num_layers": 1},
+        "lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1},
+    },
+}
+
+
+def tuning_repo(root: Path, **changes: object) -> PipelineRepo:
+    repo = make_pipeline_repo(root, {**TUNING, **changes})
+    repo.stage("generate")
+    repo.stage("scale")
+    return repo
+
+
+def local_study(repo: PipelineRepo) -> optuna.Study:
+    storage = f"sqlite:///{repo.root / '.optuna' / 'studies.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def test_one_and_two_workers_choose_byte_identical_settings(tmp_path: Path) -> None:
+    repo = tuning_repo(tmp_path / "project")
+    result = repo.root / "tuning" / "lstm_tuned.json"
+    outputs, workers = {}, {}
+    for count in (1, 2):
+        shutil.rmtree(repo.root / ".optuna", ignore_errors=True)
+        repo.edit_params({"tune.workers": count})
+        repo.stage("tune@lstm_tuned")
+        outputs[count] = result.read_bytes()
+        trials = local_study(repo).get_trials()
+        workers[count] = {trial.user_attrs[WORKER_ATTR] for trial in trials}
+    assert outputs[1] == outputs[2]
+    assert (len(workers[1]), len(workers[2])) == (1, 2)
+    chosen = json.loads(outputs[1])
+    assert chosen["tuned"] and chosen["n_trials"] == 4
+    assert [trial["trial"] for trial in chosen["trials"]] == [0, 1, 2, 3]
+
+
+def test_a_worker_killed_mid_trial_loses_nothing(tmp_path: Path) -> None:
+    # Long enough trials that the kill lands inside one: 40 epochs per seed.
+    repo = tuning_repo(
+        tmp_path / "project",
+        **{
+            "tune.workers": 1,
+            "tune.n_trials": 2,
+            "tune.space": {"epochs": [40], "hidden_size": [8, 16]},
+        },
+    )
+    stage = subprocess.Popen(
+        ["python", "stages/tune.py", "rnn_tuned"],
+        cwd=repo.root,
+        env={**repo.env, "PYTHONPATH": "src"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        victim = running_trial_worker(repo, timeout=120)
+        os.kill(int(victim.split(":")[1]), signal.SIGKILL)
+        output = stage.communicate(timeout=300)[0]
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.wait()
+    assert stage.returncode == 0, output
+    trials = local_study(repo).get_trials()
+    states = sorted(trial.state.name for trial in trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"], states
+    failed = next(trial for trial in trials if trial.state.name == "FAIL")
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
+    assert retried[0].user_attrs[SLOT_ATTR] == failed.user_attrs[SLOT_ATTR]
+    result = json.loads((repo.root / "tuning" / "rnn_tuned.json").read_text())
+    assert [trial["trial"] for trial in result["trials"]] == [0, 1]
+    assert "RUNNING" not in run_statuses(repo.root).values()
+
+
+def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:
+    """The worker (host:pid) of the first trial seen running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (repo.root / ".optuna" / "studies.db").exists():
+            try:
+                study = local_study(repo)
+            except ValueError:
+                study = None
+            for trial in (
+                study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) if study else []
+            ):
+                if WORKER_ATTR in trial.user_attrs:
+                    return trial.user_attrs[WORKER_ATTR]
+        time.sleep(0.2)
+    raise AssertionError("no trial started running")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"tune.space": {"learning_rate": {"low": 0.1, "high": 0.01}}}, "empty or inverted range"),
+        ({"tune.space": {"learning_rate": {"low": 0.01, "high": 0.01}}}, "empty or inverted range"),
+        ({"tune.space": {"dropout": [0.1, 0.2]}}, "tune.space.dropout is not a hyperparameter"),
+        (
+            {"tune.space": {"hidden_size": [16, 32.5]}},
+            "choice 32.5 is not allowed; hidden_size takes integers",
+        ),
+        ({"tune.space": {"learning_rate": ["fast"]}}, "tune.space.learning_rate"),
+        ({"tune.space": {"hidden_size": [0, 8]}}, "tune.space.hidden_size: value 0 is not allowed"),
+        (
+            {"tune.n_trials": 0, "models.rnn_tuned.tune": True},
+            "models.rnn_tuned.tune = true but tune.n_trials = 0",
+        ),
+        (
+            {"tune.storage": "postgresql://optuna:secret@127.0.0.1:1/optuna"},
+            "cannot open the study storage postgresql://optuna:***@127.0.0.1:1/optuna",
+        ),
+        ({"tune.storage": "not a url"}, "is not a database URL"),
+    ],
+)
+def test_bad_tuning_input_stops_in_one_line_before_any_trial(
+    pipeline_repo: PipelineRepo, changes: dict, expected: str
+) -> None:
+    pipeline_repo.edit_params({**TUNING, **changes})
+    result = pipeline_repo.stage("tune@rnn_tuned", check=False, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert expected in lines[0]
+    assert "secret" not in result.stderr
+    assert not (pipeline_repo.root / ".optuna").exists()
+    assert not (pipeline_repo.root / "tuning" / "rnn_tuned.json").exists()
+    assert "RUNNING" not in run_statuses(pipeline_repo.root).values()
+
+
+@pytest.fixture(scope="module")
+def postgres_storage() -> Iterator[str]:
+    """A real PostgreSQL (and MLflow server) started as `make server` does; the Optuna URL."""
+    folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-tune-"))
+    os.chmod(folder, 0o755)
+    config = ServerConfig(folder, port=free_port())
+    with (folder / "mlflow.log").open("ab") as log:
+        server = TeamServer(config, mlflow_log=log)
+        server.start()
+        try:
+            yield config.database_uri(OPTUNA_DB)
+        finally:
+            server.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_clones_share_one_study_through_postgresql(
+    postgres_storage: str, tmp_path: Path
+) -> None:
+    # Trials of seconds (30 epochs), so both workers are up before the list is done.
+    space = {**TUNING["tune.space"], "epochs": [30]}
+    clones = [
+        tuning_repo(tmp_path / f"clone{i}", **{"tune.workers": 1, "tune.space": space})
+        for i in (1, 2)
+    ]
+    storage = {"OPTUNA_STORAGE": postgres_storage}
+    stage = subprocess.Popen(
+        ["python", "stages/tune.py", "lstm_tuned"],
+        cwd=clones[0].root,
+        env={**clones[0].env, "PYTHONPATH": "src", **storage},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    helper = clones[1].run(
+        "python",
+        "-m",
+        "lstm_vs_rnn.commands.tune_worker",
+        "--entry",
+        "lstm_tuned",
+        "--wait",
+        "60",
+        env={"PYTHONPATH": "src", **storage},
+    )
+    output = stage.communicate(timeout=300)[0]
+    assert stage.returncode == 0, output
+    (summary,) = [
+        s
+        for s in optuna.get_all_study_summaries(postgres_storage)
+        if s.study_name.startswith("lstm_tuned-")
+    ]
+    study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage)
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert sorted(t.user_attrs[SLOT_ATTR] for t in complete) == [0, 1, 2, 3]
+    assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
+    result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
+    assert result["n_trials"] == 4
+
+
+def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(tmp_path: Path) -> None:
+    repo = make_pipeline_repo(tmp_path / "project", {**TUNING, "tune.n_trials": 2})
+    repo.dvc("repro")
+    claims = (repo.root / "reports" / "claims.md").read_text()
+    assert "## Tuned settings" in claims
+    assert "at each model's tuned settings (`lstm_tuned` - `rnn_tuned`" in claims
+    assert "at the article's shared setting (`lstm` - `rnn`" in claims
+    assert "## Does each claim survive tuning?" in claims
+    chosen = json.loads((repo.root / "tuning" / "lstm_tuned.json").read_text())["chosen"]
+    row = next(line for line in claims.splitlines() if line.startswith("| lstm_tuned | 2 |"))
+    assert f"| {chosen['hidden_size']} |" in row
+    untuned = json.loads((repo.root / "tuning" / "lstm.json").read_text())
+    assert not untuned["tuned"] and untuned["chosen"]["hidden_size"] == 8
+    assert (repo.root / "reports" / "figures" / "tuning_progress.png").exists()
+    assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
+    params = yaml.safe_load((repo.root / "params.yaml").read_text())
+    assert params["models"]["lstm_tuned"]["hidden_size"] == 8
