@@ -160,7 +160,7 @@ def claims_report(
         "Intervals are 95% bootstrap (BCa) intervals of the mean over repeats; with fewer than "
         "about 10 repeats they are rough, with one there are none (n/a).",
         "",
-        *_rule_section(len(comparisons) + len(claims)),
+        *_rule_section(len(comparisons) + len(claims), len(seeds)),
         "",
         *_models_section(models),
         "",
@@ -198,7 +198,7 @@ def _models_section(models: pd.DataFrame) -> list[str]:
     return rows
 
 
-def _rule_section(family_size: int) -> list[str]:
+def _rule_section(family_size: int, repeats: int) -> list[str]:
     return [
         "## How a verdict is reached",
         "",
@@ -211,6 +211,30 @@ def _rule_section(family_size: int) -> list[str]:
         "is *weak*; when the interval straddles zero it is *inconclusive* (or *no difference "
         "detected*). Beside each mean is the Hodges-Lehmann median difference (HL: the median "
         "of the pairwise averages of the differences), which one unusual repeat cannot pull.",
+        "",
+        *_power_note(family_size, repeats),
+    ]
+
+
+def _power_note(family_size: int, repeats: int) -> list[str]:
+    """How strong a verdict this run can give at all: with n repeats the smallest two-sided
+    exact signed-rank p is 2 / 2^n (every pair on one side), and Holm multiplies the smallest
+    of m p-values by m, so no verdict is strong when m · 2 / 2^n >= the family-wise level."""
+    smallest = family_size * 2.0 / 2.0**repeats
+    if smallest < FAMILY_WISE_ALPHA:
+        return [
+            f"With {repeats} repeats a strong verdict is possible: every pair on one side gives "
+            f"a Holm-adjusted p of at least {smallest:.3g}."
+        ]
+    needed = next(
+        n for n in range(repeats + 1, 64) if family_size * 2.0 / 2.0**n < FAMILY_WISE_ALPHA
+    )
+    return [
+        f"**With {repeats} repeats no verdict of this run can be strong**: even with every pair "
+        f"on one side, the smallest Holm-adjusted signed-rank p is {family_size} x 2 / "
+        f"2^{repeats} = {smallest:.3g}, above {FAMILY_WISE_ALPHA:.0%}. Here *weak* says the "
+        f"interval excludes zero, not that the rank test disagrees; {needed} repeats "
+        f"(`train.repeats`) or fewer entries make a strong verdict possible."
     ]
 
 
