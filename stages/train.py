@@ -18,6 +18,7 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from lstm_vs_rnn.modeling.repeats import (
     training_windows,
 )
 from lstm_vs_rnn.modeling.training import best_validation_repeat, history_frame
-from lstm_vs_rnn.modeling.tuning import read_chosen, settings_of
+from lstm_vs_rnn.modeling.tuning import load_tuning_result, settings_of
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.progress import StageProgress
@@ -157,12 +158,13 @@ def log_best_repeat(
     run.set_tags({"logged_model.repeat": str(best), "logged_model.seed": str(seed)})
 
 
-def at_chosen_settings(params: Params, name: str) -> Params:
-    """`params` with entry `name`'s model and training settings as its tune stage chose."""
-    model, train = settings_of(
-        params.models[name], params.train, read_chosen(PATHS.tuning_result(name))
-    )
-    return params.model_copy(update={"models": {**params.models, name: model}, "train": train})
+def at_chosen_settings(params: Params, name: str) -> tuple[Params, dict[str, Any]]:
+    """`params` with entry `name`'s model and training settings as its tune stage chose, and
+    those chosen settings."""
+    chosen = load_tuning_result(params, name, PATHS.tuning_result(name))["chosen"]
+    model, train = settings_of(params.models[name], params.train, chosen)
+    update = {"models": {**params.models, name: model}, "train": train}
+    return params.model_copy(update=update), chosen
 
 
 def main() -> None:
@@ -172,16 +174,12 @@ def main() -> None:
         raise UserError(
             f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
         )
-    configured, params = params, at_chosen_settings(params, name)
+    configured = params
+    params, chosen = at_chosen_settings(configured, name)
     windows, _ = training_windows(params.data.window)
     prefixes = ("data.window", "train.", f"models.{name}.")
     with stage_run(f"train@{name}", configured, param_prefixes=prefixes) as run:
-        run.log_params(
-            {
-                f"chosen.{key}": value
-                for key, value in read_chosen(PATHS.tuning_result(name)).items()
-            }
-        )
+        run.log_params({f"chosen.{key}": value for key, value in chosen.items()})
         started = time.monotonic()
         progress = StageProgress(f"train@{name}", params.train.repeats, params.train.epochs)
         with atomic_directory(PATHS.model_dir(name)) as folder:

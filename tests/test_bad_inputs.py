@@ -193,7 +193,7 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
         "empty-file",
         "generate",
         "",
-        ("params.yaml", "empty", "data, train, models, evaluate, tracking"),
+        ("params.yaml", "empty", "data, train, models, tune, evaluate, tracking"),
     ),
     (
         "invalid-yaml",

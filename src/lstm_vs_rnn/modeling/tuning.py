@@ -441,9 +441,17 @@ def read_tuning_result(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not found; run `dvc repro` (stage tune@{path.stem})") from None
 
 
-def read_chosen(path: Path) -> dict[str, Any]:
-    """The chosen settings of a tuning result file."""
-    return read_tuning_result(path)["chosen"]
+def load_tuning_result(params: Params, name: str, path: Path) -> dict[str, Any]:
+    """Entry `name`'s tuning result: read from `path` (tuning/<name>.json) when the entry tunes;
+    for an entry that does not, the result its tune stage writes, its listed settings, made here
+    so that training and evaluating it never wait on a file that says nothing more.
+
+    Raises:
+        UserError: the entry tunes and `path` does not exist.
+    """
+    if name not in params.tuned_entries():
+        return tuning_result(params, name, [])
+    return read_tuning_result(path)
 
 
 def with_chosen_models(params: Params, chosen_of: dict[str, dict[str, Any]]) -> Params:

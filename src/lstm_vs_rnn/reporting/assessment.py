@@ -27,7 +27,7 @@ from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat
-from lstm_vs_rnn.modeling.tuning import TUNABLE, read_tuning_result, with_chosen_models
+from lstm_vs_rnn.modeling.tuning import TUNABLE, load_tuning_result, with_chosen_models
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
@@ -72,7 +72,8 @@ class Assessment:
         settings (tuning/<name>.json), which is what its weights were trained at."""
         self.configured, self.paths = params, paths
         self.tuning = {
-            name: read_tuning_result(paths.tuning_result(name)) for name in params.models
+            name: load_tuning_result(params, name, paths.tuning_result(name))
+            for name in params.models
         }
         self.params = with_chosen_models(
             params, {name: result["chosen"] for name, result in self.tuning.items()}
