@@ -133,12 +133,14 @@ def test_credentials_in_the_tracking_uri_and_the_environment_are_never_logged(
     tmp_path: Path,
 ) -> None:
     """A stage logs to a real server through a URI with user:password in it, with a secret in
-    its environment; neither the password nor the secret reaches any run, and the environment
-    is not logged wholesale (every param is a params.yaml key)."""
+    its environment and a study storage URL with the password in params.yaml; neither the
+    password nor the secret reaches any run, and the environment is not logged wholesale (every
+    param is a params.yaml key)."""
     from mlflow.tracking import MlflowClient
 
     password, canary = "s3cret-pw-4711", "canary-token-0815"
-    repo = make_pipeline_repo(tmp_path / "project")
+    storage = f"postgresql://optuna:{password}@127.0.0.1:1/optuna"
+    repo = make_pipeline_repo(tmp_path / "project", {"tune.storage": storage})
     server = MlflowServer(tmp_path / "server")
     server.start()
     try:

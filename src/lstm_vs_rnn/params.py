@@ -196,17 +196,25 @@ class Params(_Section):
         return [self.train.seed + repeat for repeat in range(self.train.repeats)]
 
     def flat(self) -> dict[str, Any]:
-        """Every active value as `section.key` (models as `models.<name>.key`), for MLflow
-        params; the inactive sources' keys are left out, as they change nothing, and so is an
+        """Every active leaf value by its dotted params.yaml key, as DVC names them, for MLflow
+        params (`section.key`, `models.<name>.key`, `tune.space.<name>.low`; a list is one
+        value); the inactive sources' keys are left out, as they change nothing, and so is an
         optional key the file does not set."""
         flat: dict[str, Any] = {}
         for section in ("data", "train", "tune", "evaluate", "tracking"):
-            for key, value in getattr(self, section).model_dump().items():
-                flat[f"{section}.{key}"] = value
+            _add_leaves(flat, section, getattr(self, section).model_dump())
         for name, model in self.models.items():
-            for key, value in model.model_dump(exclude_unset=True).items():
-                flat[f"models.{name}.{key}"] = value
+            _add_leaves(flat, f"models.{name}", model.model_dump(exclude_unset=True))
         return flat
+
+
+def _add_leaves(flat: dict[str, Any], prefix: str, tree: dict[str, Any]) -> None:
+    """Each leaf of the nested mapping `tree` into `flat`, as `prefix.key.subkey`."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            _add_leaves(flat, f"{prefix}.{key}", value)
+        else:
+            flat[f"{prefix}.{key}"] = value
 
 
 def split_point(n_points: int, train_fraction: float) -> int:

@@ -74,8 +74,8 @@ def shipped_requirements(files: ForecasterFiles) -> list[str]:
     Reads the top-level imports of the model's code and of every module in
     `files.package_files` (with `ast`, nothing is executed), drops the standard library, this
     package and MLflow (which MLflow pins itself), and maps each remaining import name to the
-    distribution that provides it (`importlib.metadata.packages_distributions`, e.g. `yaml` ->
-    PyYAML) at its installed version, without a local label (`2.13.0+cpu` -> `2.13.0`).
+    distribution that provides it (`importlib.metadata.packages_distributions`, e.g. `ruamel`
+    -> ruamel.yaml) at its installed version, without a local label (`2.13.0+cpu` -> `2.13.0`).
     Sorted by name, so the same code gives the same list.
 
     Raises:

@@ -37,11 +37,26 @@ def run_tags(tags: dict[str, str]) -> list[Any]:
 
 
 def log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    """Log `params` as text (None as "null"), any URL's password masked (`tune.storage` may
+    hold one: `postgresql://user:***@host/db`)."""
     from mlflow.entities import Param
 
-    items = [Param(key, "null" if value is None else str(value)) for key, value in params.items()]
+    items = [Param(key, param_text(value)) for key, value in params.items()]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start : start + 100])
+
+
+def param_text(value: Any) -> str:
+    """A param value as MLflow logs it: text, None as "null", a URL's password masked."""
+    from lstm_vs_rnn.tracking.store import redact
+
+    if value is None:
+        return "null"
+    text = str(value)
+    try:
+        return redact(text)
+    except ValueError:  # not a URL urllib can split (e.g. an unbalanced "["): no password part
+        return text
 
 
 def flatten_metrics(
