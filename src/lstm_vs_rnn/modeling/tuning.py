@@ -219,12 +219,13 @@ def objective(params: Params, name: str, data: TrainingData) -> Any:
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
+        # Every trial of the study names who ran it, the extra one pruned below included.
+        trial.set_user_attr(HOST_ATTR, socket.gethostname())
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         if SLOT_ATTR not in trial.user_attrs:
             # The queue emptied between this worker's check and its ask: not a trial of the list.
             trial.study.stop()
             raise optuna.TrialPruned("no enqueued trial left")
-        trial.set_user_attr(HOST_ATTR, socket.gethostname())
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         chosen = {key: _suggest(trial, key, distribution) for key, distribution in space.items()}
         model, train = settings_of(params.models[name], params.train, chosen)
         try:
