@@ -273,7 +273,7 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     client = MlflowClient(repo.tracking_uri)
     assert len(parents(client)) == 2
     edited = parent_with(client, "models.lstm.hidden_size", "12")
-    assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm"]
+    assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm", "tune@lstm"]
     for run in children(client, edited.info.run_id).values():
         assert run.data.tags["git.dirty"] == "true"  # params.yaml differs from the commit
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(edited.data.metrics)
