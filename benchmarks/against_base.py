@@ -45,9 +45,15 @@ def base_repo(root: Path, commit: str, params: dict[str, Any]) -> PipelineRepo:
         tar.extractall(root, filter="data")
     repo = PipelineRepo(root, clean_env())
     repo.run("git", "init", "-q", "-b", "main")
-    repo.edit_params({**TINY_PARAMS, **params})
+    repo.edit_params(known_to(repo.params(), {**TINY_PARAMS, **params}))
     repo.commit(f"base {commit}")
     return repo
+
+
+def known_to(base_params: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` without the keys of sections the base's params lack: settings of features newer
+    than the base (e.g. `tune.n_trials: 0`, which turns tuning off, on a base with no tuning)."""
+    return {key: value for key, value in changes.items() if key.split(".")[0] in base_params}
 
 
 def timed(repo: PipelineRepo, *command: str) -> float:

@@ -1,6 +1,7 @@
 """The whole pipeline's work in one process, without DVC or MLflow: the reference cost.
 
-Same library functions, files and figures as the four stages, in the same order, reading back
+Same library functions, files and figures as the stages, in the same order (tune, then train at
+the chosen settings), reading back
 what the previous step wrote, as the stages do; only the tracking, the per-stage interpreters
 and DVC's bookkeeping are missing. Usage: `python untracked_pipeline.py PARAMS_YAML OUT_DIR`
 with PYTHONPATH pointing at the project's src.
@@ -10,16 +11,30 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import torch
 
 from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.sources import load_series, read_series, series_labels
 from lstm_vs_rnn.data.windows import make_windows
-from lstm_vs_rnn.files import read_array, write_array, write_csv, write_text
+from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_model
+from lstm_vs_rnn.modeling.tuning import (
+    SLOT_ATTR,
+    completed_slots,
+    objective,
+    read_chosen,
+    run_trials,
+    search_space,
+    settings_of,
+    training_data,
+    trial_list,
+    trial_record,
+    tuning_result,
+)
 from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.assessment import Assessment
@@ -45,7 +60,27 @@ def scale(params: Params, paths: ProjectPaths) -> None:
     save_figure(scaling_figure(train, test, scaled_train, scaled_test), paths.figure("scaling"))
 
 
+def tune(name: str, params: Params, paths: ProjectPaths) -> None:
+    """tune@<name>'s work: the same trial list and scores, run here one after the other in an
+    in-memory study (the stage's storage and worker processes are coordination, left out)."""
+    records = []
+    if name in params.tuned_entries():
+        space = search_space(params, name)
+        trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+        for slot, settings in enumerate(trials):
+            study.enqueue_trial(settings, user_attrs={SLOT_ATTR: slot})
+        run_trials(study, objective(params, name, training_data(params, paths.train_array)))
+        done = completed_slots(study)
+        records = [trial_record(slot, done[slot]) for slot in sorted(done)]
+    write_json(paths.tuning_result(name), tuning_result(params, name, records))
+
+
 def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) -> None:
+    model, settings = settings_of(
+        params.models[name], params.train, read_chosen(paths.tuning_result(name))
+    )
+    params = params.model_copy(update={"models": {**params.models, name: model}, "train": settings})
     series = torch.from_numpy(read_array(paths.train_array, "scale").astype(np.float32))
     windows, targets = make_windows(series, params.data.window)
     n_val = validation_windows(len(windows), params.train.val_fraction)
@@ -70,6 +105,8 @@ def main(params_file: Path, out: Path) -> None:
     paths = ProjectPaths(out)
     generate(params, paths)
     scale(params, paths)
+    for name in params.models:
+        tune(name, params, paths)
     device = configure_torch(params.train)
     for name in params.models:
         train(name, params, paths, device)

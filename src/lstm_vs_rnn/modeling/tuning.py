@@ -18,6 +18,7 @@ re-enqueued by `RetryHeartbeatStaleTrialCallback`, and counts once.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -219,12 +220,13 @@ def objective(params: Params, name: str, data: TrainingData) -> Any:
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
+        # Every trial of the study names who ran it, the extra one pruned below included.
+        trial.set_user_attr(HOST_ATTR, socket.gethostname())
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         if SLOT_ATTR not in trial.user_attrs:
             # The queue emptied between this worker's check and its ask: not a trial of the list.
             trial.study.stop()
             raise optuna.TrialPruned("no enqueued trial left")
-        trial.set_user_attr(HOST_ATTR, socket.gethostname())
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         chosen = {key: _suggest(trial, key, distribution) for key, distribution in space.items()}
         model, train = settings_of(params.models[name], params.train, chosen)
         try:
@@ -274,6 +276,8 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
+            if url.startswith("sqlite"):
+                _create_sqlite_storage(url, engine)
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine,
@@ -291,6 +295,36 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
             first = text.splitlines()[0] if text else type(error).__name__
             raise UserError(f"cannot open the study storage {shown}: {first}") from None
     raise AssertionError("unreachable")
+
+
+def _create_sqlite_storage(url: str, engine: dict[str, Any]) -> None:
+    """Create the SQLite file of `url` with Optuna's tables, if it does not exist, atomically.
+
+    Processes opening a new SQLite storage at once (the stage, its workers, `make tune-worker`,
+    anything reading the study) would each create the tables, and all but one fail with "table
+    studies already exists" (SQLite reports no IntegrityError). So the tables are created in a
+    temporary file under an exclusive lock and the file is renamed into place: a process sees no
+    file or a complete one."""
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if path.exists() or not path.parent.is_dir():
+        return  # a missing folder fails in RDBStorage, with the usual one-line error
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return  # another process created it while this one waited for the lock
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)
+        draft = optuna.storages.RDBStorage(
+            parsed.set(database=str(temporary)).render_as_string(hide_password=False),
+            engine_kwargs=engine,
+        )
+        draft.engine.dispose()
+        os.replace(temporary, path)
 
 
 def study_name(params: Params, name: str, train_array: Path) -> str:
