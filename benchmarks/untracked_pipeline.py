@@ -25,8 +25,8 @@ from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_
 from lstm_vs_rnn.modeling.tuning import (
     SLOT_ATTR,
     completed_slots,
+    load_tuning_result,
     objective,
-    read_chosen,
     run_trials,
     search_space,
     settings_of,
@@ -78,7 +78,9 @@ def tune(name: str, params: Params, paths: ProjectPaths) -> None:
 
 def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) -> None:
     model, settings = settings_of(
-        params.models[name], params.train, read_chosen(paths.tuning_result(name))
+        params.models[name],
+        params.train,
+        load_tuning_result(params, name, paths.tuning_result(name))["chosen"],
     )
     params = params.model_copy(update={"models": {**params.models, name: model}, "train": settings})
     series = torch.from_numpy(read_array(paths.train_array, "scale").astype(np.float32))
