@@ -54,8 +54,11 @@ def logged_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_text(root / "scaler.json", scaler.to_json())
     folders = {}
     try:
-        experiment_id = mlflow.set_experiment("logged-model-env").experiment_id
         client = mlflow.MlflowClient()
+        # Artifacts beside the store, not in MLflow's default ./mlruns of the working directory.
+        experiment_id = client.create_experiment(
+            "logged-model-env", artifact_location=(root / "artifacts").as_uri()
+        )
         for arch in MODEL_ARCHITECTURES:
             model = build_model(ModelParams(arch=arch, hidden_size=3, num_layers=1), seed=1)
             save_weights(model.eval(), root / f"{arch}.pt")
@@ -70,7 +73,9 @@ def logged_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 {"repeat": "0"},
             )
             (logged,) = mlflow.search_logged_models(
-                filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list"
+                experiment_ids=[experiment_id],
+                filter_string=f"source_run_id = '{run.info.run_id}'",
+                output_format="list",
             )
             folders[arch] = Path(
                 mlflow.artifacts.download_artifacts(
