@@ -1,4 +1,5 @@
-"""Retiring a duplicate parent run: only "another stage already deleted it" is not an error."""
+"""Retiring a duplicate parent run: only "another stage already deleted it" is not an error,
+and only a write that lost a race to an identical one is retried."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from lstm_vs_rnn.tracking.parents import retire_duplicate
+from lstm_vs_rnn.tracking.records import write_concurrently
 from lstm_vs_rnn.tracking.tags import MERGED_TAG
 
 
@@ -42,3 +44,27 @@ def test_any_other_failure_is_raised_and_the_duplicate_is_kept(
     with pytest.raises(MlflowException, match="readonly"):
         retire_duplicate(read_only, duplicate, canonical)
     assert client.get_run(duplicate).info.lifecycle_stage == "active"
+
+
+def test_a_tag_write_that_lost_a_race_is_retried_and_any_other_refusal_raised(
+    client: MlflowClient,
+) -> None:
+    """Two machines merging one duplicate write the same new tag at once; the loser's store
+    answers with a duplicate key (PostgreSQL: UniqueViolation). That write is retried."""
+    experiment = client.create_experiment("parents")
+    run_id = client.create_run(experiment).info.run_id
+    answers = [MlflowException('(psycopg.errors.UniqueViolation) duplicate key "tag_pk"')]
+
+    def tag_write() -> None:
+        if answers:
+            raise answers.pop()
+        client.set_tag(run_id, "merged", "yes")
+
+    write_concurrently(tag_write)
+    assert client.get_run(run_id).data.tags["merged"] == "yes"
+
+    def refused() -> None:
+        raise MlflowException("INVALID_PARAMETER_VALUE: tag value too long")
+
+    with pytest.raises(MlflowException, match="too long"):
+        write_concurrently(refused)

@@ -5,6 +5,7 @@ configuration even when several machines create it at once, its duration the sum
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from lstm_vs_rnn.params import Params
@@ -14,7 +15,12 @@ from lstm_vs_rnn.tracking.identity import (
     describe_configuration,
     provenance_tags,
 )
-from lstm_vs_rnn.tracking.records import MAX_SEARCH_RESULTS, log_metrics_now, log_params_batched
+from lstm_vs_rnn.tracking.records import (
+    MAX_SEARCH_RESULTS,
+    log_metrics_now,
+    log_params_batched,
+    write_concurrently,
+)
 from lstm_vs_rnn.tracking.tags import (
     CODE_VERSION_TAG,
     CONFIG_TAG,
@@ -67,10 +73,13 @@ def merge_duplicate_parents(client: MlflowClient, experiment_id: str, params: Pa
             [experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{duplicate}'"
         )
         for child in children:
-            client.set_tag(child.info.run_id, MLFLOW_PARENT_RUN_ID, canonical)
+            write_concurrently(
+                partial(client.set_tag, child.info.run_id, MLFLOW_PARENT_RUN_ID, canonical)
+            )
         metrics = client.get_run(duplicate).data.metrics
         have = client.get_run(canonical).data.metrics
-        log_metrics_now(client, canonical, {k: v for k, v in metrics.items() if k not in have})
+        missing = {key: value for key, value in metrics.items() if key not in have}
+        write_concurrently(partial(log_metrics_now, client, canonical, missing))
         retire_duplicate(client, duplicate, canonical)
     return canonical
 
@@ -85,7 +94,7 @@ def retire_duplicate(client: MlflowClient, duplicate: str, canonical: str) -> No
     from mlflow.exceptions import MlflowException
 
     try:
-        client.set_tag(duplicate, MERGED_TAG, canonical)
+        write_concurrently(partial(client.set_tag, duplicate, MERGED_TAG, canonical))
         client.delete_run(duplicate)
     except MlflowException:
         if not _already_deleted(client, duplicate):

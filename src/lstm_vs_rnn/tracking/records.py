@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,34 @@ def log_metrics_now(client: MlflowClient, run_id: str, metrics: dict[str, float]
 
     now = int(time.time() * 1000)
     log_metrics_batched(client, run_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+
+# Markers of a store refusing an insert because a concurrent writer inserted the same key first
+# (PostgreSQL through a server, SQLite, MySQL): MLflow looks a key up, then inserts it.
+DUPLICATE_KEY_MARKERS = ("UniqueViolation", "UNIQUE constraint failed", "Duplicate entry")
+# Tries of a write that lost such a race; the next try updates the row the winner wrote.
+WRITE_TRIES = 5
+
+
+def write_concurrently(write: Callable[[], None]) -> None:
+    """Run an idempotent store write that other machines may be making at the same moment (a
+    duplicate parent's tags and metrics, moved by every stage that merges it).
+
+    Two writers of one new tag or metric race between MLflow's lookup and its insert, and the
+    loser gets a duplicate-key error; the write is retried and then updates the winner's row.
+    Any other refusal is raised at once.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(WRITE_TRIES):
+        try:
+            write()
+            return
+        except MlflowException as error:
+            lost_race = any(marker in str(error) for marker in DUPLICATE_KEY_MARKERS)
+            if not lost_race or attempt == WRITE_TRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def run_tags(tags: dict[str, str]) -> list[Any]:
