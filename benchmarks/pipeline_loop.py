@@ -57,6 +57,10 @@ def full_runs(workdir: Path, params: dict[str, Any], count: int) -> tuple[FullRu
         single = ProbedRepo(workdir / f"single-{index}", {**params, "train.repeats": 1})
         runs.single.append(single.repro())
         runs.untracked.append(run_untracked(single, workdir / f"untracked-{index}"))
+        if params.get("train.repeats") == 1:  # the one-repeat run is the full run (smoke sizes)
+            repo = single
+            runs.repeated.append(runs.single[-1])
+            continue
         repo = ProbedRepo(workdir / f"full-{index}", params)
         runs.repeated.append(repo.repro())
     return runs, repo

@@ -29,6 +29,7 @@ from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import atomic_directory, write_csv
 from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles
+from lstm_vs_rnn.modeling.chosen_settings import load_tuning_result, settings_of
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.repeats import (
     FittedRepeat,
@@ -38,7 +39,6 @@ from lstm_vs_rnn.modeling.repeats import (
     training_windows,
 )
 from lstm_vs_rnn.modeling.training import best_validation_repeat, history_frame
-from lstm_vs_rnn.modeling.tuning import load_tuning_result, settings_of
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.progress import StageProgress

@@ -9,6 +9,8 @@ per trial, the chosen settings and a table of the trials.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import subprocess
@@ -16,32 +18,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import pandas as pd
-from optuna.storages import RDBStorage
+from typing import TYPE_CHECKING
 
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.commands import tune_worker
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import write_csv, write_json
-from lstm_vs_rnn.modeling.tuning import (
-    DIVERGED_ATTR,
-    HOST_ATTR,
-    SLOT_ATTR,
-    WORKER_ATTR,
-    create_study,
-    open_storage,
-    search_space,
-    storage_url,
-    study_name,
-    trial_list,
-    trial_record,
-    tuning_result,
-    wait_until_done,
-)
+from lstm_vs_rnn.modeling.chosen_settings import tuning_result
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS, PROJECT_ROOT
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from optuna.storages import RDBStorage
+
+# The trial workers' module (`lstm_vs_rnn.commands.tune_worker`), by name: an entry that does
+# not tune loads no Optuna, torch or pandas, so its stage starts in a fraction of the time.
+TUNE_WORKER_MODULE = "lstm_vs_rnn.commands.tune_worker"
 
 
 def parse_model_name() -> str:
@@ -71,7 +64,7 @@ class LocalWorkers:
         if not trials_waiting or any(process.poll() is None for process in self.processes):
             return
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
-        command = [sys.executable, "-m", tune_worker.__name__, "--entry", self.entry]
+        command = [sys.executable, "-m", TUNE_WORKER_MODULE, "--entry", self.entry]
         self.processes = [
             subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment) for _ in range(self.count)
         ]
@@ -87,6 +80,15 @@ class LocalWorkers:
 def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict], list, float]:
     """Every trial of the entry's list complete; returns their records, all trials of the study
     (retried and failed ones included) and the seconds it took."""
+    from lstm_vs_rnn.modeling.tuning import (
+        create_study,
+        search_space,
+        study_name,
+        trial_list,
+        trial_record,
+        wait_until_done,
+    )
+
     space = search_space(params, name)
     trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
     study = create_study(storage, study_name(params, name, PATHS.train_array), trials)
@@ -104,6 +106,10 @@ def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict
 def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
     """One nested run per trial of the study and the table of them all (no timings in DVC
     outputs: hosts and durations live in MLflow only)."""
+    import pandas as pd
+
+    from lstm_vs_rnn.modeling.tuning import DIVERGED_ATTR, HOST_ATTR, SLOT_ATTR, WORKER_ATTR
+
     rows = []
     for trial in all_trials:
         if SLOT_ATTR not in trial.user_attrs:
@@ -152,6 +158,8 @@ def main() -> None:
             run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
             write_json(PATHS.tuning_result(name), result)
         return
+    from lstm_vs_rnn.modeling.tuning import open_storage, search_space, storage_url
+
     search_space(params, name)
     storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
     with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from filelock import FileLock
 
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
@@ -64,6 +65,9 @@ TINY_PARAMS = {
     "train.epochs": 3,
     "train.batch_size": 32,
     "train.repeats": 3,
+    # Repeats in the stage's own process: pytest already keeps both cores busy, and a pool's
+    # spawned workers cost seconds per stage (tests/test_parallel_repeats.py tests the pool).
+    "train.workers": 1,
     # No tuning unless a test asks for it (tests/test_tuning.py).
     "tune.n_trials": 0,
     # Two small entries whatever the project's default list holds.
@@ -198,6 +202,60 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
 @pytest.fixture
 def pipeline_repo(tmp_path: Path) -> Iterator[PipelineRepo]:
     yield make_pipeline_repo(tmp_path / "project")
+
+
+@dataclass(frozen=True)
+class BuiltPipeline:
+    """A project copy (TINY_PARAMS) after one real `dvc repro`, shared by the whole test run:
+    copy it (`copy_to`), never change it. Every stage process costs seconds, so the tests that
+    continue from a pipeline that has run start from this one instead of running their own."""
+
+    root: Path
+    repro_output: str
+
+    def copy_to(self, root: Path) -> PipelineRepo:
+        """A copy at `root` (git history, DVC cache and outputs, MLflow store and artifacts)
+        whose store points at its own artifacts, as if `dvc repro` had run there."""
+        shutil.copytree(self.root, root, symlinks=True)
+        relocate_store(root / "mlflow.db", str(self.root), str(root))
+        return PipelineRepo(root, clean_env())
+
+
+def relocate_store(store: Path, old: str, new: str) -> None:
+    """Replace the folder `old` by `new` in every text column of a SQLite MLflow store: the
+    experiment's artifact location and each run's and logged model's artifact URI hold
+    absolute paths."""
+    with sqlite3.connect(store) as connection:
+        tables = [
+            name
+            for (name,) in connection.execute("select name from sqlite_master where type = 'table'")
+        ]
+        for table in tables:
+            columns = [
+                column
+                for _, column, kind, *_ in connection.execute(f"pragma table_info('{table}')")
+                if "CHAR" in kind.upper() or "TEXT" in kind.upper()
+            ]
+            for column in columns:
+                connection.execute(
+                    f'update "{table}" set "{column}" = replace("{column}", ?, ?) '
+                    f'where instr("{column}", ?) > 0',
+                    (old, new, old),
+                )
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
+    """The shared pipeline, built by the first pytest-xdist worker that asks for it (the others
+    wait on a file lock and reuse it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # one folder for every worker
+    folder = shared / "built-pipeline"
+    with FileLock(str(shared / "built-pipeline.lock")):
+        if not (folder / "repro.out").exists():
+            repo = make_pipeline_repo(folder / "project")
+            (folder / "repro.out").write_text(repo.dvc("repro").stdout)
+    return BuiltPipeline(folder / "project", (folder / "repro.out").read_text())
 
 
 def free_port() -> int:

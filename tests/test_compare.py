@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, PipelineRepo, make_pipeline_repo
+from conftest import REPO_ROOT, BuiltPipeline, PipelineRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,10 @@ PLOTS_TEMPLATE = "plots/offline.html"
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("compare") / "project")
-    repo.dvc("repro")
+def repo(
+    tmp_path_factory: pytest.TempPathFactory, built_pipeline: BuiltPipeline
+) -> Iterator[PipelineRepo]:
+    repo = built_pipeline.copy_to(tmp_path_factory.mktemp("compare") / "project")
     repo.commit("baseline")
     repo.dvc("exp", "run", "-n", "lstm-h16", "-S", "models.lstm.hidden_size=16")
     repo.dvc("exp", "run", "--queue", "-n", "lr-003", "-S", "train.learning_rate=0.03")
@@ -175,12 +176,11 @@ def queued_params(repo: PipelineRepo, *keys: str) -> dict[str, list[str]]:
 
 
 def test_the_readme_workflow_queues_experiments_that_differ_by_their_own_change(
-    tmp_path: Path,
+    built_pipeline: BuiltPipeline, tmp_path: Path
 ) -> None:
     """A workspace `dvc exp run` leaves its params behind, and the queue starts from the
     workspace; after the README's way back, each queued run differs by its own -S only."""
-    repo = make_pipeline_repo(tmp_path / "project")
-    repo.dvc("repro")
+    repo = built_pipeline.copy_to(tmp_path / "project")
     repo.commit("baseline")
     keys = ("models.lstm.hidden_size", "train.learning_rate")
     repo.dvc("exp", "run", "-S", "models.lstm.hidden_size=16")

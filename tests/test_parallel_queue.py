@@ -1,4 +1,4 @@
-"""Four queued DVC experiments run two at a time into one MLflow store, losing nothing.
+"""Two queued DVC experiments run at the same time into one MLflow store, losing nothing.
 
 The workspace has no MLflow store when the workers start, so the two first stages race to
 create it; every experiment runs every stage (each has its own data seed, so DVC's run cache
@@ -16,11 +16,11 @@ from lstm_vs_rnn.params import dump_yaml
 
 pytestmark = pytest.mark.e2e
 
-EXPERIMENTS = {f"par-{i}": {"data.seed": i, "models.lstm.hidden_size": 4 + i} for i in range(4)}
+EXPERIMENTS = {f"par-{i}": {"data.seed": i, "models.lstm.hidden_size": 4 + i} for i in range(2)}
 STAGES = {"generate", "scale", "tune@lstm", "train@lstm", "evaluate"}
 
 
-def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
+def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     repo = make_pipeline_repo(tmp_path / "project", {"train.epochs": 2})
@@ -40,14 +40,14 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline:
             status = repo.dvc("queue", "status").stdout
-            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == 4:
+            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == len(EXPERIMENTS):
                 break
             time.sleep(2)
         seconds = time.monotonic() - started
     finally:
         repo.dvc("queue", "stop", "--kill", check=False)
-    print(f"four experiments, two workers: {seconds:.0f} s\n{status}")
-    assert [line.split()[-1] for line in _rows(status)] == ["Success"] * 4, status
+    print(f"two experiments, two workers: {seconds:.0f} s\n{status}")
+    assert [line.split()[-1] for line in _rows(status)] == ["Success"] * len(EXPERIMENTS), status
 
     for name in EXPERIMENTS:
         logs = repo.dvc("queue", "logs", name).stdout
@@ -62,7 +62,7 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     experiment = client.get_experiment_by_name("lstm-vs-rnn")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parents = [run for run in runs if run.data.tags.get("pipeline.role") == "configuration"]
-    assert len(parents) == 4, [run.info.run_name for run in parents]
+    assert len(parents) == len(EXPERIMENTS), [run.info.run_name for run in parents]
     found = {}
     for parent in parents:
         exp_name = parent.data.tags["dvc.exp_name"]
@@ -93,7 +93,7 @@ def test_four_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(name in shown for name in EXPERIMENTS), shown
     repeats = repo.params()["train"]["repeats"]
-    assert len(runs) == 4 * (1 + len(STAGES) + repeats)  # parent, stages, train@lstm's repeats
+    assert len(runs) == len(EXPERIMENTS) * (1 + len(STAGES) + repeats)  # parent, stages, train@lstm's repeats
 
 
 def _rows(status: str) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tests.conftest import PipelineRepo, clean_env, make_pipeline_repo
+from tests.conftest import BuiltPipeline, PipelineRepo, clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +45,11 @@ def parent_with(client: MlflowClient, key: str, value: str):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> PipelineRepo:
-    """One tiny pipeline, run once: the tests below continue from its state in order."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("e2e") / "project")
-    result = repo.dvc("repro")
-    assert stages_run(result.stdout) == STAGES
-    return repo
+def repo(tmp_path_factory: pytest.TempPathFactory, built_pipeline: BuiltPipeline) -> PipelineRepo:
+    """A copy of the tiny pipeline after its one `dvc repro`, which ran every stage in order:
+    the tests below continue from its state in order."""
+    assert stages_run(built_pipeline.repro_output) == STAGES
+    return built_pipeline.copy_to(tmp_path_factory.mktemp("e2e") / "project")
 
 
 def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> None:

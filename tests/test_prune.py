@@ -4,9 +4,10 @@ Real `dvc repro` in a project copy, and the prune command `make run` runs before
 """
 
 import json
+from pathlib import Path
 
 import pytest
-from conftest import PipelineRepo, make_pipeline_repo
+from conftest import BuiltPipeline, PipelineRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -15,25 +16,31 @@ def prune(repo: PipelineRepo) -> str:
     return repo.run("python", "-m", "lstm_vs_rnn.commands.prune", env={"PYTHONPATH": "src"}).stdout
 
 
-def test_a_removed_model_entry_leaves_no_output_lock_entry_or_plot(tmp_path) -> None:
-    repo = make_pipeline_repo(tmp_path / "project", {"train.repeats": 2, "train.epochs": 2})
-    repo.dvc("repro")
+def test_a_removed_model_entry_leaves_no_output_lock_entry_or_plot(
+    built_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    repo = built_pipeline.copy_to(tmp_path / "project")
     assert prune(repo) == ""  # nothing stale
     params = repo.params()
     del params["models"]["lstm"]
     repo.edit_params({"models": params["models"]})
     assert prune(repo).strip() == (
-        "removed what no model entry in params.yaml names any more: train@lstm in dvc.lock, "
-        "models/lstm/, reports/figures/loss_lstm.png, reports/plots/losses/lstm.csv (DVC's "
-        "cache keeps their content until 'dvc gc')"
+        "removed what no model entry in params.yaml names any more: tune@lstm in dvc.lock, "
+        "train@lstm in dvc.lock, tuning/lstm.json, models/lstm/, reports/figures/loss_lstm.png, "
+        "reports/plots/losses/lstm.csv (DVC's cache keeps their content until 'dvc gc')"
     )
     lock = (repo.root / "dvc.lock").read_text()
-    assert "train@lstm" not in lock and "train@rnn" in lock
-    for gone in ("models/lstm", "reports/figures/loss_lstm.png", "reports/plots/losses/lstm.csv"):
+    assert "@lstm" not in lock and "train@rnn" in lock and "tune@rnn" in lock
+    for gone in (
+        "tuning/lstm.json",
+        "models/lstm",
+        "reports/figures/loss_lstm.png",
+        "reports/plots/losses/lstm.csv",
+    ):
         assert not (repo.root / gone).exists(), gone
-    assert (repo.root / "models" / "rnn").is_dir()
-    assert "train@lstm" not in repo.dvc("repro").stdout
-    assert "train@lstm" not in (repo.root / "dvc.lock").read_text()
+    assert (repo.root / "models" / "rnn").is_dir() and (repo.root / "tuning" / "rnn.json").exists()
+    assert "@lstm" not in repo.dvc("repro").stdout
+    assert "@lstm" not in (repo.root / "dvc.lock").read_text()
     assert "up to date" in repo.dvc("status").stdout
     shown = json.loads(repo.dvc("plots", "show", "--json").stdout)
     assert not [key for key in json.dumps(shown).split('"') if "loss_lstm" in key]

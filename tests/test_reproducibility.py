@@ -6,7 +6,7 @@ A fresh clone reproducing the committed dvc.lock is checked in test_pipeline_e2e
 from pathlib import Path
 
 import pytest
-from conftest import make_pipeline_repo
+from conftest import BuiltPipeline
 
 from lstm_vs_rnn.params import parse_yaml
 
@@ -23,9 +23,10 @@ def output_hashes(lock: bytes) -> dict[str, str]:
     }
 
 
-def test_a_forced_rerun_reproduces_dvc_lock_byte_for_byte(tmp_path: Path) -> None:
-    repo = make_pipeline_repo(tmp_path / "project")
-    repo.dvc("repro")
+def test_a_forced_rerun_reproduces_dvc_lock_byte_for_byte(
+    built_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    repo = built_pipeline.copy_to(tmp_path / "project")
     lock_one = (repo.root / "dvc.lock").read_bytes()
     metrics_one = (repo.root / "reports" / "metrics.json").read_bytes()
     repo.dvc("repro", "--force")

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from lstm_vs_rnn.commands.ui import headline_metric_keys
 from lstm_vs_rnn.params import load_params
-from tests.conftest import PipelineRepo, free_port, make_pipeline_repo, wait_until_healthy
+from tests.conftest import BuiltPipeline, PipelineRepo, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -189,10 +189,11 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_configurations(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> PipelineRepo:
+def two_configurations(
+    tmp_path_factory: pytest.TempPathFactory, chromium: Path, built_pipeline: BuiltPipeline
+) -> PipelineRepo:
     """`dvc repro`, a bigger LSTM, `dvc repro` again: two configurations in one store."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("ui") / "project")
-    repo.dvc("repro")
+    repo = built_pipeline.copy_to(tmp_path_factory.mktemp("ui") / "project")
     repo.edit_params({"models.lstm.hidden_size": int(HIDDEN_SIZES[1])})
     repo.dvc("repro")
     return repo

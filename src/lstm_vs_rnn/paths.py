@@ -65,12 +65,18 @@ class ProjectPaths:
         return self.figure(f"loss_{model}")
 
     def model_outputs(self, model: str) -> list[Path]:
-        """What stage train@<model> writes (its `outs` in dvc.yaml)."""
-        return [self.model_dir(model), self.loss_figure(model), self.loss_history(model)]
+        """What stages tune@<model> and train@<model> write (their `outs` in dvc.yaml)."""
+        return [
+            self.tuning_result(model),
+            self.model_dir(model),
+            self.loss_figure(model),
+            self.loss_history(model),
+        ]
 
     def trained_entries(self) -> set[str]:
-        """The model entries some train stage left outputs of in this checkout."""
+        """The model entries some tune or train stage left outputs of in this checkout."""
         found = {path.name for path in (self.root / "models").glob("*") if path.is_dir()}
+        found |= {path.stem for path in self.tuning_result("x").parent.glob("*.json")}
         found |= {path.stem for path in self.loss_history("x").parent.glob("*.csv")}
         found |= {path.stem.removeprefix("loss_") for path in self.figures_dir.glob("loss_*.png")}
         return found

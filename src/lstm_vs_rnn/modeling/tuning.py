@@ -45,24 +45,13 @@ from pydantic import ValidationError
 from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_array
+from lstm_vs_rnn.modeling.chosen_settings import LSTM_ONLY, TUNABLE, settings_of
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.training import TrainingDiverged, train_model
 from lstm_vs_rnn.params import ModelParams, Params, RangeSpec, TrainParams, validation_windows
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
 
-# Hyperparameters a search space may name: the section they belong to, and whether null is a
-# value (grad_clip_norm: no clipping; forget_bias: PyTorch's initialisation).
-TUNABLE: dict[str, tuple[str, bool]] = {
-    "learning_rate": ("train", False),
-    "batch_size": ("train", False),
-    "epochs": ("train", False),
-    "grad_clip_norm": ("train", True),
-    "hidden_size": ("models", False),
-    "num_layers": ("models", False),
-    "forget_bias": ("models", True),
-}
 INTEGER_HYPERPARAMETERS = frozenset({"batch_size", "epochs", "hidden_size", "num_layers"})
-LSTM_ONLY = frozenset({"forget_bias"})
 STORAGE_ENV = "OPTUNA_STORAGE"
 SLOT_ATTR = "slot"
 HOST_ATTR = "host"
@@ -170,15 +159,6 @@ def trial_list(space: dict[str, BaseDistribution], n_trials: int, seed: int) -> 
     sampler = optuna.samplers.RandomSampler(seed=seed)
     draft = optuna.create_study(sampler=sampler, storage=optuna.storages.InMemoryStorage())
     return [draft.ask(space).params for _ in range(n_trials)]
-
-
-def settings_of(
-    model: ModelParams, train: TrainParams, chosen: dict[str, Any]
-) -> tuple[ModelParams, TrainParams]:
-    """The entry's model and training settings with the tuned values of `chosen` in place."""
-    model_keys = {key: value for key, value in chosen.items() if TUNABLE[key][0] == "models"}
-    train_keys = {key: value for key, value in chosen.items() if TUNABLE[key][0] == "train"}
-    return model.model_copy(update=model_keys), train.model_copy(update=train_keys)
 
 
 @dataclass(frozen=True)
@@ -433,66 +413,3 @@ def trial_record(slot: int, trial: FrozenTrial) -> dict[str, Any]:
             trial.intermediate_values[e] for e in sorted(trial.intermediate_values)
         ],
     }
-
-
-def tuning_result(params: Params, name: str, records: list[dict]) -> dict[str, Any]:
-    """The content of tuning/<name>.json: the chosen settings and every trial.
-
-    Without tuning (`models.<name>.tune: false` or `tune.n_trials: 0`) the chosen settings are
-    the listed ones and there are no trials."""
-    scored = [record for record in records if record["value"] is not None]
-    if records and not scored:
-        raise UserError(
-            f"tune@{name}: every one of the {len(records)} trials diverged; lower the "
-            f"learning_rate range in tune.space or add grad_clip_norm choices"
-        )
-    best = min(scored, key=lambda record: (record["value"], record["trial"])) if scored else None
-    model, train = settings_of(params.models[name], params.train, best["params"] if best else {})
-    chosen = {
-        key: getattr(model if TUNABLE[key][0] == "models" else train, key)
-        for key in sorted(TUNABLE)
-        if not (key in LSTM_ONLY and model.arch != "lstm")
-    }
-    return {
-        "entry": name,
-        "arch": model.arch,
-        "tuned": best is not None,
-        "objective": "mean over seeds of the final-epoch validation MSE (scaled data)",
-        "seeds": params.tune.seeds if best else [],
-        "n_trials": len(records),
-        "best_trial": best["trial"] if best else None,
-        "best_value": best["value"] if best else None,
-        "chosen": chosen,
-        "trials": records,
-    }
-
-
-def read_tuning_result(path: Path) -> dict[str, Any]:
-    """A tuning result file written by the tune stage (see `tuning_result`)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found; run `dvc repro` (stage tune@{path.stem})") from None
-
-
-def load_tuning_result(params: Params, name: str, path: Path) -> dict[str, Any]:
-    """Entry `name`'s tuning result: read from `path` (tuning/<name>.json) when the entry tunes;
-    for an entry that does not, the result its tune stage writes, its listed settings, made here
-    so that training and evaluating it never wait on a file that says nothing more.
-
-    Raises:
-        UserError: the entry tunes and `path` does not exist.
-    """
-    if name not in params.tuned_entries():
-        return tuning_result(params, name, [])
-    return read_tuning_result(path)
-
-
-def with_chosen_models(params: Params, chosen_of: dict[str, dict[str, Any]]) -> Params:
-    """`params` with each entry's network settings replaced by its chosen ones (train unchanged:
-    per-entry training settings are read by the train stage)."""
-    models = {
-        name: settings_of(model, params.train, chosen_of[name])[0]
-        for name, model in params.models.items()
-    }
-    return params.model_copy(update={"models": models})

@@ -24,10 +24,10 @@ from lstm_vs_rnn.evaluation.metrics import forecast_metrics, training_summary
 from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
+from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, load_tuning_result, with_chosen_models
 from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat
-from lstm_vs_rnn.modeling.tuning import TUNABLE, load_tuning_result, with_chosen_models
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
