@@ -54,10 +54,13 @@ class RawUnitsForecaster(PythonModel):
         self.scaler = MinMaxScaling.from_json(Path(context.artifacts[SCALER_ARTIFACT]))
 
     # No input schema is logged (tracking.logged_model): MLflow's tensor schema refuses float32
-    # and lists, so this method is the one check of what comes in. `model_input` has no type
-    # hint on purpose: MLflow would turn a hint into a schema of its own and convert the input.
+    # and lists, so this method is the one check of what comes in (`as_windows`: arrays of any
+    # real dtype, lists of lists, DataFrames). `model_input` is hinted `np.ndarray` because that
+    # is one of the hints MLflow infers no schema from and converts nothing for
+    # (`mlflow.types.type_hints.type_hints_no_signature_inference`); without a hint MLflow
+    # warns "Add type hints to the `predict` method" wherever the model is logged or loaded.
     def predict(
-        self, context: PythonModelContext, model_input, params: dict | None = None
+        self, context: PythonModelContext, model_input: np.ndarray, params: dict | None = None
     ) -> np.ndarray:
         windows = as_windows(model_input, self.window)
         horizon = requested_horizon(params)
