@@ -249,3 +249,13 @@ def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(tmp_path: Path) 
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
     params = yaml.safe_load((repo.root / "params.yaml").read_text())
     assert params["models"]["lstm_tuned"]["hidden_size"] == 8
+    # `make compare` names each tuned entry's chosen settings, in the workspace and in a commit
+    # (read from DVC's cache, as for an experiment), as `dvc params diff` names params.
+    repo.commit("tuned baseline")
+    compare = repo.run(
+        "python", "-m", "lstm_vs_rnn.commands.experiments_table", env={"PYTHONPATH": "src"}
+    ).stdout
+    listed = compare.split("settings each tuned entry trains at")[1].splitlines()
+    for row in ("workspace", "main"):
+        line = next(line for line in listed if line.startswith(row) and "lstm_tuned" in line)
+        assert "learning_rate=" in line and "hidden_size=" in line, compare

@@ -13,20 +13,27 @@ out; a mean over seeds shares its column with the single-seed value (`lstm` over
 The same selection with DVC's own table: the `dvc exp show` command in `exp_show_command`
 (the models are those under `models:` in params.yaml).
 
+Below the table, for each entry that tunes, the settings its tuning chose in each row
+(`tuning/<entry>.json`, a DVC output: read from the workspace, and for an experiment from
+DVC's cache with `dvc.api.read`), one line per row and entry in `key=value` form, as
+`dvc params diff` names them.
+
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.experiments_table [dvc exp show options,
 e.g. -A]` (`make compare`).
 """
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
-from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.paths import PATHS, ProjectPaths
 
 PARAM_SECTIONS = ("data", "train", "models", "evaluate", "tracking")
 # Headline metrics, of models and baselines alike: `<name>.test_rmse` for one seed,
@@ -168,12 +175,64 @@ def format_table(rows: list[dict[str, str]], models: list[str]) -> str:
     )
 
 
+def chosen_settings(paths: ProjectPaths, entry: str, row: dict[str, str]) -> dict[str, Any]:
+    """The `chosen` settings in tuning/<entry>.json of `row`: the workspace's file, or a
+    commit's or experiment's from DVC's cache; empty where the row has none (queued, failed,
+    from before the entry tuned, or not in the local cache)."""
+    path = paths.tuning_result(entry)
+    if row["rev"] == "workspace":
+        return json.loads(path.read_text(encoding="utf-8"))["chosen"] if path.exists() else {}
+    if row.get("State") in ("Queued", "Running", "Failed"):
+        return {}
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    relative = path.relative_to(paths.root).as_posix()
+    try:
+        return json.loads(dvc.api.read(relative, repo=str(paths.root), rev=row["rev"]))["chosen"]
+    except (DvcException, FileNotFoundError):
+        return {}
+
+
+def setting_text(value: Any) -> str:
+    """A chosen value as params.yaml writes it: null, or a number to 4 significant digits."""
+    if value is None:
+        return "null"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_chosen(rows: list[dict[str, str]], entries: list[str], paths: ProjectPaths) -> str:
+    """One line per row and tuned entry: `<row>  <entry>  key=value ...`; empty without
+    tuned entries."""
+    lines = []
+    for row in rows:
+        for entry in entries:
+            chosen = chosen_settings(paths, entry, row)
+            if chosen:
+                settings = " ".join(
+                    f"{key}={setting_text(value)}" for key, value in sorted(chosen.items())
+                )
+                lines.append([row_label(row), entry, settings])
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(2)]
+    body = [
+        f"{label.ljust(widths[0])}{GAP}{entry.ljust(widths[1])}{GAP}{text}"
+        for label, entry, text in lines
+    ]
+    return "\n".join(["settings each tuned entry trains at (tuning/<entry>.json):", *body])
+
+
 def main() -> None:
-    models = list(load_params(PATHS.params).models)
+    params = load_params(PATHS.params)
+    models = list(params.models)
     rows = read_experiments(models, sys.argv[1:])
     if not rows:
         raise UserError("'dvc exp show' listed nothing: run 'make run' or 'dvc exp run' first")
     print(format_table(merge_means(rows), models))
+    chosen = format_chosen(rows, params.tuned_entries(), PATHS)
+    if chosen:
+        print(f"\n{chosen}")
 
 
 if __name__ == "__main__":
