@@ -4,8 +4,9 @@ For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` trial list,
 the Optuna study of this configuration, starts one worker process per usable core (or
 `tune.workers`), and waits until every trial of the list is complete, whichever machine ran it
 (`make tune-worker` elsewhere joins through a shared storage). For an entry that does not tune,
-the chosen settings are its listed ones. Writes tuning/<model>.json; logs one nested MLflow run
-per trial, the chosen settings and a table of the trials.
+the chosen settings are its listed ones, and the stage loads no torch, Optuna or training code
+(they are imported where the tuned path needs them). Writes tuning/<model>.json; logs one
+nested MLflow run per trial, the chosen settings and a table of the trials.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 """
 
@@ -31,10 +32,6 @@ from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 if TYPE_CHECKING:
     import pandas as pd
     from optuna.storages import RDBStorage
-
-# The trial workers' module (`lstm_vs_rnn.commands.tune_worker`), by name: an entry that does
-# not tune loads no Optuna, torch or pandas, so its stage starts in a fraction of the time.
-TUNE_WORKER_MODULE = "lstm_vs_rnn.commands.tune_worker"
 
 
 def parse_model_name() -> str:
@@ -63,8 +60,10 @@ class LocalWorkers:
             raise UserError(f"tune@{self.entry}: a trial worker failed (exit {failed[0]})")
         if not trials_waiting or any(process.poll() is None for process in self.processes):
             return
+        from lstm_vs_rnn.commands import tune_worker
+
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
-        command = [sys.executable, "-m", TUNE_WORKER_MODULE, "--entry", self.entry]
+        command = [sys.executable, "-m", tune_worker.__name__, "--entry", self.entry]
         self.processes = [
             subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment) for _ in range(self.count)
         ]

@@ -233,7 +233,10 @@ def test_two_clones_share_one_study_through_postgresql(
 
 
 def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(tmp_path: Path) -> None:
-    repo = make_pipeline_repo(tmp_path / "project", {**TUNING, "tune.n_trials": 2})
+    # One trial worker per entry: pytest already keeps both cores busy.
+    repo = make_pipeline_repo(
+        tmp_path / "project", {**TUNING, "tune.n_trials": 2, "tune.workers": 1}
+    )
     repo.dvc("repro")
     claims = (repo.root / "reports" / "claims.md").read_text()
     assert "## Tuned settings" in claims
