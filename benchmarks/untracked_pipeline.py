@@ -20,20 +20,18 @@ from lstm_vs_rnn.data.sources import load_series, read_series, series_labels
 from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.modeling.chosen_settings import load_tuning_result, settings_of, tuning_result
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_model
 from lstm_vs_rnn.modeling.tuning import (
     SLOT_ATTR,
     completed_slots,
-    load_tuning_result,
     objective,
     run_trials,
     search_space,
-    settings_of,
     training_data,
     trial_list,
     trial_record,
-    tuning_result,
 )
 from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths

@@ -12,6 +12,9 @@ Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 
 from __future__ import annotations
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 import argparse
 import os
 import subprocess

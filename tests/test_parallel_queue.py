@@ -40,7 +40,8 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline:
             status = repo.dvc("queue", "status").stdout
-            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == len(EXPERIMENTS):
+            ended = [line for line in _rows(status) if line.split()[-1] in ("Success", "Failed")]
+            if len(ended) == len(EXPERIMENTS):
                 break
             time.sleep(2)
         seconds = time.monotonic() - started
@@ -93,7 +94,8 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(name in shown for name in EXPERIMENTS), shown
     repeats = repo.params()["train"]["repeats"]
-    assert len(runs) == len(EXPERIMENTS) * (1 + len(STAGES) + repeats)  # parent, stages, train@lstm's repeats
+    # A parent, its stages and train@lstm's repeats per experiment.
+    assert len(runs) == len(EXPERIMENTS) * (1 + len(STAGES) + repeats)
 
 
 def _rows(status: str) -> list[str]:
