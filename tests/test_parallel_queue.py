@@ -40,7 +40,9 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline:
             status = repo.dvc("queue", "status").stdout
-            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == len(EXPERIMENTS):
+            if sum(line.split()[-1] in ("Success", "Failed") for line in _rows(status)) == len(
+                EXPERIMENTS
+            ):
                 break
             time.sleep(2)
         seconds = time.monotonic() - started
@@ -93,7 +95,9 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(name in shown for name in EXPERIMENTS), shown
     repeats = repo.params()["train"]["repeats"]
-    assert len(runs) == len(EXPERIMENTS) * (1 + len(STAGES) + repeats)  # parent, stages, train@lstm's repeats
+    assert len(runs) == len(EXPERIMENTS) * (
+        1 + len(STAGES) + repeats
+    )  # parent, stages, train@lstm's repeats
 
 
 def _rows(status: str) -> list[str]:
