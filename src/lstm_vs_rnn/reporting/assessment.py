@@ -10,6 +10,7 @@ import torch
 
 from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.sources import read_series, series_labels
+from lstm_vs_rnn.data.time_axis import numeric_time, time_text
 from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.baselines import (
@@ -294,8 +295,16 @@ class Assessment:
 
 
 def long_table(t: np.ndarray, series: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Columns t, model, value: the shape DVC's per-model templates colour by."""
+    """Columns t, model, value: the shape DVC's per-model templates colour by. For a dated
+    series `t` holds decimal years (DVC's plot draws it over numbers) and a `date` column the
+    dates as ISO text."""
+    times = {"t": numeric_time(t)}
+    if np.issubdtype(t.dtype, np.datetime64):
+        times["date"] = [time_text(stamp) for stamp in pd.DatetimeIndex(t)]
     return pd.concat(
-        [pd.DataFrame({"t": t, "model": name, "value": values}) for name, values in series.items()],
+        [
+            pd.DataFrame({**times, "model": name, "value": values})
+            for name, values in series.items()
+        ],
         ignore_index=True,
     )
