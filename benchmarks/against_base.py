@@ -51,9 +51,18 @@ def base_repo(root: Path, commit: str, params: dict[str, Any]) -> PipelineRepo:
 
 
 def known_to(base_params: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`changes` without the keys of sections the base's params lack: settings of features newer
-    than the base (e.g. `tune.n_trials: 0`, which turns tuning off, on a base with no tuning)."""
-    return {key: value for key, value in changes.items() if key.split(".")[0] in base_params}
+    """`changes` without the keys the base's params lack: settings of features newer than the
+    base (e.g. `tune.n_trials: 0`, which turns tuning off, or `train.workers`, on a base with
+    neither), which its params validation would refuse."""
+    return {key: value for key, value in changes.items() if has_key(base_params, key)}
+
+
+def has_key(tree: dict[str, Any], dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
 
 
 def timed(repo: PipelineRepo, *command: str) -> float:
