@@ -128,3 +128,56 @@ def test_make_ui_prints_a_working_url_logs_no_requests_and_stops_in_one_line(
     assert "HTTP/1.1" not in printed, "the server's access log is on"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/health", timeout=5)
+
+
+def processes_in_session(session: int) -> list[str]:
+    """Command lines of the live processes whose session id is `session` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # ended while being read
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(command)
+    return found
+
+
+def test_a_ui_command_killed_outright_leaves_no_server_and_a_free_port(
+    repo_with_makefile: PipelineRepo,
+) -> None:
+    """SIGKILL gives the UI command no chance to stop its server: the server (in a session of
+    its own, so a terminal's Ctrl-C reaches the command alone) and its uvicorn process must
+    still go, and the port be free for the next `make ui`."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port)],
+        cwd=repo_with_makefile.root,
+        env={**repo_with_makefile.env, "PYTHONPATH": "src"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        output.until(URL_LINE, START_S)
+        server_sessions = {
+            os.getsid(int(child))
+            for child in Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            .read_text()
+            .split()
+        }
+        assert server_sessions, "the UI command started no server process"
+        process.kill()
+        process.wait(timeout=STOP_S)
+        deadline = time.monotonic() + STOP_S
+        while any(processes_in_session(s) for s in server_sessions):
+            assert time.monotonic() < deadline, [processes_in_session(s) for s in server_sessions]
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
