@@ -26,6 +26,7 @@ from benchmarks import (
 from benchmarks.probed_repo import REPO_ROOT, default_params
 from benchmarks.report import Row, render
 from lstm_vs_rnn.params import load_params
+from tests.conftest import TINY_PARAMS
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ SMOKE = Sizes(
     throughput_points=(600,),
     throughput_repeats=(1,),
     max_single_predictions=50,
-    pipeline_params=scale_run.scale_params(400, 10),
+    # One entry (the one the edit-repro section edits): every stage process costs seconds.
+    pipeline_params={
+        **scale_run.scale_params(400, 10),
+        "models": {"rnn": TINY_PARAMS["models"]["rnn"]},
+    },
     full_repeats=1,
     no_op_repeats=1,
     edit_repeats=1,
@@ -89,7 +94,7 @@ SMOKE = Sizes(
     logged_epochs=1_000,
     logging_repeats=1,
     stage_repeats=1,
-    tracked_models=("lstm",),
+    tracked_models=("rnn",),
     kernel_points=400,
     kernel_epochs=1,
     kernel_repeats=1,

@@ -4,8 +4,8 @@ Measures, at the given params (the real params.yaml's defaults in `make bench`):
 pipeline from a clean copy, each stage split into start-up and work, which heavy modules each
 stage loads, the full run at `train.repeats` against the same with one repeat, the one-repeat
 run against one untracked script doing the same work, a no-op repro, and an edit of one model's
-hidden size (which must re-run exactly that model's training and the evaluation). The three
-kinds of run alternate, so a busy spell hits all of them.
+hidden size (which must re-run exactly that model's tune and train stages and the evaluation).
+The three kinds of run alternate, so a busy spell hits all of them.
 """
 
 import statistics
@@ -26,7 +26,7 @@ REPEATS_VS_SINGLE_TARGET = 3.0
 NO_OP_TARGET_S = 1.0
 EDIT_SHARE_TARGET = 0.5
 EDITED_MODEL = "rnn"
-EXPECTED_AFTER_EDIT = [f"train@{EDITED_MODEL}", "evaluate"]
+EXPECTED_AFTER_EDIT = [f"tune@{EDITED_MODEL}", f"train@{EDITED_MODEL}", "evaluate"]
 # Heavy modules a stage has no use for: generate and scale never touch torch or scikit-learn.
 UNUSED_MODULES = {"generate": ("torch", "sklearn"), "scale": ("torch", "sklearn")}
 
@@ -109,7 +109,12 @@ def import_rows(result: ReproResult) -> list[Row]:
     return rows
 
 
-def summary_rows(runs: FullRuns, repeats: int) -> list[Row]:
+def stage_count(entries: int) -> int:
+    """Stages of a full run: generate, scale and evaluate, and tune@ and train@ per entry."""
+    return 3 + 2 * entries
+
+
+def summary_rows(runs: FullRuns, repeats: int, stages: int) -> list[Row]:
     """Verdicts on wall time (what users wait for); CPU time shows what host load hid."""
     results = runs.repeated
     full = statistics.median(result.wall for result in results)
@@ -119,7 +124,7 @@ def summary_rows(runs: FullRuns, repeats: int) -> list[Row]:
     script_cpu = statistics.median(cpu for _, cpu in runs.untracked)
     stage_sum = statistics.median(sum(r.wall for r in result.stages) for result in results)
     complete = all(
-        len(result.stages) == 5 and all(r.complete for r in result.stages)
+        len(result.stages) == stages and all(r.complete for r in result.stages)
         for result in [*results, *runs.single]
     )
     return [
@@ -128,7 +133,7 @@ def summary_rows(runs: FullRuns, repeats: int) -> list[Row]:
             f"full `dvc repro` from clean, {repeats} repeats (median of {len(results)})",
             f"{seconds(full)}; stage processes {seconds(stage_sum)}, dvc itself "
             f"{seconds(full - stage_sum)}",
-            "all 5 stages complete",
+            f"all {stages} stages complete",
             verdict(complete),
         ),
         Row(
@@ -201,7 +206,11 @@ def run(
     results = runs.repeated
     full = statistics.median(result.wall for result in results)
     rows = [
-        *summary_rows(runs, int(repo.repo.params()["train"]["repeats"])),
+        *summary_rows(
+            runs,
+            int(repo.repo.params()["train"]["repeats"]),
+            stage_count(len(repo.repo.params()["models"])),
+        ),
         *stage_rows(results),
         *import_rows(results[-1]),
         *no_op_rows(repo, no_op_repeats),

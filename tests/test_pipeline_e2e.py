@@ -373,10 +373,12 @@ def previous_code_version(client: MlflowClient, parent_ids: set[str]) -> str:
 
 
 def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
-    pipeline_repo: PipelineRepo,
+    built_pipeline: BuiltPipeline, tmp_path: Path
 ) -> None:
+    pipeline_repo = built_pipeline.copy_to(tmp_path / "project")
     pipeline_repo.edit_params({"train.repeats": 1})
-    assert stages_run(pipeline_repo.dvc("repro").stdout) == STAGES
+    # The number of repeats is no input of tuning: its stages stay as they are.
+    assert stages_run(pipeline_repo.dvc("repro").stdout) == ["train@rnn", "train@lstm", "evaluate"]
     metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())
     assert metrics["lstm"]["test_rmse"]["ci95_low"] == "n/a"
     assert metrics["lstm"]["test_rmse"]["std"] == "n/a"
@@ -386,6 +388,6 @@ def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
     claims = (pipeline_repo.root / "reports" / "claims.md").read_text()
     assert "torch seed 42;" in claims and "**n/a (one repeat: no interval)**" in claims
     client = MlflowClient(pipeline_repo.tracking_uri)
-    (parent,) = parents(client)
+    parent = parent_with(client, "train.repeats", "1")
     assert "lstm.test_rmse.mean" in parent.data.metrics
     assert "lstm.test_rmse.ci95_low" not in parent.data.metrics  # "n/a" is not a metric
