@@ -260,12 +260,20 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
         os.close(terminal)
     assert code == 1, shown
     last = shown.strip().splitlines()[-1]
-    assert re.fullmatch(
-        r"error: lstm, repeat \d \(seed 4\d\): its worker process ended without a result "
+    named = re.fullmatch(
+        r"error: lstm, repeat (\d) \(seed (4\d)\): its worker process ended without a result "
         r"\(killed by a signal, or out of memory\)",
         last.strip(),
-    ), shown
+    )
+    assert named, shown
+    # The pool fails every unfinished job at once: the repeat named must be one that was
+    # running (its worker died), and its run alone ends FAILED.
     statuses = repeat_runs(repo.root)
-    assert sorted(statuses.values()) == ["FAILED", "KILLED"], statuses
+    assert statuses == {
+        f"lstm · repeat {repeat} · seed {42 + repeat}": (
+            "FAILED" if str(repeat) == named[1] else "KILLED"
+        )
+        for repeat in (0, 1)
+    }, (named[0], statuses)
     assert "RUNNING" not in run_statuses(repo.root).values()
     assert processes_in(repo.root) == []

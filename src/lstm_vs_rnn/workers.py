@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from lstm_vs_rnn.errors import UserError
@@ -30,6 +31,8 @@ from lstm_vs_rnn.processes import die_with_parent
 
 # How often the parent looks at the event queue while jobs run, in seconds.
 POLL_INTERVAL_S = 0.1
+# How long to wait for a worker's exit code when telling which one died, in seconds.
+DEATH_WAIT_S = 1.0
 
 # The attribute `map` sets on a job's error: the job's position (see `failed_job`).
 JOB_INDEX = "job_index"
@@ -71,12 +74,27 @@ def _start_worker(events: Any, parent_pid: int) -> None:
         os._exit(1)
 
 
+@dataclass(frozen=True)
+class _JobStarted:
+    """A worker took job `index` (sent before the job runs; never passed to `on_event`)."""
+
+    index: int
+    pid: int
+
+
+def _run_job(index: int, function: Callable[..., Any], *args: Any) -> Any:
+    _events.put(_JobStarted(index, os.getpid()))
+    return function(*args)
+
+
 class WorkerPool:
     """Worker processes that run jobs; use through `worker_pool`."""
 
     def __init__(self, executor: ProcessPoolExecutor, events: Any) -> None:
         self._executor = executor
         self._events = events
+        self._worker_of: dict[int, int] = {}  # job index -> pid of the worker that took it
+        self._processes: dict[int, Any] = {}  # pid -> the executor's process object
 
     def map(
         self,
@@ -93,14 +111,18 @@ class WorkerPool:
         raises `WorkerDied`, naming the job by `describe(index)`. `failed_job(error)` gives the
         failed job's position.
         """
-        futures = [self._executor.submit(function, *job) for job in jobs]
+        futures = [
+            self._executor.submit(_run_job, index, function, *job) for index, job in enumerate(jobs)
+        ]
         pending: set[Future[Any]] = set(futures)
         try:
             while pending:
+                self._processes.update(self._executor._processes or {})
                 done, pending = wait(pending, timeout=POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
                 self._forward_events(on_event)
-                for future in done:
-                    self._raise_failure(future, futures.index(future), describe)
+                failed = [futures.index(future) for future in done if future.exception()]
+                if failed:
+                    self._raise_failure(futures, failed, describe)
             self._forward_events(on_event)
         except BaseException:
             self.stop()
@@ -113,23 +135,49 @@ class WorkerPool:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return
-            on_event(event)
+            if isinstance(event, _JobStarted):
+                self._worker_of[event.index] = event.pid
+            else:
+                on_event(event)
 
-    @staticmethod
-    def _raise_failure(future: Future[Any], index: int, describe: Callable[[int], str]) -> None:
-        error = future.exception()
-        if error is None:
-            return
-        if isinstance(error, BrokenProcessPool):
+    def _raise_failure(
+        self, futures: list[Future[Any]], failed: list[int], describe: Callable[[int], str]
+    ) -> None:
+        """Raise the error of the job that failed first: a job's own exception, else (a worker
+        died, which fails every unfinished job of the executor at once) the job whose worker
+        died."""
+        raised = [
+            index
+            for index in failed
+            if not isinstance(futures[index].exception(), BrokenProcessPool)
+        ]
+        if raised:
+            index = raised[0]
+            error = futures[index].exception()
+            error.add_note(f"in {describe(index)}")
+        else:
+            index = self._job_of_dead_worker(failed)
             error = WorkerDied(
                 f"{describe(index)}: its worker process ended without a result "
                 "(killed by a signal, or out of memory)"
             )
             error.__suppress_context__ = True
-        else:
-            error.add_note(f"in {describe(index)}")
         setattr(error, JOB_INDEX, index)
         raise error
+
+    def _job_of_dead_worker(self, failed: list[int]) -> int:
+        """Of the jobs a broken pool failed, the one whose worker died by itself. The executor
+        ends the other workers with SIGTERM once one dies, so that worker's exit code is any
+        other (SIGKILL, a crash, an exit); without one, the first job a worker had taken."""
+        started = [index for index in failed if index in self._worker_of]
+        for index in started:
+            process = self._processes.get(self._worker_of[index])
+            if process is None:
+                continue
+            process.join(timeout=DEATH_WAIT_S)
+            if process.exitcode is not None and process.exitcode != -signal.SIGTERM:
+                return index
+        return (started or failed)[0]
 
     def stop(self) -> None:
         """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and drop queued jobs."""
