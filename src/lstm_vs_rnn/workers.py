@@ -120,7 +120,7 @@ class WorkerPool:
                 self._processes.update(self._executor._processes or {})
                 done, pending = wait(pending, timeout=POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
                 self._forward_events(on_event)
-                failed = [futures.index(future) for future in done if future.exception()]
+                failed = sorted(futures.index(future) for future in done if future.exception())
                 if failed:
                     self._raise_failure(futures, failed, describe)
             self._forward_events(on_event)
