@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from itertools import takewhile
 from pathlib import Path
 
 import optuna
@@ -259,6 +260,17 @@ def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(tmp_path: Path) 
         "python", "-m", "lstm_vs_rnn.commands.experiments_table", env={"PYTHONPATH": "src"}
     ).stdout
     listed = compare.split("settings each tuned entry trains at")[1].splitlines()
+    assert max(len(line) for line in listed) <= 100, compare
     for row in ("workspace", "main"):
-        line = next(line for line in listed if line.startswith(row) and "lstm_tuned" in line)
-        assert "learning_rate=" in line and "hidden_size=" in line, compare
+        start = next(
+            i
+            for i, line in enumerate(listed)
+            if line.startswith(f"{row} ") and "lstm_tuned" in line
+        )
+        wrapped = [
+            listed[start],
+            *takewhile(lambda line: line.startswith(" "), listed[start + 1 :]),
+        ]
+        assert "learning_rate=" in " ".join(wrapped) and "hidden_size=" in " ".join(wrapped), (
+            compare
+        )

@@ -28,6 +28,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from typing import Any
 
 from lstm_vs_rnn.cli import run_entry_point
@@ -48,6 +49,8 @@ LABEL_COLUMNS = ("Experiment", "rev", "typ", "State")
 EXPERIMENT_TYPES = ("branch_commit", "branch_base")
 MISSING = "-"
 GAP = "  "
+# The width the chosen settings are wrapped to (the table itself fits it for a few entries).
+TERMINAL_COLUMNS = 100
 
 
 def keep_pattern(models: list[str]) -> str:
@@ -216,8 +219,14 @@ def format_chosen(rows: list[dict[str, str]], entries: list[str], paths: Project
     if not lines:
         return ""
     widths = [max(len(line[i]) for line in lines) for i in range(2)]
+    indent = " " * (widths[0] + widths[1] + 2 * len(GAP))
     body = [
-        f"{label.ljust(widths[0])}{GAP}{entry.ljust(widths[1])}{GAP}{text}"
+        textwrap.fill(
+            text,
+            width=TERMINAL_COLUMNS,
+            initial_indent=f"{label.ljust(widths[0])}{GAP}{entry.ljust(widths[1])}{GAP}",
+            subsequent_indent=indent,
+        )
         for label, entry, text in lines
     ]
     return "\n".join(["settings each tuned entry trains at (tuning/<entry>.json):", *body])
