@@ -177,6 +177,19 @@ class PipelineRepo:
             )
         return result
 
+    def start_module(self, module: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+        """`python -m <module> <args>` started in the project with its `src` on the path, its
+        output (stdout and stderr) in one text pipe; `kwargs` go to `subprocess.Popen`."""
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=self.root,
+            env={**self.env, "PYTHONPATH": "src"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kwargs,
+        )
+
     def dvc(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run("dvc", *args, **kwargs)
 

@@ -5,7 +5,6 @@ import pickle
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -99,15 +98,7 @@ def listening_addresses(port: int) -> set[str]:
 def test_the_ui_binds_only_127_0_0_1_by_default(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "project")
     port = free_port()
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port)],
-        cwd=repo.root,
-        env={**repo.env, "PYTHONPATH": "src"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    ui = repo.start_module("lstm_vs_rnn.commands.ui", "--port", str(port), start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -151,14 +151,7 @@ def test_a_ui_command_killed_outright_leaves_no_server_and_a_free_port(
     its own, so a terminal's Ctrl-C reaches the command alone) and its uvicorn process must
     still go, and the port be free for the next `make ui`."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lstm_vs_rnn.commands.ui", "--port", str(port)],
-        cwd=repo_with_makefile.root,
-        env={**repo_with_makefile.env, "PYTHONPATH": "src"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = repo_with_makefile.start_module("lstm_vs_rnn.commands.ui", "--port", str(port))
     output = Output(process)
     try:
         output.until(URL_LINE, START_S)
