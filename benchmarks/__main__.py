@@ -54,6 +54,8 @@ class Sizes:
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
+    # Likewise the vs-base section's current side (the base still runs).
+    base_reuses_full_run: bool = False
 
 
 FULL = Sizes(
@@ -106,6 +108,7 @@ SMOKE = Sizes(
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
     scale_reuses_full_run=True,
+    base_reuses_full_run=True,
 )
 
 
@@ -139,7 +142,13 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
     rows += pinned_kernels.run(
         list(sizes.tracked_models), sizes.kernel_points, sizes.kernel_epochs, sizes.kernel_repeats
     )
-    rows += against_base.run(workdir, sizes.pipeline_params, sizes.base_repeats)
+    measured = against_base.MeasuredCurrent(repo.repo, full_run.wall)
+    rows += against_base.run(
+        workdir,
+        sizes.pipeline_params,
+        sizes.base_repeats,
+        measured if sizes.base_reuses_full_run else None,
+    )
     rows += tuning.run(workdir, sizes.tuning_params)
     return rows
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.report import Row
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
-from tests.conftest import PipelineRepo, free_port, make_pipeline_repo
+from tests.conftest import PipelineRepo, copy_project, free_port, make_pipeline_repo
 
 SECTION = "7 tuning"
 ENTRY = "lstm_tuned"
@@ -39,13 +39,14 @@ def timed_stage(repo: PipelineRepo, workers: int | None, env: dict[str, str]) ->
     return time.perf_counter() - started
 
 
-def joined_through_postgres(workdir: Path, params: dict[str, Any]) -> float:
-    """Seconds for two copies, one worker each, to finish one study in PostgreSQL."""
+def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
+    """Seconds for two copies of `prepared` (scaled, no study yet), one worker each, to finish
+    one study in PostgreSQL."""
     # Not under `workdir`: that one is private, and PostgreSQL runs as its own user under root.
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-bench-postgres-"))
     os.chmod(folder, 0o755)
     config = ServerConfig(folder, port=free_port())
-    copies = [tuning_copy(workdir / f"tuning-clone{i}", params) for i in (1, 2)]
+    copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
     with (folder / "mlflow.log").open("ab") as log:
         server = TeamServer(config, mlflow_log=log)
         server.start()
@@ -80,10 +81,10 @@ def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
     """Rows: trials per minute with 1 worker, every usable core, and two joined copies."""
     n_trials = params["tune.n_trials"]
     repo = tuning_copy(workdir / "tuning", params)
+    joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
     cores = len(os.sched_getaffinity(0))
     one = timed_stage(repo, 1, {})
     every = timed_stage(repo, None, {})
-    joined = joined_through_postgres(workdir, params)
     return [
         Row(SECTION, f"{n_trials} trials, 1 worker", f"{60 * n_trials / one:.1f} trials/min"),
         Row(

@@ -43,6 +43,11 @@ def parse_model_name() -> str:
     return parser.parse_args().model
 
 
+# How long the workers of a finished study get to exit by themselves (a worker still importing
+# torch needs about 3 s to see that no trial is left).
+FINISH_GRACE_SECONDS = 10.0
+
+
 def worker_count(params: Params) -> int:
     """`tune.workers`, else every core this process may run on (each trial uses one thread)."""
     return params.tune.workers or len(os.sched_getaffinity(0))
@@ -71,7 +76,20 @@ class LocalWorkers:
             subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment) for _ in range(self.count)
         ]
 
+    def finish(self) -> None:
+        """Every trial is complete: each worker sees the empty queue and exits by itself
+        (stopping one still loading would print that it was interrupted); any left after
+        `FINISH_GRACE_SECONDS` is stopped."""
+        deadline = time.monotonic() + FINISH_GRACE_SECONDS
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+        self.stop()
+
     def stop(self) -> None:
+        """Stop every worker now (SIGTERM: a trial it was running is failed and run again)."""
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -98,9 +116,11 @@ def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict
     started = time.monotonic()
     try:
         done = wait_until_done(study, trials, workers.poll)
-    finally:
+    except BaseException:
         workers.stop()
+        raise
     seconds = time.monotonic() - started
+    workers.finish()
     records = [trial_record(slot, done[slot]) for slot in sorted(done)]
     return records, study.get_trials(deepcopy=False), seconds
 

@@ -251,19 +251,26 @@ def pipeline_repo(tmp_path: Path) -> Iterator[PipelineRepo]:
 
 @dataclass(frozen=True)
 class BuiltPipeline:
-    """A project copy (TINY_PARAMS) after one real `dvc repro`, shared by the whole test run:
+    """A project copy (TINY_PARAMS) after a real `dvc repro`, shared by the whole test run:
     copy it (`copy_to`), never change it. Every stage process costs seconds, so the tests that
-    continue from a pipeline that has run start from this one instead of running their own."""
+    continue from stages that have run start from this one instead of running their own."""
 
     root: Path
     repro_output: str
 
     def copy_to(self, root: Path) -> PipelineRepo:
-        """A copy at `root` (git history, DVC cache and outputs, MLflow store and artifacts)
-        whose store points at its own artifacts, as if `dvc repro` had run there."""
-        shutil.copytree(self.root, root, symlinks=True)
-        relocate_store(root / "mlflow.db", str(self.root), str(root))
-        return PipelineRepo(root, clean_env())
+        """A copy at `root`, as if `dvc repro` had run there (see `copy_project`)."""
+        return copy_project(self.root, root)
+
+
+def copy_project(source: Path, root: Path) -> PipelineRepo:
+    """A copy of the project at `source` made at `root` (git history, DVC cache and outputs,
+    MLflow store and artifacts), its store pointing at its own artifacts: cheaper than running
+    the stages again, which costs seconds per stage process."""
+    shutil.copytree(source, root, symlinks=True)
+    if (root / "mlflow.db").exists():
+        relocate_store(root / "mlflow.db", str(source), str(root))
+    return PipelineRepo(root, clean_env())
 
 
 def relocate_store(store: Path, old: str, new: str) -> None:
@@ -289,18 +296,32 @@ def relocate_store(store: Path, old: str, new: str) -> None:
                 )
 
 
-@pytest.fixture(scope="session")
-def built_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
-    """The shared pipeline, built by the first pytest-xdist worker that asks for it (the others
-    wait on a file lock and reuse it)."""
+def shared_build(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, *targets: str
+) -> BuiltPipeline:
+    """A project copy (TINY_PARAMS) after `dvc repro <targets>`, built by the first
+    pytest-xdist worker that asks for it (the others wait on a file lock and reuse it)."""
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent  # one folder for every worker
-    folder = shared / "built-pipeline"
-    with FileLock(str(shared / "built-pipeline.lock")):
+    folder = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
         if not (folder / "repro.out").exists():
             repo = make_pipeline_repo(folder / "project")
-            (folder / "repro.out").write_text(repo.dvc("repro").stdout)
+            (folder / "repro.out").write_text(repo.dvc("repro", *targets).stdout)
     return BuiltPipeline(folder / "project", (folder / "repro.out").read_text())
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
+    """The whole tiny pipeline after one `dvc repro` from nothing, shared by the test run."""
+    return shared_build(tmp_path_factory, worker_id, "built-pipeline")
+
+
+@pytest.fixture(scope="session")
+def scaled_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
+    """The tiny pipeline after `dvc repro scale` (generate and scale), shared by the test run:
+    the start of every test of a later stage. A copy may change any param but `data`."""
+    return shared_build(tmp_path_factory, worker_id, "scaled-pipeline", "scale")
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Bad params and corrupt stage inputs stop a stage with one readable line and change nothing.
 
 Every case runs the real stage script in a subprocess against a real copy of the project
-(conftest.make_pipeline_repo) whose `generate` and `scale` stages already ran, so there are
+(conftest.scaled_pipeline) whose `generate` and `scale` stages already ran, so there are
 outputs that must stay untouched and an MLflow store whose runs can be counted.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from conftest import PipelineRepo, make_pipeline_repo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, run_statuses
 
 from lstm_vs_rnn.files import write_csv
 from lstm_vs_rnn.modeling.checkpoints import save_weights
@@ -48,12 +48,11 @@ def stderr_lines(result: Any) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+def prepared(
+    tmp_path_factory: pytest.TempPathFactory, scaled_pipeline: BuiltPipeline
+) -> Iterator[PipelineRepo]:
     """A project copy where generate and scale ran once with good params."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("bad-inputs") / "project")
-    repo.stage("generate")
-    repo.stage("scale")
-    yield repo
+    yield scaled_pipeline.copy_to(tmp_path_factory.mktemp("bad-inputs") / "project")
 
 
 # --- bad params.yaml --------------------------------------------------------------------------

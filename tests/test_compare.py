@@ -176,16 +176,14 @@ def queued_params(repo: PipelineRepo, *keys: str) -> dict[str, list[str]]:
 
 
 def test_the_readme_workflow_queues_experiments_that_differ_by_their_own_change(
-    built_pipeline: BuiltPipeline, tmp_path: Path
+    repo: PipelineRepo,
 ) -> None:
     """A workspace `dvc exp run` leaves its params behind, and the queue starts from the
-    workspace; after the README's way back, each queued run differs by its own -S only."""
-    repo = built_pipeline.copy_to(tmp_path / "project")
-    repo.commit("baseline")
+    workspace; after the README's way back, each queued run differs by its own -S only.
+    Last in this module: it empties the queue and resets the workspace of `repo`."""
     keys = ("models.lstm.hidden_size", "train.learning_rate")
-    repo.dvc("exp", "run", "-S", "models.lstm.hidden_size=16")
-    repo.dvc("exp", "run", "--queue", "-n", "inherits", "-S", "train.learning_rate=0.03")
-    assert queued_params(repo, *keys) == {"inherits": ["16", "0.03"]}
+    # The fixture ran `-S models.lstm.hidden_size=16` in the workspace, then queued lr-003.
+    assert queued_params(repo, *keys) == {"lr-003": ["16", "0.03"]}
     repo.dvc("queue", "remove", "--all")
 
     repo.run("git", "checkout", "params.yaml", "dvc.lock", "reports")  # the README's way back

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MlflowServer, PipelineRepo, free_port, make_pipeline_repo
+from conftest import BuiltPipeline, MlflowServer, PipelineRepo, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +29,13 @@ HUGE_TARGETS = [60, 150]
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
-    """A project copy where generate and scale ran (local SQLite store); one worker, so the
-    repeat that fails first is always repeat 0 (test_parallel_repeats covers two)."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("faults") / "project", {"train.workers": 1})
-    repo.stage("generate")
-    repo.stage("scale")
-    yield repo
+def repo(
+    tmp_path_factory: pytest.TempPathFactory, scaled_pipeline: BuiltPipeline
+) -> Iterator[PipelineRepo]:
+    """A project copy where generate and scale ran (local SQLite store); one worker (as in
+    TINY_PARAMS), so the repeat that fails first is always repeat 0 (test_parallel_repeats
+    covers two)."""
+    yield scaled_pipeline.copy_to(tmp_path_factory.mktemp("faults") / "project")
 
 
 @pytest.fixture

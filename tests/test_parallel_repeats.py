@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PipelineRepo, make_pipeline_repo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +28,13 @@ REPEATS = 3
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
+def repo(
+    tmp_path_factory: pytest.TempPathFactory, scaled_pipeline: BuiltPipeline
+) -> Iterator[PipelineRepo]:
     """A project copy where the stages before train@lstm ran, training on two workers."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("parallel") / "project", {"train.workers": 2})
-    repo.stage("generate")
-    repo.stage("scale")
+    repo = scaled_pipeline.copy_to(tmp_path_factory.mktemp("parallel") / "project")
+    repo.edit_params({"train.workers": 2})
+    repo.commit("two workers")
     repo.stage("tune@lstm")  # lstm does not tune: writes its listed settings
     yield repo
 

@@ -13,17 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PipelineRepo, make_pipeline_repo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, run_statuses
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRepo]:
-    """A project copy where generate ran, so mlflow.db exists."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("refusals") / "project")
-    repo.stage("generate")
-    yield repo
+def repo(
+    tmp_path_factory: pytest.TempPathFactory, scaled_pipeline: BuiltPipeline
+) -> Iterator[PipelineRepo]:
+    """A project copy where generate and scale ran, so mlflow.db exists."""
+    yield scaled_pipeline.copy_to(tmp_path_factory.mktemp("refusals") / "project")
 
 
 @contextmanager

@@ -14,14 +14,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import takewhile
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import PipelineRepo, free_port, make_pipeline_repo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, free_port, run_statuses
 
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
 from lstm_vs_rnn.modeling.tuning import SLOT_ATTR, WORKER_ATTR
@@ -48,11 +48,17 @@ TUNING = {
 }
 
 
-def tuning_repo(root: Path, **changes: object) -> PipelineRepo:
-    repo = make_pipeline_repo(root, {**TUNING, **changes})
-    repo.stage("generate")
-    repo.stage("scale")
-    return repo
+@pytest.fixture
+def tuning_repo(scaled_pipeline: BuiltPipeline) -> Callable[..., PipelineRepo]:
+    """Makes a copy of the scaled tiny pipeline at a root, with TUNING and `changes`."""
+
+    def make(root: Path, **changes: object) -> PipelineRepo:
+        repo = scaled_pipeline.copy_to(root)
+        repo.edit_params({**TUNING, **changes})
+        repo.commit("tuning params")
+        return repo
+
+    return make
 
 
 def local_study(repo: PipelineRepo) -> optuna.Study:
@@ -61,7 +67,9 @@ def local_study(repo: PipelineRepo) -> optuna.Study:
     return optuna.load_study(study_name=summary.study_name, storage=storage)
 
 
-def test_one_and_two_workers_choose_byte_identical_settings(tmp_path: Path) -> None:
+def test_one_and_two_workers_choose_byte_identical_settings(
+    tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+) -> None:
     repo = tuning_repo(tmp_path / "project")
     result = repo.root / "tuning" / "lstm_tuned.json"
     outputs, workers = {}, {}
@@ -79,7 +87,9 @@ def test_one_and_two_workers_choose_byte_identical_settings(tmp_path: Path) -> N
     assert [trial["trial"] for trial in chosen["trials"]] == [0, 1, 2, 3]
 
 
-def test_a_worker_killed_mid_trial_loses_nothing(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_trial_loses_nothing(
+    tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+) -> None:
     # Long enough trials that the kill lands inside one: 40 epochs per seed.
     repo = tuning_repo(
         tmp_path / "project",
@@ -191,7 +201,7 @@ def postgres_storage() -> Iterator[str]:
 
 
 def test_two_clones_share_one_study_through_postgresql(
-    postgres_storage: str, tmp_path: Path
+    postgres_storage: str, tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
     # Trials of seconds (30 epochs), so both workers are up before the list is done.
     space = {**TUNING["tune.space"], "epochs": [30]}
@@ -233,12 +243,12 @@ def test_two_clones_share_one_study_through_postgresql(
     assert result["n_trials"] == 4
 
 
-def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(tmp_path: Path) -> None:
+def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(
+    tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+) -> None:
     # One trial worker per entry: pytest already keeps both cores busy.
-    repo = make_pipeline_repo(
-        tmp_path / "project", {**TUNING, "tune.n_trials": 2, "tune.workers": 1}
-    )
-    repo.dvc("repro")
+    repo = tuning_repo(tmp_path / "project", **{"tune.n_trials": 2, "tune.workers": 1})
+    assert "'scale' didn't change" in repo.dvc("repro").stdout
     claims = (repo.root / "reports" / "claims.md").read_text()
     assert "## Tuned settings" in claims
     assert "at each model's tuned settings (`lstm_tuned` - `rnn_tuned`" in claims

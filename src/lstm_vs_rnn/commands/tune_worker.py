@@ -76,4 +76,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main)
+    run_entry_point(
+        main,
+        on_interrupt=(
+            "tune worker interrupted: a trial it was running is failed and run again by "
+            "another worker"
+        ),
+    )
