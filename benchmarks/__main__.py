@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks import (
     against_base,
+    peers,
     pinned_kernels,
     pipeline_loop,
     scale_run,
@@ -51,6 +52,9 @@ class Sizes:
     kernel_repeats: int
     base_repeats: int
     tuning_params: dict[str, Any]
+    peer_repeats: int
+    # NeuralForecast and darts need an environment of their own (about 2 GB, minutes to build).
+    peer_libraries: bool
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
@@ -77,6 +81,8 @@ FULL = Sizes(
     kernel_repeats=5,
     base_repeats=3,
     tuning_params={**default_params(), "tune.n_trials": 8},
+    peer_repeats=3,
+    peer_libraries=True,
 )
 # Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
 SMOKE = Sizes(
@@ -107,6 +113,8 @@ SMOKE = Sizes(
         "tune.space": {"hidden_size": [4, 8], "epochs": [2]},
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
+    peer_repeats=1,
+    peer_libraries=False,
     scale_reuses_full_run=True,
     base_reuses_full_run=True,
 )
@@ -150,6 +158,13 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         measured if sizes.base_reuses_full_run else None,
     )
     rows += tuning.run(workdir, sizes.tuning_params)
+    rows += peers.run(
+        workdir,
+        load_params(repo.root / "params.yaml"),
+        sizes.peer_repeats,
+        sizes.peer_libraries,
+        measured if sizes.base_reuses_full_run else None,
+    )
     return rows
 
 

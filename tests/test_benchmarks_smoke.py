@@ -19,6 +19,7 @@ EXPECTED_SECTIONS = {
     "5 kernels",
     "6 vs base",
     "7 tuning",
+    "8 peers",
 }
 
 
@@ -32,3 +33,5 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert "targets:" in table
     stages = [row.measurement for row in rows if row.section == "3 scale"]
     assert any(stage.startswith("evaluate") for stage in stages)
+    reference = next(row for row in rows if row.measurement == "reference script")
+    assert "test RMSE rnn" in reference.value and "lstm" in reference.value
