@@ -45,7 +45,7 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
     # Not under `workdir`: that one is private, and PostgreSQL runs as its own user under root.
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-bench-postgres-"))
     os.chmod(folder, 0o755)
-    config = ServerConfig(folder, port=free_port())
+    config = ServerConfig(folder, port=free_port(), workers=1)  # only its PostgreSQL is used
     copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
     with (folder / "mlflow.log").open("ab") as log:
         server = TeamServer(config, mlflow_log=log)

@@ -189,7 +189,7 @@ def postgres_storage() -> Iterator[str]:
     """A real PostgreSQL (and MLflow server) started as `make server` does; the Optuna URL."""
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-tune-"))
     os.chmod(folder, 0o755)
-    config = ServerConfig(folder, port=free_port())
+    config = ServerConfig(folder, port=free_port(), workers=1)  # only its PostgreSQL is used
     with (folder / "mlflow.log").open("ab") as log:
         server = TeamServer(config, mlflow_log=log)
         server.start()
