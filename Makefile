@@ -5,6 +5,7 @@ PORT ?= 5000
 # `make server`: the team's tracking server (see docs/team.md).
 SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5050
+STUDY_PORT ?= 5051
 ALLOWED_HOSTS ?=
 DATA_DIR ?= .team-server
 AUTH ?=
@@ -72,6 +73,7 @@ plots-template: setup
 # `make server AUTH=1` needs MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_FLASK_SERVER_SECRET_KEY.
 server: setup
 	python -m lstm_vs_rnn.commands.team_server --host $(SERVER_HOST) --port $(SERVER_PORT) \
+	  --study-port $(STUDY_PORT) \
 	  --data-dir $(DATA_DIR) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS)) $(if $(AUTH),--auth)
 
 # Another machine's clone joins the running tuning studies (docs/tuning.md): set OPTUNA_STORAGE

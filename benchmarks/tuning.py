@@ -4,7 +4,8 @@ Each measurement tunes one entry (`lstm_tuned`) of a fresh project copy from an 
 the wall time of the tune stage from its start to its last trial (the `tune_seconds` the stage
 logs, read back from the chosen-settings file's trial count and the stage's own clock). The
 two-clone row joins a second copy's `tune_worker` to the first copy's stage through a real
-PostgreSQL study (started as `make server` does); both use one worker each, so on an idle
+PostgreSQL study (started as `make server` does; the second copy over TCP with the study
+role's password, as another machine would); both use one worker each, so on an idle
 machine with 2 cores it should be near twice the 1-worker rate.
 """
 
@@ -45,13 +46,15 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
     # Not under `workdir`: that one is private, and PostgreSQL runs as its own user under root.
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-bench-postgres-"))
     os.chmod(folder, 0o755)
-    config = ServerConfig(folder, port=free_port(), workers=1)  # only its PostgreSQL is used
+    # Only its PostgreSQL is used: the second copy joins over TCP, as another machine would.
+    config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
     copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
     with (folder / "mlflow.log").open("ab") as log:
         server = TeamServer(config, mlflow_log=log)
         server.start()
         try:
             storage = {"OPTUNA_STORAGE": config.database_uri(OPTUNA_DB), "PYTHONPATH": "src"}
+            remote = {**storage, "OPTUNA_STORAGE": config.study_url_file.read_text().strip()}
             copies[0].edit_params({"tune.workers": 1})
             started = time.perf_counter()
             stage = subprocess.Popen(
@@ -68,7 +71,7 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
                 ENTRY,
                 "--wait",
                 "120",
-                env=storage,
+                env=remote,
             )
             stage.wait(timeout=3600)
             return time.perf_counter() - started

@@ -94,7 +94,7 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def team(data_dir: Path) -> Iterator[Team]:
-    config = ServerConfig(data_dir, port=free_port(), auth=True)
+    config = ServerConfig(data_dir, port=free_port(), auth=True, study_port=free_port())
     secrets = {
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
@@ -343,7 +343,7 @@ def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(
 ) -> None:
     """The command `make server` runs, on the same folder: the experiment is still there."""
     team.server.stop()
-    port = team.server.config.port
+    port, study_port = team.server.config.port, team.server.config.study_port
     env = {
         **clean_env(),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
@@ -358,7 +358,7 @@ def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(
         str(data_dir),
     ]
     server = subprocess.Popen(
-        [*command, "--port", str(port), "--auth"],
+        [*command, "--port", str(port), "--study-port", str(study_port), "--auth"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

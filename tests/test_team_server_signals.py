@@ -52,7 +52,7 @@ def in_sessions(sessions: set[int]) -> list[int]:
     return [pid for pid, (_, session) in process_table().items() if session in sessions]
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start_server(data_dir: Path, port: int, study_port: int) -> subprocess.Popen[str]:
     env = {**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     server = subprocess.Popen(
         [
@@ -63,6 +63,8 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[str]:
             str(data_dir),
             "--port",
             str(port),
+            "--study-port",
+            str(study_port),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -82,8 +84,8 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[str]:
 def test_a_stopped_or_killed_supervisor_leaves_no_process_and_a_free_port(
     data_dir: Path, signum: int
 ) -> None:
-    port = free_port()
-    server = start_server(data_dir, port)
+    port, study_port = free_port(), free_port()
+    server = start_server(data_dir, port, study_port)
     try:
         children = [pid for pid, (parent, _) in process_table().items() if parent == server.pid]
         # PostgreSQL and the MLflow server's guard, each leading a session of its own.
@@ -106,4 +108,5 @@ def test_a_stopped_or_killed_supervisor_leaves_no_process_and_a_free_port(
         assert server.returncode == 0, output
         assert output.strip().endswith("stopped: the MLflow server and PostgreSQL.")
     assert "/health" not in output and "INFO" not in output, output
-    ensure_port_free("127.0.0.1", port, "another port")  # nothing listens: no UserError
+    for free in (port, study_port):  # nothing listens: no UserError
+        ensure_port_free("127.0.0.1", free, "another port")

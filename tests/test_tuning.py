@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import takewhile
 from pathlib import Path
 
@@ -184,36 +185,48 @@ def test_bad_tuning_input_stops_in_one_line_before_any_trial(
     assert "RUNNING" not in run_statuses(pipeline_repo.root).values()
 
 
+@dataclass(frozen=True)
+class Storages:
+    """One PostgreSQL study database, as the server's machine and as other machines reach it."""
+
+    local: str  # the Unix socket, as `make server` prints OPTUNA_STORAGE
+    remote: str  # TCP with the study role's password, as in optuna-storage.url
+    config: ServerConfig
+
+
 @pytest.fixture(scope="module")
-def postgres_storage() -> Iterator[str]:
-    """A real PostgreSQL (and MLflow server) started as `make server` does; the Optuna URL."""
+def postgres_storage() -> Iterator[Storages]:
+    """A real PostgreSQL (and MLflow server) started as `make server` does."""
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-tune-"))
     os.chmod(folder, 0o755)
-    config = ServerConfig(folder, port=free_port(), workers=1)  # only its PostgreSQL is used
+    # Only its PostgreSQL is used.
+    config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
     with (folder / "mlflow.log").open("ab") as log:
         server = TeamServer(config, mlflow_log=log)
         server.start()
         try:
-            yield config.database_uri(OPTUNA_DB)
+            remote = config.study_url_file.read_text().strip()
+            yield Storages(config.database_uri(OPTUNA_DB), remote, config)
         finally:
             server.stop()
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_clones_share_one_study_through_postgresql(
-    postgres_storage: str, tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+    postgres_storage: Storages, tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
+    """The stage on the server's machine (Unix socket) and a tune worker that joins over TCP
+    with the study role's password, as one on another machine would."""
     # Trials of seconds (30 epochs), so both workers are up before the list is done.
     space = {**TUNING["tune.space"], "epochs": [30]}
     clones = [
         tuning_repo(tmp_path / f"clone{i}", **{"tune.workers": 1, "tune.space": space})
         for i in (1, 2)
     ]
-    storage = {"OPTUNA_STORAGE": postgres_storage}
     stage = subprocess.Popen(
         ["python", "stages/tune.py", "lstm_tuned"],
         cwd=clones[0].root,
-        env={**clones[0].env, "PYTHONPATH": "src", **storage},
+        env={**clones[0].env, "PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.local},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -226,21 +239,56 @@ def test_two_clones_share_one_study_through_postgresql(
         "lstm_tuned",
         "--wait",
         "60",
-        env={"PYTHONPATH": "src", **storage},
+        env={"PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.remote},
     )
     output = stage.communicate(timeout=300)[0]
     assert stage.returncode == 0, output
     (summary,) = [
         s
-        for s in optuna.get_all_study_summaries(postgres_storage)
+        for s in optuna.get_all_study_summaries(postgres_storage.remote)
         if s.study_name.startswith("lstm_tuned-")
     ]
-    study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage.local)
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs[SLOT_ATTR] for t in complete) == [0, 1, 2, 3]
     assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
     result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
     assert result["n_trials"] == 4
+
+
+def test_over_tcp_only_the_study_role_with_its_password_gets_in(
+    postgres_storage: Storages, pipeline_repo: PipelineRepo
+) -> None:
+    """The password file and URL are private; a wrong password is one line naming the storage
+    without it; the tracking database's superuser role gets nothing over TCP."""
+    import psycopg
+
+    config = postgres_storage.config
+    for private in (config.study_password_file, config.study_url_file):
+        assert private.stat().st_mode & 0o777 == 0o600
+    password = config.study_password_file.read_text().strip()
+    assert postgres_storage.remote == (
+        f"postgresql://optuna:{password}@127.0.0.1:{config.study_port}/optuna"
+    )
+    wrong = postgres_storage.remote.replace(password, "wrong-password")
+    pipeline_repo.edit_params(TUNING)
+    result = pipeline_repo.stage(
+        "tune@rnn_tuned", check=False, timeout=120, env={"OPTUNA_STORAGE": wrong}
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot open the study storage postgresql://optuna:***@")
+    assert "wrong-password" not in result.stderr
+    for role, database in (("mlflow", "mlflow"), ("mlflow", "optuna"), ("optuna", "mlflow")):
+        with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry|password"):
+            psycopg.connect(
+                host="127.0.0.1",
+                port=config.study_port,
+                user=role,
+                dbname=database,
+                password=password,
+                connect_timeout=5,
+            )
 
 
 def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(

@@ -1,17 +1,23 @@
 """`make server`: a team's MLflow tracking server on PostgreSQL, started and stopped as one.
 
 Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.team_server [--host 127.0.0.1] [--port 5050]
-[--allowed-hosts NAME,...] [--auth] [--data-dir .team-server]`.
+[--allowed-hosts NAME,...] [--auth] [--data-dir .team-server] [--study-port 5051]`.
 
 Everything lives in one git-ignored folder (`.team-server/` by default), so the data survives a
 restart and a backup is a copy of it (or `pg_dump`, see the README):
 
-    postgres/data      the PostgreSQL 15 cluster (runs, metrics, params; users when --auth)
-    postgres/          its Unix socket: PostgreSQL listens on no TCP port, only this server
-                       and local tools reach it
+    postgres/data      the PostgreSQL 15 cluster (runs, metrics, params; users when --auth;
+                       the tuning studies)
+    postgres/          its Unix socket, where this server and local tools reach every database
     artifacts/         every run's files, served by the tracking server (clients need no
                        shared disk: `--artifacts-destination`)
     postgres.log       PostgreSQL's own log
+    optuna.password    the study role's password (mode 0600), made at the first start
+    optuna-storage.url OPTUNA_STORAGE for tune workers on other machines (mode 0600)
+
+PostgreSQL also listens on `--host`, port `--study-port`, for one thing only: the role `optuna`
+with its password, to the `optuna` database (`make tune-worker` on other machines). The tracking
+and user databases answer on the socket only.
 
 The server prints `MLFLOW_TRACKING_URI=http://<host>:<port>` on a line of its own once it
 answers; Ctrl-C (or SIGTERM) stops the tracking server, then PostgreSQL, and frees the port.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
+from urllib.parse import quote, urlsplit
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
@@ -42,6 +50,9 @@ from lstm_vs_rnn.processes import die_with_parent
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_PORT = 5050
+# PostgreSQL's port: tune workers on other machines reach the study database here (TCP, with a
+# password), on the address the MLflow server binds; also names its Unix socket.
+DEFAULT_STUDY_PORT = 5051
 DEFAULT_WORKERS = 2
 DATA_DIR = ".team-server"
 # PostgreSQL refuses to run as root; under root its processes run as this system user.
@@ -49,8 +60,12 @@ POSTGRES_USER = "postgres"
 DB_ROLE = "mlflow"
 TRACKING_DB = "mlflow"
 AUTH_DB = "mlflow_auth"
-# The tuning studies' database (OPTUNA_STORAGE; see modeling.tuning).
+# The tuning studies' database (OPTUNA_STORAGE; see modeling.tuning) and the one role that may
+# use it over TCP, with the password generated at the first start (STUDY_PASSWORD_FILE).
 OPTUNA_DB = "optuna"
+OPTUNA_ROLE = "optuna"
+STUDY_PASSWORD_FILE = "optuna.password"
+STUDY_URL_FILE = "optuna-storage.url"
 # Credential checks cost 0.4-0.6 s a request without the cache, 78 ms with it (issue 10).
 AUTH_CACHE_TTL_S = 60
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
@@ -78,6 +93,7 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     auth: bool = False
     workers: int = DEFAULT_WORKERS
+    study_port: int = DEFAULT_STUDY_PORT
 
     @property
     def pg_root(self) -> Path:
@@ -109,9 +125,29 @@ class ServerConfig:
             public = self.allowed_hosts[0] if self.allowed_hosts else socket.gethostname()
         return f"http://{public}:{self.port}"
 
+    @property
+    def study_password_file(self) -> Path:
+        return self.data_dir / STUDY_PASSWORD_FILE
+
+    @property
+    def study_url_file(self) -> Path:
+        return self.data_dir / STUDY_URL_FILE
+
     def database_uri(self, database: str) -> str:
-        """SQLAlchemy URI over the Unix socket (SQLAlchemy 2.1 maps postgresql:// to psycopg 3)."""
-        return f"postgresql://{DB_ROLE}@/{database}?host={self.pg_root}"
+        """SQLAlchemy URI over the Unix socket (SQLAlchemy 2.1 maps postgresql:// to psycopg 3);
+        the study database as its own role, so tables made locally and remotely share an owner."""
+        role = OPTUNA_ROLE if database == OPTUNA_DB else DB_ROLE
+        return f"postgresql://{role}@/{database}?host={self.pg_root}&port={self.study_port}"
+
+    def study_uri(self, password: str) -> str:
+        """The study database over TCP, for tune workers on other machines (password auth)."""
+        credentials = f"{OPTUNA_ROLE}:{quote(password, safe='')}"
+        return f"postgresql://{credentials}@{self.study_host}:{self.study_port}/{OPTUNA_DB}"
+
+    @property
+    def study_host(self) -> str:
+        """The name other machines reach PostgreSQL by: the tracking URL's."""
+        return urlsplit(self.url).hostname or self.host
 
     def host_patterns(self) -> list[str]:
         """MLflow matches the Host header, port included, so each name also gets `name:*`."""
@@ -132,6 +168,11 @@ class TeamServer:
         check_auth_environment(self.config)
         ensure_port_free(
             self.config.host, self.config.port, f"make server SERVER_PORT={self.config.port + 1}"
+        )
+        ensure_port_free(
+            self.config.host,
+            self.config.study_port,
+            f"make server STUDY_PORT={self.config.study_port + 1}",
         )
         try:
             self._start_postgres(timeout)
@@ -168,8 +209,10 @@ class TeamServer:
                     str(self.config.pg_data),
                     "-k",
                     str(self.config.pg_root),
+                    "-p",
+                    str(self.config.study_port),
                     "-c",
-                    "listen_addresses=",
+                    f"listen_addresses={self.config.host}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -179,8 +222,9 @@ class TeamServer:
                 **_as_postgres_user(),
             )
         wait_for_postgres(self.config, self.postgres, timeout)
-        for database in (TRACKING_DB, OPTUNA_DB, *((AUTH_DB,) if self.config.auth else ())):
+        for database in (TRACKING_DB, *((AUTH_DB,) if self.config.auth else ())):
             ensure_database(self.config, database)
+        ensure_study_database(self.config)
 
     def _start_mlflow(self, timeout: float) -> None:
         self.config.artifacts.mkdir(parents=True, exist_ok=True)
@@ -265,8 +309,12 @@ def prepare_cluster(config: ServerConfig) -> None:
     if os.geteuid() == 0:
         shutil.chown(config.pg_root, POSTGRES_USER, POSTGRES_USER)
         _check_postgres_can_reach(config.pg_root)
-    if (config.pg_data / "PG_VERSION").exists():
-        return
+    if not (config.pg_data / "PG_VERSION").exists():
+        init_cluster(config)
+    write_access_rules(config)
+
+
+def init_cluster(config: ServerConfig) -> None:
     result = subprocess.run(
         [
             str(PG_BIN / "initdb"),
@@ -286,6 +334,23 @@ def prepare_cluster(config: ServerConfig) -> None:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"initdb failed for {config.pg_data}: {last}")
+
+
+# Who may connect how (written at every start, replacing initdb's): anyone who can open the
+# socket folder (0700, the server's user) as any role; over TCP only the study role, with its
+# password, only to its database (initdb's default would trust every local TCP client).
+PG_HBA = """\
+local all all trust
+host {db} {role} 0.0.0.0/0 scram-sha-256
+host {db} {role} ::/0 scram-sha-256
+"""
+
+
+def write_access_rules(config: ServerConfig) -> None:
+    hba = config.pg_data / "pg_hba.conf"
+    hba.write_text(PG_HBA.format(db=OPTUNA_DB, role=OPTUNA_ROLE))
+    if os.geteuid() == 0:
+        shutil.chown(hba, POSTGRES_USER, POSTGRES_USER)
 
 
 def _check_postgres_can_reach(folder: Path) -> None:
@@ -318,7 +383,11 @@ def wait_for_postgres(
             )
         try:
             with psycopg.connect(
-                host=str(config.pg_root), user=DB_ROLE, dbname="postgres", connect_timeout=2
+                host=str(config.pg_root),
+                port=config.study_port,
+                user=DB_ROLE,
+                dbname="postgres",
+                connect_timeout=2,
             ):
                 return
         except psycopg.OperationalError:
@@ -326,16 +395,67 @@ def wait_for_postgres(
     raise UserError(f"PostgreSQL did not start within {timeout:.0f} s; see postgres.log")
 
 
-def ensure_database(config: ServerConfig, name: str) -> None:
+def ensure_database(config: ServerConfig, name: str, owner: str = DB_ROLE) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(
-        host=str(config.pg_root), user=DB_ROLE, dbname="postgres", autocommit=True
+        host=str(config.pg_root),
+        port=config.study_port,
+        user=DB_ROLE,
+        dbname="postgres",
+        autocommit=True,
     ) as connection:
         exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
         if exists.fetchone() is None:
-            connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            connection.execute(
+                sql.SQL("create database {} owner {}").format(
+                    sql.Identifier(name), sql.Identifier(owner)
+                )
+            )
+
+
+def ensure_study_database(config: ServerConfig) -> None:
+    """The study role (its password generated once, kept in a file only the server's user
+    reads), its database, and the TCP URL for other machines' tune workers in a file beside it.
+    A data folder made before the role existed keeps its older study tables (owned by
+    `mlflow`): the new role cannot use them; remove the `optuna` database to start afresh."""
+    import psycopg
+    from psycopg import sql
+
+    password = study_password(config)
+    with psycopg.connect(
+        host=str(config.pg_root),
+        port=config.study_port,
+        user=DB_ROLE,
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        exists = connection.execute("select 1 from pg_roles where rolname = %s", (OPTUNA_ROLE,))
+        verb = "alter" if exists.fetchone() else "create"
+        connection.execute(
+            sql.SQL(verb + " role {} login password {}").format(
+                sql.Identifier(OPTUNA_ROLE), sql.Literal(password)
+            )
+        )
+    ensure_database(config, OPTUNA_DB, owner=OPTUNA_ROLE)
+    write_private(config.study_url_file, config.study_uri(password) + "\n")
+
+
+def study_password(config: ServerConfig) -> str:
+    """The study role's password: made at the first start, then read back."""
+    if config.study_password_file.exists():
+        return config.study_password_file.read_text().strip()
+    password = secrets.token_urlsafe(24)
+    write_private(config.study_password_file, password + "\n")
+    return password
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (created with mode 0600)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -404,11 +524,23 @@ def parse_args() -> ServerConfig:
         help=f"basic auth: needs {ADMIN_PASSWORD_ENV} and {SECRET_KEY_ENV} in the environment",
     )
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument(
+        "--study-port",
+        type=int,
+        default=DEFAULT_STUDY_PORT,
+        help="PostgreSQL's port, where other machines' tune workers reach the studies",
+    )
     parser.add_argument("--data-dir", type=Path, default=workspace_root() / DATA_DIR)
     args = parser.parse_args()
     names = tuple(name.strip() for name in args.allowed_hosts.split(",") if name.strip())
     return ServerConfig(
-        args.data_dir.resolve(), args.host, args.port, names, args.auth, args.workers
+        args.data_dir.resolve(),
+        args.host,
+        args.port,
+        names,
+        args.auth,
+        args.workers,
+        args.study_port,
     )
 
 
@@ -424,6 +556,12 @@ def main() -> None:
     server.start()
     print(f"MLFLOW_TRACKING_URI={config.url}", flush=True)
     print(f"OPTUNA_STORAGE={config.database_uri(OPTUNA_DB)}", flush=True)
+    print(
+        f'tune workers on other machines: OPTUNA_STORAGE="$(cat {config.study_url_file})" '
+        f"(postgresql://{OPTUNA_ROLE}:***@{config.study_host}:{config.study_port}"
+        f"/{OPTUNA_DB}; the password is in that file, readable by you only)",
+        flush=True,
+    )
     print(f"data in {config.data_dir}; Ctrl-C stops the server and PostgreSQL.", flush=True)
     try:
         ended = server.wait()
