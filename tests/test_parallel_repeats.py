@@ -279,3 +279,23 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
     }, (named[0], statuses)
     assert "RUNNING" not in run_statuses(repo.root).values()
     assert processes_in(repo.root) == []
+
+
+def test_every_event_a_job_reports_reaches_the_parent_before_map_returns() -> None:
+    """A job's result travels on the executor's pipe, its events on the pool's queue: events
+    reported just before returning (the last epoch, the finished repeat) must not be lost."""
+    from pool_jobs import report_then_return
+
+    from lstm_vs_rnn.workers import worker_pool
+
+    received: list[tuple[int, int]] = []
+    jobs = [(job, 40, 256 * 1024) for job in range(4)]  # 10 MiB of events per job
+    with worker_pool(2) as pool:
+        results = pool.map(
+            report_then_return,
+            jobs,
+            describe=str,
+            on_event=lambda event: received.append(event[:2]),
+        )
+    assert results == [0, 1, 2, 3]
+    assert sorted(received) == [(job, number) for job in range(4) for number in range(40)]

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +34,8 @@ from lstm_vs_rnn.processes import die_with_parent
 POLL_INTERVAL_S = 0.1
 # How long to wait for a worker's exit code when telling which one died, in seconds.
 DEATH_WAIT_S = 1.0
+# How long, once every job has returned, the parent waits for their last events, in seconds.
+LAST_EVENTS_WAIT_S = 60.0
 
 # The attribute `map` sets on a job's error: the job's position (see `failed_job`).
 JOB_INDEX = "job_index"
@@ -82,9 +85,20 @@ class _JobStarted:
     pid: int
 
 
+@dataclass(frozen=True)
+class _JobReturned:
+    """Job `index` returned: every event it reported is ahead of this one in the queue (one
+    process's puts keep their order). Its result travels on the executor's own pipe and can
+    arrive first, so the parent waits for this before it takes the job's events as complete."""
+
+    index: int
+
+
 def _run_job(index: int, function: Callable[..., Any], *args: Any) -> Any:
     _events.put(_JobStarted(index, os.getpid()))
-    return function(*args)
+    result = function(*args)
+    _events.put(_JobReturned(index))
+    return result
 
 
 class WorkerPool:
@@ -94,6 +108,7 @@ class WorkerPool:
         self._executor = executor
         self._events = events
         self._worker_of: dict[int, int] = {}  # job index -> pid of the worker that took it
+        self._returned: set[int] = set()  # jobs whose every event has been forwarded
         self._processes: dict[int, Any] = {}  # pid -> the executor's process object
 
     def map(
@@ -111,6 +126,7 @@ class WorkerPool:
         raises `WorkerDied`, naming the job by `describe(index)`. `failed_job(error)` gives the
         failed job's position.
         """
+        self._returned = set()
         futures = [
             self._executor.submit(_run_job, index, function, *job) for index, job in enumerate(jobs)
         ]
@@ -123,22 +139,40 @@ class WorkerPool:
                 failed = sorted(futures.index(future) for future in done if future.exception())
                 if failed:
                     self._raise_failure(futures, failed, describe)
-            self._forward_events(on_event)
+            self._forward_last_events(on_event, len(jobs))
         except BaseException:
             self.stop()
             raise
         return [future.result() for future in futures]
 
-    def _forward_events(self, on_event: Callable[[Any], None]) -> None:
+    def _forward_events(self, on_event: Callable[[Any], None], wait_s: float = 0.0) -> None:
+        """Pass every event already in the queue to `on_event`; wait up to `wait_s` for the
+        first one."""
+        timeout = wait_s
         while True:
             try:
-                event = self._events.get_nowait()
+                event = self._events.get(timeout=timeout) if timeout else self._events.get_nowait()
             except queue.Empty:
                 return
+            timeout = 0.0
             if isinstance(event, _JobStarted):
                 self._worker_of[event.index] = event.pid
+            elif isinstance(event, _JobReturned):
+                self._returned.add(event.index)
             else:
                 on_event(event)
+
+    def _forward_last_events(self, on_event: Callable[[Any], None], n_jobs: int) -> None:
+        """Every job returned: forward events until each job's `_JobReturned` has come.
+
+        Raises RuntimeError if they do not come within LAST_EVENTS_WAIT_S (a queue that lost
+        them), rather than return with a job's progress, and so its MLflow run, unfinished."""
+        deadline = time.monotonic() + LAST_EVENTS_WAIT_S
+        while len(self._returned) < n_jobs:
+            if time.monotonic() > deadline:
+                missing = sorted(set(range(n_jobs)) - self._returned)
+                raise RuntimeError(f"the last events of jobs {missing} never arrived")
+            self._forward_events(on_event, wait_s=POLL_INTERVAL_S)
 
     def _raise_failure(
         self, futures: list[Future[Any]], failed: list[int], describe: Callable[[int], str]

@@ -1,0 +1,11 @@
+"""Jobs for tests of `lstm_vs_rnn.workers`: importable by name in the pool's spawned workers."""
+
+from lstm_vs_rnn.workers import report
+
+
+def report_then_return(job: int, n_events: int, size: int) -> int:
+    """Report `n_events` events of `size` bytes each, then return at once: the result can
+    reach the parent before the last events do."""
+    for number in range(n_events):
+        report((job, number, b"x" * size))
+    return job
