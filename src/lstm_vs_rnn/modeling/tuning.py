@@ -265,16 +265,36 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
                 grace_period=3 * heartbeat_seconds,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
             )
-        except sqlalchemy.exc.IntegrityError:
-            # Another worker is creating Optuna's tables in the same new database right now.
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            # Another worker is creating Optuna's tables in the same new database right now
+            # (PostgreSQL says so as a unique violation or as a duplicate table or object).
+            if not _lost_schema_race(error):
+                raise _unusable(shown, error) from None
             if attempt == SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(1.0)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
-            text = str(error).strip()
-            first = text.splitlines()[0] if text else type(error).__name__
-            raise UserError(f"cannot open the study storage {shown}: {first}") from None
+            raise _unusable(shown, error) from None
     raise AssertionError("unreachable")
+
+
+def _unusable(shown: str, error: Exception) -> UserError:
+    """One line naming the storage (`shown`: password hidden) and the first line of `error`."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return UserError(f"cannot open the study storage {shown}: {first}")
+
+
+# SQLSTATEs of a `create table` that lost a race with another one: unique_violation (on the
+# catalog), duplicate_table, duplicate_object.
+SCHEMA_RACE_STATES = ("23505", "42P07", "42710")
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    """Whether `error` is another process creating the same tables first (any IntegrityError
+    from SQLite; the SQLSTATEs above from PostgreSQL)."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return state in SCHEMA_RACE_STATES or (state is None and "Integrity" in type(error).__name__)
 
 
 def _create_sqlite_storage(url: str, engine: dict[str, Any]) -> None:
