@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BuiltPipeline, PipelineRepo, run_statuses
+from conftest import REPO_ROOT, BuiltPipeline, PipelineRepo, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -281,9 +281,15 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
     assert processes_in(repo.root) == []
 
 
-def test_every_event_a_job_reports_reaches_the_parent_before_map_returns() -> None:
+def test_every_event_a_job_reports_reaches_the_parent_before_map_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A job's result travels on the executor's pipe, its events on the pool's queue: events
     reported just before returning (the last epoch, the finished repeat) must not be lost."""
+    # Spawned workers get this process's sys.path, which an in-process pytest run of another
+    # test (pytester) may have left without the project's entries.
+    for folder in (REPO_ROOT / "src", REPO_ROOT / "tests"):
+        monkeypatch.syspath_prepend(str(folder))
     from pool_jobs import report_then_return
 
     from lstm_vs_rnn.workers import worker_pool
