@@ -40,13 +40,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.paths import workspace_root
 from lstm_vs_rnn.processes import die_with_parent
+
+if TYPE_CHECKING:
+    import psycopg
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_PORT = 5050
@@ -395,17 +398,23 @@ def wait_for_postgres(
     raise UserError(f"PostgreSQL did not start within {timeout:.0f} s; see postgres.log")
 
 
-def ensure_database(config: ServerConfig, name: str, owner: str = DB_ROLE) -> None:
+def admin_connection(config: ServerConfig) -> psycopg.Connection:
+    """A connection to the cluster's `postgres` database as its superuser, over the socket."""
     import psycopg
-    from psycopg import sql
 
-    with psycopg.connect(
+    return psycopg.connect(
         host=str(config.pg_root),
         port=config.study_port,
         user=DB_ROLE,
         dbname="postgres",
         autocommit=True,
-    ) as connection:
+    )
+
+
+def ensure_database(config: ServerConfig, name: str, owner: str = DB_ROLE) -> None:
+    from psycopg import sql
+
+    with admin_connection(config) as connection:
         exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
         if exists.fetchone() is None:
             connection.execute(
@@ -420,17 +429,10 @@ def ensure_study_database(config: ServerConfig) -> None:
     reads), its database, and the TCP URL for other machines' tune workers in a file beside it.
     A data folder made before the role existed keeps its older study tables (owned by
     `mlflow`): the new role cannot use them; remove the `optuna` database to start afresh."""
-    import psycopg
     from psycopg import sql
 
     password = study_password(config)
-    with psycopg.connect(
-        host=str(config.pg_root),
-        port=config.study_port,
-        user=DB_ROLE,
-        dbname="postgres",
-        autocommit=True,
-    ) as connection:
+    with admin_connection(config) as connection:
         exists = connection.execute("select 1 from pg_roles where rolname = %s", (OPTUNA_ROLE,))
         verb = "alter" if exists.fetchone() else "create"
         connection.execute(
