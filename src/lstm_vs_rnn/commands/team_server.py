@@ -385,20 +385,14 @@ def wait_for_postgres(
                 f"{config.data_dir / 'postgres.log'}"
             )
         try:
-            with psycopg.connect(
-                host=str(config.pg_root),
-                port=config.study_port,
-                user=DB_ROLE,
-                dbname="postgres",
-                connect_timeout=2,
-            ):
+            with admin_connection(config, connect_timeout=2):
                 return
         except psycopg.OperationalError:
             time.sleep(0.2)
     raise UserError(f"PostgreSQL did not start within {timeout:.0f} s; see postgres.log")
 
 
-def admin_connection(config: ServerConfig) -> psycopg.Connection:
+def admin_connection(config: ServerConfig, connect_timeout: int = 10) -> psycopg.Connection:
     """A connection to the cluster's `postgres` database as its superuser, over the socket."""
     import psycopg
 
@@ -408,6 +402,7 @@ def admin_connection(config: ServerConfig) -> psycopg.Connection:
         user=DB_ROLE,
         dbname="postgres",
         autocommit=True,
+        connect_timeout=connect_timeout,
     )
 
 
