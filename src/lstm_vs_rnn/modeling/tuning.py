@@ -293,8 +293,12 @@ SCHEMA_RACE_STATES = ("23505", "42P07", "42710")
 def _lost_schema_race(error: Exception) -> bool:
     """Whether `error` is another process creating the same tables first (any IntegrityError
     from SQLite; the SQLSTATEs above from PostgreSQL)."""
+    import sqlalchemy
+
     state = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return state in SCHEMA_RACE_STATES or (state is None and "Integrity" in type(error).__name__)
+    if state is None:
+        return isinstance(error, sqlalchemy.exc.IntegrityError)
+    return state in SCHEMA_RACE_STATES
 
 
 def _create_sqlite_storage(url: str, engine: dict[str, Any]) -> None:
