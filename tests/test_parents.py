@@ -35,8 +35,11 @@ def test_a_duplicate_another_stage_already_deleted_is_not_an_error(client: Mlflo
 
 
 def test_any_other_failure_is_raised_and_the_duplicate_is_kept(
-    client: MlflowClient, tmp_path: Path
+    client: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # MLflow makes the artifact root beside the database path, here "file:/tmp/...": relative,
+    # so the test runs in its own folder rather than leaving that folder in the checkout.
+    monkeypatch.chdir(tmp_path)
     experiment = client.create_experiment("parents")
     canonical, duplicate = (client.create_run(experiment).info.run_id for _ in range(2))
     # The same store opened read-only: the tag cannot be written, the run is not deleted.
