@@ -150,7 +150,7 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
     rows += pinned_kernels.run(
         list(sizes.tracked_models), sizes.kernel_points, sizes.kernel_epochs, sizes.kernel_repeats
     )
-    measured = against_base.MeasuredCurrent(repo.repo, full_run.wall)
+    measured = against_base.MeasuredCurrent(repo, full_run)
     rows += against_base.run(
         workdir,
         sizes.pipeline_params,

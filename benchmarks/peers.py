@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.against_base import MeasuredCurrent, fresh_repro
+from benchmarks.against_base import MeasuredCurrent, fresh_repro, stage_startup
+from benchmarks.probed_repo import ProbedRepo, ReproResult
 from benchmarks.report import Row, verdict
 from lstm_vs_rnn.params import Params
 from tests.conftest import PipelineRepo, make_pipeline_repo
@@ -145,11 +146,13 @@ def script(python: Path, name: str, *args: str) -> Job:
     return run
 
 
-def ours(repo: PipelineRepo) -> Job:
-    """`dvc repro` from clean in `repo`: its wall time and the RMSE metrics.json reports."""
+def ours(repo: ProbedRepo, results: list[ReproResult]) -> Job:
+    """`dvc repro` from clean in `repo`: its wall time and the RMSE metrics.json reports; the
+    run's stage records are appended to `results`."""
 
     def run() -> tuple[float, dict[str, float]]:
-        return fresh_repro(repo), reported_rmse(repo)
+        results.append(fresh_repro(repo))
+        return results[-1].wall, reported_rmse(repo.repo)
 
     return run
 
@@ -161,9 +164,14 @@ def reported_rmse(repo: PipelineRepo) -> dict[str, float]:
 
 
 def contenders(
-    workdir: Path, job: dict[str, Any], with_libraries: bool, measured: MeasuredCurrent | None
+    workdir: Path,
+    job: dict[str, Any],
+    with_libraries: bool,
+    measured: MeasuredCurrent | None,
+    our_results: list[ReproResult],
 ) -> list[Contender]:
-    """The reference first, ours last; `measured` stands for running ours (smoke sizes)."""
+    """The reference first, ours last; `measured` stands for running ours (smoke sizes).
+    Our runs' stage records go to `our_results`."""
     job_json = json.dumps(job)
     found = [Contender(REFERENCE, script(Path(sys.executable), "article.py", job_json))]
     if with_libraries:
@@ -174,10 +182,12 @@ def contenders(
             Contender("darts RNNModel", script(python, "darts_job.py", job_json, "rnn")),
         ]
     if measured is None:
-        repo = make_pipeline_repo(workdir / "peers-ours", ours_params(job))
-        found.append(Contender(OURS, ours(repo)))
+        repo = ProbedRepo.around(make_pipeline_repo(workdir / "peers-ours", ours_params(job)))
+        found.append(Contender(OURS, ours(repo, our_results)))
     else:
-        found.append(Contender(OURS, None, [measured.wall], reported_rmse(measured.repo)))
+        our_results.append(measured.result)
+        rmse = reported_rmse(measured.repo.repo)
+        found.append(Contender(OURS, None, [measured.result.wall], rmse))
     return found
 
 
@@ -191,7 +201,8 @@ def run(
     """Rows: each contender's median wall time and test RMSE, ours against the reference
     (target: at most 2x) and against each library, and each library against the reference."""
     job = article_job(params)
-    found = contenders(workdir, job, with_libraries, measured)
+    our_results: list[ReproResult] = []
+    found = contenders(workdir, job, with_libraries, measured, our_results)
     for index in range(repeats):
         for contender in found if index % 2 == 0 else found[::-1]:
             contender.measure()
@@ -213,6 +224,7 @@ def run(
             f"<= {REFERENCE_TARGET:g}x",
             verdict(ratio <= REFERENCE_TARGET),
         ),
+        split_row(our_results),
     ]
     rows += [
         Row(
@@ -226,6 +238,20 @@ def run(
     if not with_libraries:
         rows.append(Row(SECTION, "NeuralForecast, darts", "not run at smoke sizes"))
     return rows
+
+
+def split_row(results: list[ReproResult]) -> Row:
+    """Where our median run's time goes: stage start-ups (and exits), the stages' work, and
+    DVC itself (its start-up, hashing, locking; wall time outside every stage process)."""
+    result = sorted(results, key=lambda r: r.wall)[len(results) // 2]
+    startups = sum(stage_startup(record) for record in result.stages)
+    stages = sum(record.wall for record in result.stages)
+    return Row(
+        SECTION,
+        f"{OURS}: where the time goes",
+        f"{len(result.stages)} stage processes: start-up + exit {startups:.1f} s, work "
+        f"{stages - startups:.1f} s; dvc itself {result.wall - stages:.1f} s",
+    )
 
 
 def contender_row(contender: Contender) -> Row:

@@ -134,7 +134,18 @@ class ProbedRepo:
     """A project copy plus the shim; every run collects the stage records it produced."""
 
     def __init__(self, root: Path, params: dict[str, Any]) -> None:
-        self.repo: PipelineRepo = make_pipeline_repo(root, params)
+        self._attach(make_pipeline_repo(root, params))
+
+    @classmethod
+    def around(cls, repo: PipelineRepo) -> "ProbedRepo":
+        """The shim for a project copy made elsewhere, e.g. a base commit's (section 6)."""
+        probed = cls.__new__(cls)
+        probed._attach(repo)
+        return probed
+
+    def _attach(self, repo: PipelineRepo) -> None:
+        self.repo = repo
+        root = repo.root
         self.log = root.parent / f"{root.name}.stages.jsonl"
         shim_dir = root.parent / f"{root.name}.shim"
         shim_dir.mkdir(exist_ok=True)

@@ -120,13 +120,16 @@ def install(script_name: str) -> None:
             marks["closed"] = time.time_ns()
 
     tracking.stage_run = stage_run
+    # An older commit's code (section 6's base) may lack a method or function: not timed there.
     for name in STAGE_RUN_METHODS:
-        setattr(tracking.StageRun, name, timed_method(name, getattr(tracking.StageRun, name)))
+        if hasattr(tracking.StageRun, name):
+            setattr(tracking.StageRun, name, timed_method(name, getattr(tracking.StageRun, name)))
     if script_name in TIMED_CALLS:
         import lstm_vs_rnn.modeling.training as training
 
         for name in TIMED_CALLS[script_name]:
-            setattr(training, name, timed_call(name, getattr(training, name)))
+            if hasattr(training, name):
+                setattr(training, name, timed_call(name, getattr(training, name)))
 
 
 def stage_name(argv: list[str]) -> str:
