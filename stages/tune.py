@@ -4,9 +4,10 @@ For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` trial list,
 the Optuna study of this configuration, starts one worker process per usable core (or
 `tune.workers`), and waits until every trial of the list is complete, whichever machine ran it
 (`make tune-worker` elsewhere joins through a shared storage). For an entry that does not tune,
-the chosen settings are its listed ones, and the stage loads no torch, Optuna or training code
-(they are imported where the tuned path needs them). Writes tuning/<model>.json; logs one
-nested MLflow run per trial, the chosen settings and a table of the trials.
+the chosen settings are its listed ones, and the stage loads no torch, Optuna, training code or
+MLflow (they are imported where the tuned path needs them) and logs no MLflow run. Writes
+tuning/<model>.json; for a tuned entry, logs one nested MLflow run per trial, the chosen
+settings and a table of the trials.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 """
 
@@ -173,13 +174,12 @@ def main() -> None:
         raise UserError(
             f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
         )
-    prefixes = ("data.window", "train.", "tune.", f"models.{name}.")
     if name not in params.tuned_entries():
-        result = tuning_result(params, name, [])
-        with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
-            run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
-            write_json(PATHS.tuning_result(name), result)
+        # Nothing is tuned, so nothing is tracked: the listed settings are logged as `chosen.*`
+        # with the entry's train@ run, and opening the store would cost this stage 2 s.
+        write_json(PATHS.tuning_result(name), tuning_result(params, name, []))
         return
+    prefixes = ("data.window", "train.", "tune.", f"models.{name}.")
     from lstm_vs_rnn.modeling.tuning import open_storage, search_space, storage_url
 
     search_space(params, name)

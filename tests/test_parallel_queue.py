@@ -20,7 +20,7 @@ from lstm_vs_rnn.params import dump_yaml
 pytestmark = pytest.mark.e2e
 
 EXPERIMENTS = {f"par-{i}": {"data.seed": i, "models.lstm.hidden_size": 4 + i} for i in range(2)}
-STAGES = {"generate", "scale", "tune@lstm", "train@lstm", "evaluate"}
+STAGES = {"generate", "scale", "train@lstm", "evaluate"}  # lstm does not tune: no tune@ run
 
 
 def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
