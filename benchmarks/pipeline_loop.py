@@ -101,7 +101,7 @@ def import_rows(result: ReproResult) -> list[Row]:
             Row(
                 SECTION,
                 f"modules loaded: {record.stage}",
-                ", ".join(record.modules),
+                ", ".join(record.modules) or "none of the heavy ones",
                 target,
                 verdict(not unused) if target else "",
             )

@@ -72,9 +72,15 @@ class StageRecord:
         return self.span("t0", "imported")
 
     @property
+    def tracked(self) -> bool:
+        """Whether the stage opened an MLflow run (a tune stage that does not tune opens none:
+        its work runs from its imports to its exit)."""
+        return "enter" in self.raw
+
+    @property
     def open_store(self) -> float:
         """Connecting to MLflow, finding the parent run and creating the stage's run."""
-        return self.span("enter", "open")
+        return self.span("enter", "open") if self.tracked else 0.0
 
     @property
     def torch_setup(self) -> float:
@@ -88,13 +94,15 @@ class StageRecord:
     @property
     def work(self) -> float:
         """main() before stage_run (reading inputs) plus the body of stage_run."""
+        if not self.tracked:
+            return self.span("imported", "done") - self.torch_setup
         before = self.span("imported", "enter") - self.torch_setup
         return before + self.span("open", "body_end")
 
     @property
     def finish(self) -> float:
         """Closing the run (final flush, end times) and the interpreter's exit."""
-        return (self.end_ns - self.raw["body_end"]) / NS
+        return (self.end_ns - self.raw["body_end" if self.tracked else "done"]) / NS
 
     @property
     def tracking_in_work(self) -> float:
@@ -114,7 +122,7 @@ class StageRecord:
 
     @property
     def complete(self) -> bool:
-        return self.raw["exit_code"] == 0 and "body_end" in self.raw
+        return self.raw["exit_code"] == 0 and ("body_end" in self.raw or not self.tracked)
 
 
 @dataclass(frozen=True)
