@@ -134,7 +134,10 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
     )
     rows += loop_rows
     if sizes.scale_reuses_full_run:
-        rows += scale_run.summarize(sizes.scale_points, sizes.scale_window, full_run)
+        entries = len(sizes.pipeline_params["models"])
+        rows += scale_run.summarize(
+            sizes.scale_points, sizes.scale_window, full_run, pipeline_loop.stage_count(entries)
+        )
     else:
         rows += scale_run.run(
             workdir, sizes.pipeline_params, sizes.scale_points, sizes.scale_window

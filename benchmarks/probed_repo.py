@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_vs_rnn.params import parse_yaml
+from lstm_vs_rnn.params import ModelParams, parse_yaml
 from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,17 @@ def default_params() -> dict[str, Any]:
     """Overrides that undo conftest's tiny params: the values of the real params.yaml."""
     tree = parse_yaml((REPO_ROOT / "params.yaml").read_text())
     return {dotted: dotted_value(tree, dotted) for dotted in TINY_PARAMS}
+
+
+def distinct_entries(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The first entry of each distinct network under `models:`: a tuned entry's listed
+    settings are its untuned twin's (`rnn_tuned` is `rnn` until tuning chooses), and timing
+    the same network twice would only double a section's time."""
+    seen: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, entry in models.items():
+        network = ModelParams.model_validate(entry).model_dump(exclude={"tune"})  # defaults in
+        seen.setdefault(json.dumps(network, sort_keys=True), (name, entry))
+    return dict(seen.values())
 
 
 def dotted_value(tree: dict[str, Any], dotted: str) -> Any:

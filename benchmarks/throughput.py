@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.probed_repo import distinct_entries
 from benchmarks.report import Row, rate, timed, verdict
 from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.sources import sine_series
@@ -334,10 +335,5 @@ def run(
 
 
 def distinct_networks(params: Params) -> list[str]:
-    """The first entry of each distinct network in params.yaml: a tuned entry's listed
-    settings are its untuned twin's (`rnn_tuned` is `rnn` until tuning chooses), and timing
-    the same network twice would only double the section's time."""
-    seen: dict[str, str] = {}
-    for name, settings in params.models.items():
-        seen.setdefault(settings.model_dump_json(exclude={"tune"}), name)
-    return list(seen.values())
+    """Each distinct network of params.yaml once (see `distinct_entries`)."""
+    return list(distinct_entries({name: m.model_dump() for name, m in params.models.items()}))
