@@ -2,8 +2,8 @@
 
 Every output goes to a temporary name in its final folder and is renamed into place only when
 complete, so a crash or Ctrl-C never leaves a half-written file for DVC to hash. pandas is
-imported by the CSV readers only: processes that write no frame (training workers, a tune
-stage that does not tune) are spared its import (0.3 s).
+imported by the CSV reader only: processes that handle no frame (a tune worker, a tune stage
+that does not tune) are spared its import (0.3 s).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The training loop: shuffled mini-batches over window views, MSE, Adam, per-epoch losses.
 
-pandas is imported only where the loss histories become frames (in the stage's own process):
-a worker process that only trains is spared its import (0.3 s).
+pandas is imported only where the loss histories become frames (in the train stage's own
+process): a tune worker (`commands.tune_worker`), which only trains, is spared its import (0.3 s).
 """
 
 from __future__ import annotations
