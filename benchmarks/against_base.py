@@ -140,10 +140,10 @@ def run(
     commit = base_commit()
     base_tree = parse_yaml(git_show(commit, "params.yaml"))
     params = same_job(params, base_tree)
-    base = ProbedRepo.around(base_repo(workdir / "base", commit, params))
+    base = ProbedRepo(base_repo(workdir / "base", commit, params))
     results: dict[str, list[ReproResult]] = {"base": [], "current": []}
     if measured is None:
-        current = ProbedRepo.around(make_pipeline_repo(workdir / "current", params))
+        current = ProbedRepo(make_pipeline_repo(workdir / "current", params))
         for _ in range(repeats):
             for name, repo in (("base", base), ("current", current)):
                 results[name].append(fresh_repro(repo))

@@ -182,7 +182,7 @@ def contenders(
             Contender("darts RNNModel", script(python, "darts_job.py", job_json, "rnn")),
         ]
     if measured is None:
-        repo = ProbedRepo.around(make_pipeline_repo(workdir / "peers-ours", ours_params(job)))
+        repo = ProbedRepo(make_pipeline_repo(workdir / "peers-ours", ours_params(job)))
         found.append(Contender(OURS, ours(repo, our_results)))
     else:
         our_results.append(measured.result)

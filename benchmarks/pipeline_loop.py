@@ -18,6 +18,7 @@ from typing import Any
 
 from benchmarks.probed_repo import ProbedRepo, ReproResult, children_cpu, median_by_stage
 from benchmarks.report import Row, ratio, seconds, verdict
+from tests.conftest import make_pipeline_repo
 
 SECTION = "2 edit-repro"
 UNTRACKED_SCRIPT = Path(__file__).with_name("untracked_pipeline.py")
@@ -54,14 +55,15 @@ def full_runs(workdir: Path, params: dict[str, Any], count: int) -> tuple[FullRu
     params' repeats is returned for the sections that continue from it."""
     runs = FullRuns()
     for index in range(count):
-        single = ProbedRepo(workdir / f"single-{index}", {**params, "train.repeats": 1})
+        one_repeat = {**params, "train.repeats": 1}
+        single = ProbedRepo(make_pipeline_repo(workdir / f"single-{index}", one_repeat))
         runs.single.append(single.repro())
         runs.untracked.append(run_untracked(single, workdir / f"untracked-{index}"))
         if params.get("train.repeats") == 1:  # the one-repeat run is the full run (smoke sizes)
             repo = single
             runs.repeated.append(runs.single[-1])
             continue
-        repo = ProbedRepo(workdir / f"full-{index}", params)
+        repo = ProbedRepo(make_pipeline_repo(workdir / f"full-{index}", params))
         runs.repeated.append(repo.repro())
     return runs, repo
 

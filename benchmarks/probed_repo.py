@@ -1,7 +1,7 @@
 """A temporary copy of the project whose real `dvc repro` runs every stage under stage_probe.
 
-The copy comes from tests/conftest.py's `make_pipeline_repo` (git + DVC + the project files).
-A `python` shim first on PATH routes `python stages/*.py` through the probe and anything else
+A copy (e.g. tests/conftest.py's `make_pipeline_repo`: git + DVC + the project files) gets a
+`python` shim first on PATH, which routes `python stages/*.py` through the probe and anything else
 to the real interpreter; the stage commands in dvc.yaml stay exactly as committed.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_vs_rnn.params import ModelParams, parse_yaml
-from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo
+from tests.conftest import TINY_PARAMS, PipelineRepo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("stage_probe.py")
@@ -152,17 +152,8 @@ class ReproResult:
 class ProbedRepo:
     """A project copy plus the shim; every run collects the stage records it produced."""
 
-    def __init__(self, root: Path, params: dict[str, Any]) -> None:
-        self._attach(make_pipeline_repo(root, params))
-
-    @classmethod
-    def around(cls, repo: PipelineRepo) -> "ProbedRepo":
-        """The shim for a project copy made elsewhere, e.g. a base commit's (section 6)."""
-        probed = cls.__new__(cls)
-        probed._attach(repo)
-        return probed
-
-    def _attach(self, repo: PipelineRepo) -> None:
+    def __init__(self, repo: PipelineRepo) -> None:
+        """`repo`: a project copy, e.g. `make_pipeline_repo`'s or a base commit's (section 6)."""
         self.repo = repo
         root = repo.root
         self.log = root.parent / f"{root.name}.stages.jsonl"

@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks.pipeline_loop import stage_count
 from benchmarks.probed_repo import ProbedRepo, ReproResult, StageRecord, distinct_entries
 from benchmarks.report import Row, mebibytes, rate, seconds, verdict
+from tests.conftest import make_pipeline_repo
 
 SECTION = "3 scale"
 RSS_LIMIT_KIB = 1024 * 1024
@@ -44,7 +45,7 @@ def run(workdir: Path, base_params: dict[str, Any], n_points: int, window: int) 
     tuning (a trial at this size takes minutes; section 7 times tuning)."""
     models = distinct_entries(base_params["models"])
     params = {**base_params, **scale_params(n_points, window), "models": models}
-    repo = ProbedRepo(workdir / "scale", {**params, "tune.n_trials": 0})
+    repo = ProbedRepo(make_pipeline_repo(workdir / "scale", {**params, "tune.n_trials": 0}))
     return summarize(n_points, window, repo.repro(check=False), stage_count(len(models)))
 
 
