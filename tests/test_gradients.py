@@ -24,6 +24,7 @@ from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.networks import RecurrentForecaster, build_model
 from lstm_vs_rnn.params import ModelParams, dump_yaml, load_params, parse_yaml
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
+from lstm_vs_rnn.pipeline.evaluate import load_repeats
 
 WINDOW = 12
 
@@ -162,7 +163,7 @@ def project(tmp_path: Path) -> tuple[ProjectPaths, object]:
 
 def test_the_table_has_every_lag_of_every_model_and_state(project, tmp_path: Path) -> None:
     paths, params = project
-    flow = measure_gradient_flow(params, paths, torch.device("cpu"))
+    flow = measure_gradient_flow(params, paths, torch.device("cpu"), load_repeats(params, paths))
     write_csv(tmp_path / "grad.csv", flow.table)
     table = pd.read_csv(tmp_path / "grad.csv")
     assert tuple(table.columns) == TABLE_COLUMNS
@@ -189,7 +190,7 @@ def test_init_is_each_repeats_own_initial_weights(project) -> None:
     """The saved "trained" weights here are build_model(seed 100 + repeat); init uses the
     repeat seeds 42, 43: its curve is theirs, measured on the same sampled test windows."""
     paths, params = project
-    flow = measure_gradient_flow(params, paths, torch.device("cpu"))
+    flow = measure_gradient_flow(params, paths, torch.device("cpu"), load_repeats(params, paths))
     windows = scaled_test_windows(paths, params.data.window)
     settings = params.models["cell"]
     for state, seeds in (("init", params.repeat_seeds()), ("trained", [100, 101])):

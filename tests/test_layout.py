@@ -1,17 +1,20 @@
 """The package's layers and `dvc.yaml`'s code dependencies, read from the code's own imports.
 
-Each stage's `deps` must list exactly the modules its script imports, directly or through other
-modules of the package: one missing means an edit to it does not re-run the stage; one too many
-means an edit re-runs a stage it cannot change. The layers import only downward (data ->
-modeling -> evaluation -> reporting), tracking only from the stages and commands.
+Each stage's `deps` must list exactly the modules its script runs for its outputs, directly or
+through other modules of the package, and nothing of `tracking/`: one missing means an edit to
+it does not re-run the stage; one too many means an edit re-runs a stage it cannot change (an
+edit to the tracking code changes no output; `make run` re-logs a configuration the store has
+no record of). The layers import only downward (data -> modeling -> evaluation -> reporting ->
+pipeline), tracking only from the stages and commands. Each stage's params in dvc.yaml are the
+keys its work module declares (`PARAMS`), so the two cannot drift apart.
 """
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
-from lstm_vs_rnn.modeling.checkpoints import ForecasterFiles
 from lstm_vs_rnn.params import parse_yaml
 from tests.conftest import REPO_ROOT
 
@@ -24,9 +27,12 @@ MAY_IMPORT = {
     "modeling": {"data"},
     "evaluation": {"data", "modeling"},
     "reporting": {"data", "modeling", "evaluation"},
+    "pipeline": {"data", "modeling", "evaluation", "reporting"},
     "tracking": set(),
-    "commands": {"data", "modeling", "evaluation", "reporting", "tracking"},
+    "commands": {"data", "modeling", "evaluation", "reporting", "pipeline", "tracking"},
 }
+# The stages' tracking: never a stage's dependency, and not followed further.
+TRACKING = f"{PACKAGE}.tracking"
 
 
 def module_file(module: str) -> Path:
@@ -73,13 +79,14 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def import_closure(path: Path) -> set[Path]:
-    """Every module of the package that running `path` can load, less the packages'
-    __init__.py files, which hold only a docstring (see the test below)."""
+    """Every module of the package that running `path` can load for its work: not the tracking
+    modules nor what only they import, and not the packages' __init__.py files, which hold only
+    a docstring (see the test below)."""
     seen: set[str] = set()
     todo = list(imported_modules(path))
     while todo:
         module = todo.pop()
-        if module not in seen:
+        if module not in seen and not module.startswith(TRACKING):
             seen.add(module)
             todo.extend(imported_modules(module_file(module)) - seen)
     files = {module_file(module) for module in seen}
@@ -98,18 +105,9 @@ def stage_code_deps() -> dict[str, tuple[Path, set[str]]]:
     return result
 
 
-def shipped_with_the_logged_model() -> set[Path]:
-    """The code a logged MLflow forecaster carries: MLflow loads it by path, not by import."""
-    files = ForecasterFiles(weights=Path(), scaler=Path())
-    shipped = {files.python_model, *(files.package_dir / name for name in files.package_files)}
-    return {path for path in shipped if path.name != "__init__.py"}
-
-
 def stage_code(script: Path) -> set[str]:
-    """The source files a stage's script runs, and ships when it logs a forecaster."""
+    """The source files a stage's script runs for its outputs."""
     code = {script, *import_closure(script)}
-    if "log_forecaster(" in script.read_text(encoding="utf-8"):
-        code |= shipped_with_the_logged_model()
     return {path.relative_to(REPO_ROOT).as_posix() for path in code}
 
 
@@ -150,3 +148,22 @@ def test_package_init_files_hold_only_a_docstring() -> None:
     for path in sorted((SRC / PACKAGE).rglob("__init__.py")):
         body = ast.parse(path.read_text(encoding="utf-8")).body
         assert len(body) == 1 and isinstance(body[0], ast.Expr), path
+
+
+def stage_params() -> dict[str, tuple[list[str], str]]:
+    """Per stage of dvc.yaml: the params keys it lists (a foreach entry as `{entry}`) and the
+    work module of its script."""
+    stages = parse_yaml((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    result = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        keys = [str(key).replace("${key}", "{entry}") for key in body.get("params", [])]
+        result[name] = (keys, f"{PACKAGE}.pipeline.{name}")
+    return result
+
+
+@pytest.mark.parametrize("stage", sorted(stage_params()))
+def test_every_stage_lists_the_params_its_work_declares(stage: str) -> None:
+    keys, module = stage_params()[stage]
+    declared = importlib.import_module(module).PARAMS
+    assert keys == list(declared)

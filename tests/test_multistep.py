@@ -31,6 +31,7 @@ from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.params import ModelParams, Params, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
+from lstm_vs_rnn.pipeline.evaluate import load_repeats
 
 CPU = torch.device("cpu")
 WINDOW, HORIZON = 6, 4
@@ -146,7 +147,13 @@ def test_rmse_per_step_of_every_repeat_and_baseline(tmp_path: Path) -> None:
     clean = np.sin(np.arange(120, 160) * 0.3) + 5
 
     errors = horizon_errors(
-        params, paths, CPU, (train, test), clean, fit_autoregressive(train, WINDOW)
+        params,
+        paths,
+        CPU,
+        (train, test),
+        clean,
+        fit_autoregressive(train, WINDOW),
+        load_repeats(params, paths),
     )
 
     table = errors.table
@@ -175,7 +182,13 @@ def test_step_one_is_the_one_step_forecast_over_the_same_origins(tmp_path: Path)
     params, paths, series = small_project(tmp_path, repeats=2)
     train, test = series[:120], series[120:]
     errors = horizon_errors(
-        params, paths, CPU, (train, test), None, fit_autoregressive(train, WINDOW)
+        params,
+        paths,
+        CPU,
+        (train, test),
+        None,
+        fit_autoregressive(train, WINDOW),
+        load_repeats(params, paths),
     )
     table = errors.table
     first = table[table["step"] == 1]
@@ -206,7 +219,13 @@ def test_the_headline_goes_into_each_models_and_baselines_metrics(tmp_path: Path
     params, paths, series = small_project(tmp_path, repeats=1)
     train, test = series[:120], series[120:]
     errors = horizon_errors(
-        params, paths, CPU, (train, test), None, fit_autoregressive(train, WINDOW)
+        params,
+        paths,
+        CPU,
+        (train, test),
+        None,
+        fit_autoregressive(train, WINDOW),
+        load_repeats(params, paths),
     )
     metrics = {"rnn": {"failures": 0}, "lstm": {}, "persistence": {}, "ar": {}, "rnn_vs_x": {}}
 

@@ -17,6 +17,8 @@ The sensitivity is unit-free: inputs and output share one min-max scaling (x_s =
 ŷ_s = (ŷ - a)/r), so dŷ_s/dx_s = dŷ/dx and scaled and original units give the same value.
 """
 
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,6 @@ from torch import nn
 
 from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.files import read_array
-from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
@@ -148,16 +149,20 @@ def scaled_test_windows(paths: ProjectPaths, window: int) -> torch.Tensor:
 
 
 def measure_gradient_flow(
-    params: Params, paths: ProjectPaths, device: torch.device
+    params: Params,
+    paths: ProjectPaths,
+    device: torch.device,
+    trained: Mapping[str, Sequence[nn.Module]],
 ) -> GradientFlow:
-    """Every model, every repeat, trained and at initialisation, on the same test windows."""
+    """Every model, every repeat, trained (`trained[name][repeat]`, left as it is: a copy is
+    measured) and at initialisation, on the same test windows."""
     windows = scaled_test_windows(paths, params.data.window)
     frames, ratios = [], {}
     for name, settings in params.models.items():
         per_state: dict[str, list[np.ndarray]] = {state: [] for state in STATES}
         for repeat, seed in enumerate(params.repeat_seeds()):
             models = {
-                "trained": load_model(name, settings, paths.model_weights(name, repeat)),
+                "trained": copy.deepcopy(trained[name][repeat]),
                 "init": build_model(settings, seed),
             }
             for state, model in models.items():

@@ -12,13 +12,14 @@ from the first is used, k the smallest stride that keeps at most MAX_ORIGINS: de
 spread over the whole test part.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
 
 from lstm_vs_rnn.data.scaling import MinMaxScaling
 from lstm_vs_rnn.data.sources import lagged_best_forecast
@@ -27,7 +28,6 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.baselines import LinearAutoregression
 from lstm_vs_rnn.evaluation.statistics import NOT_AVAILABLE, Number, mean_interval
 from lstm_vs_rnn.files import read_array
-from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.multistep import (
     network_forecaster,
     persistence_forecaster,
@@ -72,16 +72,17 @@ def horizon_errors(
     series: tuple[np.ndarray, np.ndarray],
     clean_test: np.ndarray | None,
     autoregression: LinearAutoregression,
+    trained: Mapping[str, Sequence[nn.Module]],
 ) -> "HorizonErrors":
-    """Every repeat of every model and every baseline rolled out from the same origins of the
-    test part, scored per step against `series` = (training part, test part), raw values;
-    `autoregression` is the AR baseline fitted on the training part."""
+    """Every repeat of every model (`trained[name][repeat]`) and every baseline rolled out from
+    the same origins of the test part, scored per step against `series` = (training part, test
+    part), raw values; `autoregression` is the AR baseline fitted on the training part."""
     train, test = series
     horizon = params.evaluate.horizon
     origins = forecast_origins(len(test), horizon)
     actual = sliding_window_view(test, horizon)[origins]
     forecasts = {
-        **_network_forecasts(params, paths, device, origins),
+        **_network_forecasts(params, paths, device, origins, trained),
         **_baseline_forecasts(params, (train, test), clean_test, autoregression, origins),
     }
     table = pd.concat(
@@ -103,9 +104,13 @@ def rmse_per_step(forecasts: ForecastChunks, actual: np.ndarray) -> np.ndarray:
 
 
 def _network_forecasts(
-    params: Params, paths: ProjectPaths, device: torch.device, origins: slice
+    params: Params,
+    paths: ProjectPaths,
+    device: torch.device,
+    origins: slice,
+    trained: Mapping[str, Sequence[nn.Module]],
 ) -> dict[tuple[str, int | None], ForecastChunks]:
-    """Each repeat's rollout, lazily (one model in memory at a time), in the series' units.
+    """Each repeat's rollout, lazily (one rollout's chunks at a time), in the series' units.
 
     The networks roll out in their own scaled float32 units, as they were trained; each chunk
     is mapped back to the series' units exactly as the one-step predictions are.
@@ -116,8 +121,7 @@ def _network_forecasts(
     windows = sliding_window_view(with_history(train, test, window).astype(np.float32), window)
 
     def rollout(name: str, repeat: int) -> ForecastChunks:
-        model = load_model(name, params.models[name], paths.model_weights(name, repeat))
-        forecaster = network_forecaster(model.to(device), device)
+        forecaster = network_forecaster(trained[name][repeat].to(device), device)
         for rows, scaled in roll_out_chunks(forecaster, windows[origins], horizon):
             yield rows, scaler.inverse_transform(scaled.astype(np.float64))
 

@@ -91,11 +91,16 @@ def load_tuning_result(params: Params, name: str, path: Path) -> dict[str, Any]:
     return read_tuning_result(path)
 
 
-def with_chosen_models(params: Params, chosen_of: dict[str, dict[str, Any]]) -> Params:
-    """`params` with each entry's network settings replaced by its chosen ones (train unchanged:
-    per-entry training settings are read by the train stage)."""
-    models = {
-        name: settings_of(model, params.train, chosen_of[name])[0]
-        for name, model in params.models.items()
-    }
-    return params.model_copy(update={"models": models})
+def at_chosen_settings(
+    params: Params, name: str, tuning_path: Path
+) -> tuple[Params, dict[str, Any]]:
+    """`params` with entry `name`'s model and training settings as its tune stage chose them,
+    and its tuning result (see `tuning_result`): the one place that resolves the settings an
+    entry trains and is evaluated at.
+
+    Raises UserError when the entry tunes and `tuning_path` (tuning/<name>.json) is missing.
+    """
+    result = load_tuning_result(params, name, tuning_path)
+    model, train = settings_of(params.models[name], params.train, result["chosen"])
+    update = {"models": {**params.models, name: model}, "train": train}
+    return params.model_copy(update=update), result

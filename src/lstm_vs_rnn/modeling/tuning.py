@@ -335,7 +335,8 @@ def study_name(params: Params, name: str, train_array: Path) -> str:
     """`<entry>-<digest>` of everything a trial's score depends on: the entry, the training
     settings, the tune section (not who runs it), the data and the scoring code."""
     tune = params.tune.model_dump(exclude={"workers", "storage", "heartbeat_seconds"})
-    train = params.train.model_dump(exclude={"repeats", "device", "seed", "workers"})
+    # A trial worker trains on one thread whatever `train.num_threads` says.
+    train = params.train.model_dump(exclude={"repeats", "device", "seed", "workers", "num_threads"})
     identity = {
         "entry": params.models[name].model_dump(),
         "train": train,
@@ -396,26 +397,58 @@ def completed_slots(study: optuna.Study) -> dict[int, FrozenTrial]:
 
 
 def wait_until_done(
-    study: optuna.Study, trials: list[dict], on_poll: Callable[[bool], None]
+    study: optuna.Study,
+    trials: list[dict],
+    on_poll: Callable[[bool], None],
+    recover: bool = True,
 ) -> dict[int, FrozenTrial]:
     """Block until every slot of `trials` has a complete trial, whoever runs them.
 
-    Each poll fails stale trials (their retry is enqueued by the storage's callback), enqueues
-    again a slot left with no waiting, running or complete trial in two polls in a row (a worker
-    stopped by Ctrl-C or an error, or an interrupted stage being resumed), then calls
-    `on_poll(trials_waiting)` (to start or check local workers)."""
+    Each poll, with `recover`, fails stale trials (their retry is enqueued by the storage's
+    callback) and enqueues again a slot left with no waiting, running or complete trial in two
+    polls in a row (a worker stopped by Ctrl-C or an error, or an interrupted stage being
+    resumed); then calls `on_poll(trials_waiting)` (to run the waiting trials)."""
     lost_before: set[int] = set()
     while True:
         done = completed_slots(study)
         if len(done) == len(trials):
             return done
-        optuna.storages.fail_stale_trials(study)
-        lost = lost_slots(study, len(trials))
-        for slot in sorted(lost & lost_before):
-            study.enqueue_trial(trials[slot], user_attrs={SLOT_ATTR: slot})
-        lost_before = lost - lost_before
+        if recover:
+            optuna.storages.fail_stale_trials(study)
+            lost = lost_slots(study, len(trials))
+            for slot in sorted(lost & lost_before):
+                study.enqueue_trial(trials[slot], user_attrs={SLOT_ATTR: slot})
+            lost_before = lost - lost_before
         on_poll(has_waiting_trials(study))
         time.sleep(POLL_SECONDS)
+
+
+def take_trials(
+    params: Params, name: str, train_array: Path, url: str, trials: list[dict], worker: int
+) -> None:
+    """A job of the tune stage's worker pool: run entry `name`'s waiting trials, on one torch
+    thread, until every slot of `trials` is complete, whoever runs them (`make tune-worker` on
+    other machines joins the same study). Worker 0 also recovers lost and stale trials.
+
+    Ctrl-C or SIGTERM marks the trial being run FAIL (Optuna records it before the
+    KeyboardInterrupt goes on), so a study never keeps a RUNNING trial of a stopped worker.
+    """
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    torch.set_num_threads(1)
+    storage = open_storage(url, params.tune.heartbeat_seconds)
+    study = load_study(storage, study_name(params, name, train_array))
+    run_trial = objective(params, name, training_data(params, train_array))
+
+    def run_waiting(waiting: bool) -> None:
+        if waiting:
+            run_trials(study, run_trial)
+
+    wait_until_done(study, trials, run_waiting, recover=worker == 0)
 
 
 def lost_slots(study: optuna.Study, n_slots: int) -> set[int]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_vs_rnn.kernels import kernel_tags
 from lstm_vs_rnn.params import Params
+from lstm_vs_rnn.stage_result import StageResult
 from lstm_vs_rnn.tracking.identity import config_hash, provenance_tags
 from lstm_vs_rnn.tracking.liveness import end_dead_runs
 from lstm_vs_rnn.tracking.logged_model import log_forecaster
@@ -124,6 +125,18 @@ class StageRun:
 
     def log_artifact(self, path: Path, folder: str) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+    def log_result(self, result: StageResult) -> None:
+        """Log what a stage's work returned: params, metrics (stepped ones at their step),
+        figures and artifacts."""
+        self.log_params(result.params)
+        self.log_metrics(result.metrics)
+        for step, metrics in result.stepped.items():
+            self.log_metrics(metrics, step=step)
+        for figure in result.figures:
+            self.log_figure(figure)
+        for path, folder in result.artifacts:
+            self.log_artifact(path, folder)
 
     def log_to_parent(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """The configuration's headline numbers and verdicts, shown on its row in the runs
@@ -243,8 +256,11 @@ class StageRun:
 
 
 @contextmanager
-def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> Iterator[StageRun]:
+def stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Iterator[StageRun]:
     """Open the child run of `stage` under its configuration's parent; always close it.
+
+    `params_read` are the params keys the stage reads, as dvc.yaml lists them (a section, an
+    entry or a leaf: `data`, `models.lstm`, `train.epochs`); the run logs every value under them.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
     so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
@@ -254,13 +270,13 @@ def stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> It
     """
     with (
         store_refusals_explained(experiment_name(params)),
-        _stage_run(stage, params, param_prefixes) as run,
+        _stage_run(stage, params, params_read) as run,
     ):
         yield run
 
 
 @contextmanager
-def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> Iterator[StageRun]:
+def _stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Iterator[StageRun]:
     client = connect()
     started = time.monotonic()
     with store_lock():
@@ -284,13 +300,20 @@ def _stage_run(stage: str, params: Params, param_prefixes: tuple[str, ...]) -> I
         stage_run_, lambda status: end_stage_run(client, run.info.run_id, parent_id, status)
     ):
         stage_run_.set_tags(kernel_tags())
-        stage_run_.log_params(
-            {key: value for key, value in params.flat().items() if key.startswith(param_prefixes)}
-        )
+        stage_run_.log_params(params_read_by(params, params_read))
         yield stage_run_
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
         parent_id = settle_parent(client, experiment_id, params, stage_run_.run_id, parent_id)
+
+
+def params_read_by(params: Params, keys: tuple[str, ...]) -> dict[str, object]:
+    """Every leaf of `params` at or under one of `keys` (dvc.yaml's params of a stage)."""
+    return {
+        flat: value
+        for flat, value in params.flat().items()
+        if any(flat == key or flat.startswith(f"{key}.") for key in keys)
+    }
 
 
 @contextmanager

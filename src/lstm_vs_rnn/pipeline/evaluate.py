@@ -1,8 +1,18 @@
-"""Every repeat of every model against the baselines, and the models in pairs: the work of the
-`evaluate` stage, from the files the earlier stages wrote, without any tracking.
+"""The `evaluate` stage's work: every repeat of every model against the baselines, and the
+models in pairs, from the files the earlier stages wrote.
 
-Kept apart from the stage so that the benchmarks run exactly the same work untracked.
+Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
+interval over repeats; per pair, the paired RMSE difference, its Hodges-Lehmann estimate, the
+Holm-adjusted signed-rank p-value and the verdict; the baselines), reports/plots/repeats.csv
+(every repeat's test metrics), reports/plots/predictions.csv (the test part and, per model, the
+one-step predictions of the repeat logged as its model), reports/plots/grad_sensitivity.csv
+(the forecast's sensitivity to each lag, per model, trained and at init),
+reports/plots/horizon.csv (RMSE per step of the recursive multi-step forecast, every repeat and
+baseline), reports/claims.md and the comparison figures. Each repeat's weights are loaded once.
 """
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,10 +35,10 @@ from lstm_vs_rnn.evaluation.metrics import forecast_metrics, training_summary
 from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
-from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, load_tuning_result, with_chosen_models
-from lstm_vs_rnn.modeling.networks import build_model, count_parameters
+from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, at_chosen_settings
+from lstm_vs_rnn.modeling.networks import RecurrentForecaster, build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
-from lstm_vs_rnn.modeling.training import best_validation_repeat
+from lstm_vs_rnn.modeling.training import best_validation_repeat, configure_torch
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
@@ -45,7 +55,20 @@ from lstm_vs_rnn.reporting.figures import (
     tuning_progress_figure,
     tuning_space_figure,
 )
+from lstm_vs_rnn.stage_result import StageResult
 
+# The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both):
+# the device and threads decide prediction numerics.
+PARAMS = (
+    "data.window",
+    "data.train_fraction",
+    "train.device",
+    "train.num_threads",
+    "train.repeats",
+    "train.seed",
+    "models",
+    "evaluate",
+)
 FIGURES = (
     "repeats",
     "paired_differences",
@@ -72,13 +95,13 @@ class Assessment:
         """`params` as configured; `self.params` has each entry's network at its chosen
         settings (tuning/<name>.json), which is what its weights were trained at."""
         self.configured, self.paths = params, paths
-        self.tuning = {
-            name: load_tuning_result(params, name, paths.tuning_result(name))
+        resolved = {
+            name: at_chosen_settings(params, name, paths.tuning_result(name))
             for name in params.models
         }
-        self.params = with_chosen_models(
-            params, {name: result["chosen"] for name, result in self.tuning.items()}
-        )
+        self.tuning = {name: result for name, (_, result) in resolved.items()}
+        models = {name: chosen.models[name] for name, (chosen, _) in resolved.items()}
+        self.params = params.model_copy(update={"models": models})
         params = self.params
         self.series = read_series(paths.series_csv)
         self.split = split_point(len(self.series), params.data.train_fraction)
@@ -89,8 +112,9 @@ class Assessment:
             name: count_parameters(build_model(settings))
             for name, settings in params.models.items()
         }
+        self.trained = load_repeats(params, paths)
         self.predictions = self._predict_every_repeat(device)
-        self.gradients = measure_gradient_flow(params, paths, device)
+        self.gradients = measure_gradient_flow(params, paths, device, self.trained)
         self.autoregression = fit_autoregressive(self.train, params.data.window)
         self.baselines = self._baseline_metrics(values)
         self.horizon = horizon_errors(
@@ -100,6 +124,7 @@ class Assessment:
             (self.train, self.actual),
             self._clean_test(),
             self.autoregression,
+            self.trained,
         )
         self.per_repeat = self._per_repeat_table()
         # Every verdict of the run is one family, Holm-corrected together.
@@ -251,11 +276,10 @@ class Assessment:
         inputs = torch.from_numpy(with_history(train, test, window).astype(np.float32))
         windows, _ = make_windows(inputs, window)
         predictions: dict[str, list[np.ndarray]] = {}
-        for name, settings in self.params.models.items():
+        for name, repeats in self.trained.items():
             predictions[name] = []
-            for repeat in range(self.params.train.repeats):
-                model = load_model(name, settings, paths.model_weights(name, repeat)).to(device)
-                scaled = predict(model, windows, device).numpy().astype(np.float64)
+            for model in repeats:
+                scaled = predict(model.to(device), windows, device).numpy().astype(np.float64)
                 predictions[name].append(scaler.inverse_transform(scaled))
         return predictions
 
@@ -294,6 +318,21 @@ class Assessment:
         return pd.concat(frames, ignore_index=True)
 
 
+def load_repeats(params: Params, paths: ProjectPaths) -> dict[str, list[RecurrentForecaster]]:
+    """Every repeat of every entry of `params.models` (at the settings it was trained at),
+    `[name][repeat]`, from models/<name>/repeat_<i>.pt: each loaded once for the predictions,
+    the multi-step rollouts and the gradient flow (about 10^4 parameters each by default).
+
+    Raises UserError naming the file whose weights are missing or do not fit (`load_model`)."""
+    return {
+        name: [
+            load_model(name, settings, paths.model_weights(name, repeat))
+            for repeat in range(params.train.repeats)
+        ]
+        for name, settings in params.models.items()
+    }
+
+
 def long_table(t: np.ndarray, series: dict[str, np.ndarray]) -> pd.DataFrame:
     """Columns t, model, value: the shape DVC's per-model templates colour by. For a dated
     series `t` holds decimal years (DVC's plot draws it over numbers) and a `date` column the
@@ -308,3 +347,45 @@ def long_table(t: np.ndarray, series: dict[str, np.ndarray]) -> pd.DataFrame:
         ],
         ignore_index=True,
     )
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What evaluate logs: `metrics` is metrics.json as written (nested); `logged` holds the
+    per-lag sensitivity medians (step = lag), the mean RMSE per forecast step (step = h), the
+    figures and the report files; `repeat_metrics` maps each repeat's weights file to its test
+    metrics, for that repeat's training run."""
+
+    metrics: dict[str, object]
+    logged: StageResult
+    repeat_metrics: dict[Path, dict[str, float]]
+
+
+def run(params: Params, paths: ProjectPaths) -> EvaluateResult:
+    """Assess every repeat of every entry and write the reports (see the module's docstring).
+
+    Raises UserError when an earlier stage's output is missing, unreadable or does not match
+    params.yaml (the file is named, with the stage that writes it).
+    """
+    assessment = Assessment(params, paths, configure_torch(params.train))
+    metrics = assessment.metrics()
+    assessment.write_reports(metrics)
+    stepped: dict[int, dict[str, float]] = {}
+    for per_step in (assessment.gradients.median_by_lag(), assessment.horizon.mean_per_step()):
+        for step, values in per_step.items():
+            stepped.setdefault(step, {}).update(values)
+    logged = StageResult(
+        stepped=stepped,
+        figures=[paths.figure(figure) for figure in FIGURES],
+        artifacts=[
+            (paths.metrics_json, "metrics"),
+            (paths.repeats_table, "metrics"),
+            (paths.claims_md, "claims"),
+        ],
+    )
+    repeat_metrics = {
+        paths.model_weights(name, repeat): values
+        for name in assessment.params.models
+        for repeat, values in enumerate(assessment.repeat_metrics(name))
+    }
+    return EvaluateResult(metrics, logged, repeat_metrics)
