@@ -1,116 +1,52 @@
-"""The whole pipeline's work in one process, without DVC or MLflow: the reference cost.
+"""The whole pipeline's work without DVC or MLflow: the reference cost.
 
-Same library functions, files and figures as the stages, in the same order (tune, then train at
-the chosen settings), reading back
-what the previous step wrote, as the stages do; only the tracking, the per-stage interpreters
-and DVC's bookkeeping are missing. Usage: `python untracked_pipeline.py PARAMS_YAML OUT_DIR`
-with PYTHONPATH pointing at the project's src.
+The stages' own work functions (`lstm_vs_rnn.pipeline`), in the stages' order and on the same
+worker pools, each reading back what the previous one wrote; only the tracking, the per-stage
+interpreters and DVC's bookkeeping are missing. The tuning study lives in OUT_DIR.
+Usage: `python untracked_pipeline.py PARAMS_YAML OUT_DIR` with PYTHONPATH pointing at the
+project's src.
 """
 
+import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
+
+# isort: split
 import sys
 from pathlib import Path
 
-import numpy as np
-import optuna
-import pandas as pd
-import torch
-
-from lstm_vs_rnn.data.scaling import MinMaxScaling
-from lstm_vs_rnn.data.sources import load_series, read_series, series_labels
-from lstm_vs_rnn.data.windows import make_windows
-from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
-from lstm_vs_rnn.modeling.checkpoints import save_weights
-from lstm_vs_rnn.modeling.chosen_settings import load_tuning_result, settings_of, tuning_result
-from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_model
-from lstm_vs_rnn.modeling.tuning import (
-    SLOT_ATTR,
-    completed_slots,
-    objective,
-    run_trials,
-    search_space,
-    training_data,
-    trial_list,
-    trial_record,
-)
-from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
+from lstm_vs_rnn.data.sources import load_series
+from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.reporting.assessment import Assessment
-from lstm_vs_rnn.reporting.figures import loss_figure, save_figure, scaling_figure, series_figure
+from lstm_vs_rnn.pipeline import evaluate, generate, scale, train, tune
 
 
-def generate(params: Params, paths: ProjectPaths) -> None:
-    frame = load_series(params, paths.root)
-    write_csv(paths.series_csv, frame)
-    split = split_point(len(frame), params.data.train_fraction)
-    save_figure(series_figure(frame, split, series_labels(params.data)), paths.figure("series"))
+class Untracked:
+    """A listener of training repeats that records nothing."""
 
+    def repeat_started(self, repeat: int, seed: int) -> None:
+        pass
 
-def scale(params: Params, paths: ProjectPaths) -> None:
-    series = read_series(paths.series_csv)["y"].to_numpy()
-    split = split_point(len(series), params.data.train_fraction)
-    train, test = series[:split], series[split:]
-    scaler = MinMaxScaling.fit(train)
-    scaled_train, scaled_test = scaler.transform(train), scaler.transform(test)
-    write_array(paths.train_array, scaled_train)
-    write_array(paths.test_array, scaled_test)
-    write_text(paths.scaler_json, scaler.to_json())
-    save_figure(scaling_figure(train, test, scaled_train, scaled_test), paths.figure("scaling"))
+    def epoch_done(self, repeat: int, losses: object) -> None:
+        pass
 
-
-def tune(name: str, params: Params, paths: ProjectPaths) -> None:
-    """tune@<name>'s work: the same trial list and scores, run here one after the other in an
-    in-memory study (the stage's storage and worker processes are coordination, left out)."""
-    records = []
-    if name in params.tuned_entries():
-        space = search_space(params, name)
-        trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
-        study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
-        for slot, settings in enumerate(trials):
-            study.enqueue_trial(settings, user_attrs={SLOT_ATTR: slot})
-        run_trials(study, objective(params, name, training_data(params, paths.train_array)))
-        done = completed_slots(study)
-        records = [trial_record(slot, done[slot]) for slot in sorted(done)]
-    write_json(paths.tuning_result(name), tuning_result(params, name, records))
-
-
-def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) -> None:
-    model, settings = settings_of(
-        params.models[name],
-        params.train,
-        load_tuning_result(params, name, paths.tuning_result(name))["chosen"],
-    )
-    params = params.model_copy(update={"models": {**params.models, name: model}, "train": settings})
-    series = torch.from_numpy(read_array(paths.train_array, "scale").astype(np.float32))
-    windows, targets = make_windows(series, params.data.window)
-    n_val = validation_windows(len(windows), params.train.val_fraction)
-    histories = []
-    for repeat, seed in enumerate(params.repeat_seeds()):
-        model = build_model(params.models[name], seed)
-        history = train_model(model, windows, targets, n_val, params.train, device, seed)
-        save_weights(model.cpu().eval(), paths.model_weights(name, repeat))
-        histories.append(history_frame(repeat, seed, history))
-    frame = pd.concat(histories, ignore_index=True)
-    write_csv(paths.loss_history(name), frame)
-    save_figure(loss_figure({name: frame}), paths.figure(f"loss_{name}"))
-
-
-def evaluate(params: Params, paths: ProjectPaths, device: torch.device) -> None:
-    assessment = Assessment(params, paths, device)
-    assessment.write_reports(assessment.metrics())
+    def repeat_done(self, fitted: object) -> None:
+        pass
 
 
 def main(params_file: Path, out: Path) -> None:
     params = load_params(params_file)
+    storage = f"sqlite:///{(out / 'studies.db').resolve()}"
+    params = params.model_copy(update={"tune": params.tune.model_copy(update={"storage": storage})})
     paths = ProjectPaths(out)
-    generate(params, paths)
-    scale(params, paths)
+    generate.run(params, paths, load_series(params, params_file.parent))
+    scale.run(params, paths)
     for name in params.models:
-        tune(name, params, paths)
-    device = configure_torch(params.train)
+        if name in params.tuned_entries():
+            tune.run(params, paths, name, tune.open_study_storage(params, name))
+        else:
+            tune.write_listed(params, paths, name)
     for name in params.models:
-        train(name, params, paths, device)
-    evaluate(params, paths, device)
+        train.run(params, paths, name, Untracked())
+    evaluate.run(params, paths)
 
 
 if __name__ == "__main__":

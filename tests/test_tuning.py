@@ -91,11 +91,12 @@ def test_one_and_two_workers_choose_byte_identical_settings(
 def test_a_worker_killed_mid_trial_loses_nothing(
     tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
-    # Long enough trials that the kill lands inside one: 40 epochs per seed.
+    # Long enough trials that the kill lands inside one: 40 epochs per seed. Two workers: with
+    # one, the trials run in the stage's own process.
     repo = tuning_repo(
         tmp_path / "project",
         **{
-            "tune.workers": 1,
+            "tune.workers": 2,
             "tune.n_trials": 2,
             "tune.space": {"epochs": [40], "hidden_size": [8, 16]},
         },
@@ -117,13 +118,18 @@ def test_a_worker_killed_mid_trial_loses_nothing(
             stage.kill()
             stage.wait()
     assert stage.returncode == 0, output
+    assert "its worker process ended without a result" in output, output
     trials = local_study(repo).get_trials()
-    states = sorted(trial.state.name for trial in trials)
-    assert states == ["COMPLETE", "COMPLETE", "FAIL"], states
-    failed = next(trial for trial in trials if trial.state.name == "FAIL")
-    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert "RUNNING" not in {trial.state.name for trial in trials}
+    complete = [trial for trial in trials if trial.state.name == "COMPLETE"]
+    assert sorted(trial.user_attrs[SLOT_ATTR] for trial in complete) == [0, 1]
+    # The killed worker's trial stopped beating: failed, and its retry completed (the other
+    # worker, stopped with the pool, failed its trial itself, which was enqueued again).
+    killed = next(t for t in trials if t.user_attrs.get(WORKER_ATTR) == victim)
+    assert killed.state.name == "FAIL"
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
-    assert retried[0].user_attrs[SLOT_ATTR] == failed.user_attrs[SLOT_ATTR]
+    assert retried[0].user_attrs[SLOT_ATTR] == killed.user_attrs[SLOT_ATTR]
     result = json.loads((repo.root / "tuning" / "rnn_tuned.json").read_text())
     assert [trial["trial"] for trial in result["trials"]] == [0, 1]
     assert "RUNNING" not in run_statuses(repo.root).values()

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-PINNED_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+PINNED_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # torch's only
 ARCHITECTURES = ("RNN", "LSTM", "GRU")
 HIDDEN_SIZE = 50
 # Adam steps after which the weights are digested (the first step is digested on its own).

@@ -3,7 +3,7 @@ different instruction sets write the same bytes (measured on two AMD EPYC machin
 AVX2 only); an Intel and an AMD CPU still differ (docs/reproducibility.md).
 
 Stage scripts pin them by importing `lstm_vs_rnn.pin_kernels` before anything else: the
-libraries read the variables when torch loads. They pick kernels by the CPU's instruction
+libraries read the variables when torch (or NumPy) loads. They pick kernels by the CPU's instruction
 set, and the picks round differently: on an Intel Xeon with AVX-512, each of these changed the
 trained weights (default params; `make bench` prints what the pins cost):
 
@@ -16,6 +16,10 @@ trained weights (default params; `make bench` prints what the pins cost):
 * `ATEN_CPU_CAPABILITY` (ATen's vectorised element-wise ops and reductions): AVX2 instead of
   AVX-512 changed nothing at default params, but the vector width decides how reductions are
   summed, so it is pinned too, at no measurable cost.
+* `OPENBLAS_CORETYPE` (the OpenBLAS that NumPy ships, used by the least-squares AR baseline):
+  its SkylakeX (AVX-512) and Haswell (AVX2) kernels give AR forecasts that differ in the last
+  digits (measured on an AMD EPYC with AVX-512: the AR weights' bytes, metrics.json and
+  horizon.csv changed), so NumPy is pinned to Haswell, the AVX2 level of the other pins.
 
 The values are forced, not defaults: a setting inherited from the shell would silently change
 the bytes.
@@ -28,6 +32,7 @@ PINNED = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Haswell",
 }
 # Run tags that record the settings, and the level ATen really runs at, in every stage's run.
 TAG_PREFIX = "kernels."

@@ -52,19 +52,22 @@ class FittedRepeat:
 
 
 @functools.cache
-def training_windows(window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scaled training series as (windows, targets), shapes (n, window) and (n,); read once
-    per process."""
-    series = torch.from_numpy(read_array(PATHS.train_array, "scale").astype(np.float32))
+def training_windows(train_array: Path, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scaled training series at `train_array` as (windows, targets), shapes (n, window)
+    and (n,); read once per process."""
+    series = torch.from_numpy(read_array(train_array, "scale").astype(np.float32))
     return make_windows(series, window)
 
 
-def fit_repeat(name: str, params: Params, repeat: int, seed: int, folder: Path) -> FittedRepeat:
-    """Train repeat `repeat` (torch seed `seed`) of model entry `name` and save its weights into
-    `folder`; reports `RepeatStarted`, a `RepeatEpoch` per epoch, then the `FittedRepeat`.
-    A diverged loss raises `TrainingDiverged` naming model, repeat and seed."""
+def fit_repeat(
+    name: str, params: Params, repeat: int, seed: int, train_array: Path, folder: Path
+) -> FittedRepeat:
+    """Train repeat `repeat` (torch seed `seed`) of model entry `name` on the scaled training
+    part at `train_array` and save its weights into `folder`; reports `RepeatStarted`, a
+    `RepeatEpoch` per epoch, then the `FittedRepeat`. A diverged loss raises
+    `TrainingDiverged` naming model, repeat and seed."""
     device = configure_torch(params.train)
-    windows, targets = training_windows(params.data.window)
+    windows, targets = training_windows(train_array, params.data.window)
     n_val = validation_windows(len(windows), params.train.val_fraction)
     report(RepeatStarted(repeat, seed))
     try:

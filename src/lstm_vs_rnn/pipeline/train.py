@@ -119,12 +119,13 @@ def run(params: Params, paths: ProjectPaths, name: str, listener: RepeatListener
     """
     configured = params
     params, tuning = at_chosen_settings(configured, name, paths.tuning_result(name))
-    windows, _ = training_windows(params.data.window)
+    windows, _ = training_windows(paths.train_array, params.data.window)
     progress = StageProgress(f"train@{name}", params.train.repeats, params.train.epochs)
     started = time.monotonic()
     try:
         with atomic_directory(paths.model_dir(name)) as folder:
-            histories = train_repeats(name, params, folder, RepeatEvents(listener, progress))
+            events = RepeatEvents(listener, progress)
+            histories = train_repeats(name, params, paths.train_array, folder, events)
     finally:
         progress.close()
     seconds = time.monotonic() - started
@@ -146,7 +147,9 @@ def run(params: Params, paths: ProjectPaths, name: str, listener: RepeatListener
     return TrainResult(logged, best_repeat(params, paths, name, histories, windows.numpy()))
 
 
-def train_repeats(name: str, params: Params, folder: Path, events: RepeatEvents) -> pd.DataFrame:
+def train_repeats(
+    name: str, params: Params, train_array: Path, folder: Path, events: RepeatEvents
+) -> pd.DataFrame:
     """Train every repeat of `name` on `train.workers` processes, weights into `folder`; return
     the loss histories, repeat by repeat (the same bytes for any number of workers)."""
     seeds = params.repeat_seeds()
@@ -154,7 +157,10 @@ def train_repeats(name: str, params: Params, folder: Path, events: RepeatEvents)
     with worker_pool(workers) as pool:
         fitted = pool.map(
             fit_repeat,
-            [(name, params, repeat, seed, folder) for repeat, seed in enumerate(seeds)],
+            [
+                (name, params, repeat, seed, train_array, folder)
+                for repeat, seed in enumerate(seeds)
+            ],
             describe=lambda index: f"{name}, repeat {index} (seed {seeds[index]})",
             on_event=events.on_event,
         )

@@ -12,6 +12,7 @@ and Optuna are imported where the tuned path needs them). Writes tuning/<entry>.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from lstm_vs_rnn.files import write_csv, write_json
 from lstm_vs_rnn.modeling.chosen_settings import tuning_result
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.workers import usable_cores, worker_pool
+from lstm_vs_rnn.workers import WorkerDied, usable_cores, worker_pool
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -121,13 +122,23 @@ def run_trials_on_workers(
     """Run the study's trials on `tune.workers` processes of the worker pool (default: one
     per usable core; one runs them in this process), until every slot of `trials` is complete.
 
-    Raises the first error of a worker (`workers.WorkerDied` if one was killed)."""
+    A worker killed outright (SIGKILL, out of memory) loses nothing: its trial stops beating,
+    is failed and run again (`modeling.tuning`), and the pool is started anew, at most
+    `len(trials)` times. Raises the first error a worker's job raised, or `workers.WorkerDied`
+    once the restarts are spent."""
     from lstm_vs_rnn.modeling.tuning import take_trials
 
     count = min(params.tune.workers or usable_cores(), len(trials))
     jobs = [(params, name, paths.train_array, url, trials, worker) for worker in range(count)]
-    with worker_pool(count) as pool:
-        pool.map(take_trials, jobs, describe=lambda index: f"tune@{name}, trial worker {index}")
+    for restart in range(len(trials) + 1):
+        try:
+            with worker_pool(count) as pool:
+                pool.map(take_trials, jobs, describe=lambda i: f"tune@{name}, trial worker {i}")
+            return
+        except WorkerDied as died:
+            if restart == len(trials):
+                raise
+            print(f"{died}; its trial is run again", file=sys.stderr, flush=True)
 
 
 def write_trial_table(path: Path, trials: list[TrialRow]) -> None:
