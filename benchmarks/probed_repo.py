@@ -104,7 +104,11 @@ class StageRecord:
 
     @property
     def work(self) -> float:
-        """main() before stage_run (reading inputs) plus the body of stage_run."""
+        """The stage's work function (`lstm_vs_rnn.pipeline.<stage>.run`), less the tracking
+        calls inside it; for code without one (a base commit), main() before stage_run
+        (reading inputs) plus the body of stage_run."""
+        if "work_start" in self.raw:
+            return self.span("work_start", "work_end") - self.tracking_in_work
         if not self.tracked:
             return self.span("imported", "done") - self.torch_setup
         before = self.span("imported", "enter") - self.torch_setup
