@@ -40,7 +40,7 @@ def main() -> None:
         raise UserError(
             f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
         )
-    with stage_run(f"train@{name}", params, train.params_read(name)) as run:
+    with stage_run(f"train@{name}", params, train.PARAMS) as run:
         repeats = RepeatRuns(run, name)
         try:
             result = train.run(params, PATHS, name, repeats)

@@ -41,7 +41,7 @@ def main() -> None:
     from lstm_vs_rnn.tracking.runs import stage_run
 
     storage = tune.open_study_storage(params, name)
-    with stage_run(f"tune@{name}", params, tune.params_read(name)) as run:
+    with stage_run(f"tune@{name}", params, tune.PARAMS) as run:
         study = tune.run(params, PATHS, name, storage)
         for trial in study.trials:
             run.log_trial_run(name, trial.slot, trial.params, trial.val_loss_per_epoch, trial.tags)

@@ -35,7 +35,8 @@ from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.stage_result import StageResult
 from lstm_vs_rnn.workers import usable_cores, worker_pool
 
-# The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both):
+# The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both;
+# `{entry}` is the stage's entry, dvc.yaml's `${key}`):
 # every train key but `workers`, which changes no output (params.EXECUTION_KEYS).
 PARAMS = (
     "data.window",
@@ -50,11 +51,6 @@ PARAMS = (
     "train.grad_clip_norm",
     "models.{entry}",
 )
-
-
-def params_read(name: str) -> tuple[str, ...]:
-    """`PARAMS` for entry `name`."""
-    return tuple(key.format(entry=name) for key in PARAMS)
 
 
 class RepeatListener(Protocol):

@@ -27,7 +27,8 @@ from lstm_vs_rnn.workers import WorkerDied, usable_cores, worker_pool
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
 
-# The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both):
+# The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both;
+# `{entry}` is the stage's entry, dvc.yaml's `${key}`):
 # what a trial's score depends on (modeling.tuning.study_name), not who runs it. A trial worker
 # trains on one thread, so `train.num_threads` is not among them.
 PARAMS = (
@@ -43,11 +44,6 @@ PARAMS = (
     "tune.space",
     "models.{entry}",
 )
-
-
-def params_read(name: str) -> tuple[str, ...]:
-    """`PARAMS` for entry `name`."""
-    return tuple(key.format(entry=name) for key in PARAMS)
 
 
 @dataclass(frozen=True)

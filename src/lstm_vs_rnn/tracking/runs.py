@@ -260,7 +260,8 @@ def stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Itera
     """Open the child run of `stage` under its configuration's parent; always close it.
 
     `params_read` are the params keys the stage reads, as dvc.yaml lists them (a section, an
-    entry or a leaf: `data`, `models.lstm`, `train.epochs`); the run logs every value under them.
+    entry or a leaf: `data`, `models.{entry}`, `train.epochs`, where `{entry}` stands for the
+    entry of a stage `<name>@<entry>`); the run logs every value under them.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
     so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
@@ -300,7 +301,9 @@ def _stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Iter
         stage_run_, lambda status: end_stage_run(client, run.info.run_id, parent_id, status)
     ):
         stage_run_.set_tags(kernel_tags())
-        stage_run_.log_params(params_read_by(params, params_read))
+        entry = stage.partition("@")[2]
+        keys = tuple(key.format(entry=entry) for key in params_read)
+        stage_run_.log_params(params_read_by(params, keys))
         yield stage_run_
         stage_run_.log_metrics({"duration_s": time.monotonic() - started})
         stage_run_.flush()
