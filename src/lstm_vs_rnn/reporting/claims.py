@@ -233,7 +233,7 @@ def _decided(
 ) -> list[Verdict]:
     equivalence = correct(
         [
-            _equivalence_p(hypothesis.comparison, margin) if margin else NOT_AVAILABLE
+            _equivalence_p(hypothesis, margin) if margin else NOT_AVAILABLE
             for hypothesis in hypotheses
         ]
     )
@@ -253,8 +253,10 @@ def _decided(
     return verdicts
 
 
-def _equivalence_p(comparison: Comparison, margin: float) -> Number:
-    if isinstance(comparison, PairedComparison):
+def _equivalence_p(hypothesis: Hypothesis, margin: float) -> Number:
+    """TOST of a paired test-RMSE difference (the margin is in test RMSE); "n/a" otherwise."""
+    comparison = hypothesis.comparison
+    if hypothesis.column == PRIMARY_CLAIM.column and isinstance(comparison, PairedComparison):
         return equivalence_p(comparison.differences, margin)
     return NOT_AVAILABLE
 
@@ -421,7 +423,7 @@ def _baseline_hypothesis(
     loss = np.mean([(forecast - actual) ** 2 for forecast in forecasts], axis=0)
     comparison = ForecastComparison(name, "ar", diebold_mariano(loss, (ar_forecast - actual) ** 2))
     readings = ("better than AR", "worse than AR", "no difference from AR detected")
-    return Hypothesis(f"{name}_vs_ar", comparison, readings)
+    return Hypothesis(f"{name}_vs_ar", comparison, readings, "sq_error")
 
 
 def _gradient_hypothesis(gradients: GradientFlow, lstm: str, rnn: str, state: str) -> Hypothesis:
