@@ -165,7 +165,17 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
 
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"rnn", "lstm", "lstm_vs_rnn", "persistence", "ar", "noise_floor"}
+    assert set(metrics) == {
+        "rnn",
+        "lstm",
+        "lstm_vs_rnn",
+        "rnn_vs_ar",
+        "lstm_vs_ar",
+        "verdict_tiers",
+        "persistence",
+        "ar",
+        "noise_floor",
+    }
     assert set(metrics["lstm"]) == {
         "test_rmse",
         "test_mae",
