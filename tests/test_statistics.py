@@ -35,6 +35,30 @@ def test_sign_flip_p_enumerates_every_sign_pattern() -> None:
     assert sign_flip_p(differences) == pytest.approx(min(1.0, 2 * min(greater, less)))
 
 
+@pytest.mark.parametrize("n", [3, 10, 16])
+def test_sign_flip_p_is_scipys_exact_permutation_test(n: int) -> None:
+    differences = np.random.default_rng(n).normal(0.2, 1.0, n)
+    for alternative in ("two-sided", "less", "greater"):
+        expected = stats.permutation_test(
+            (differences,),
+            lambda x, axis: np.mean(x, axis=axis),
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=np.inf,
+            alternative=alternative,
+        ).pvalue
+        assert sign_flip_p(differences, alternative) == pytest.approx(expected)
+
+
+def test_many_repeats_draw_random_sign_patterns() -> None:
+    """Beyond 16 repeats: a Monte Carlo p, never 0, close to the normal approximation."""
+    differences = np.random.default_rng(0).normal(0.1, 1.0, 400)
+    p = sign_flip_p(differences)
+    z = differences.mean() / (np.sqrt(np.mean(differences**2)) / 20)
+    assert p == pytest.approx(2 * stats.norm.sf(abs(z)), abs=0.01)
+    assert sign_flip_p(np.full(400, -1.0)) == pytest.approx(2 / 10_000)
+
+
 def test_sign_flip_p_by_hand() -> None:
     # (1, -2, 3): mean 2/3; 3 of the 8 patterns have a mean >= 2/3, so two-sided 6/8.
     assert sign_flip_p(np.array([1.0, -2.0, 3.0])) == pytest.approx(0.75)

@@ -8,10 +8,11 @@ on their paired per-repeat differences.
 A test and its interval are on the same statistic, the mean paired difference:
 
 - `sign_flip_p`: the exact paired permutation test of that mean (every one of the 2^n sign
-  patterns of the n differences; Fisher 1935, Pitman 1937; `scipy.stats.permutation_test` with
-  `permutation_type="samples"`). Chosen over the Wilcoxon signed-rank test because its
-  statistic is the mean, the number the report and the bootstrap interval give; Wilcoxon's
-  estimate would be the Hodges-Lehmann median, a different number.
+  patterns of the n differences; Fisher 1935, Pitman 1937; the p-values of
+  `scipy.stats.permutation_test` with `permutation_type="samples"`). Chosen over the
+  Wilcoxon signed-rank test because its statistic is the mean, the number the report and the
+  bootstrap interval give; Wilcoxon's estimate would be the Hodges-Lehmann median, a
+  different number.
 - `mean_interval`: the bootstrap (BCa, Efron 1987) interval of the mean, at the confidence level
   the tier's multiplicity correction gives that test (`holm_levels`, `fdr_level`).
 - `equivalence_p`: two one-sided tests (TOST; Schuirmann 1987, Lakens 2017) with the same
@@ -28,7 +29,7 @@ exploratory family. With one repeat there is no interval: every statistic that n
 one value is "n/a".
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
@@ -44,7 +45,10 @@ NOT_AVAILABLE = "n/a"
 # Up to 2^EXACT_MAX_REPEATS sign patterns are enumerated (an exact p-value); beyond, this many
 # random patterns from BOOTSTRAP_SEED (a Monte Carlo p-value, exact in expectation).
 EXACT_MAX_REPEATS = 16
-RANDOM_SIGN_PATTERNS = 2**16
+RANDOM_SIGN_PATTERNS = 9_999  # SciPy's default n_resamples: the smallest p is 1 / 10,000
+# Sign patterns evaluated at once: bounds memory at batch x repeats x 8 bytes (32 MB at the
+# largest train.repeats, 1000).
+PERMUTATION_BATCH = 4096
 
 Number = float | str  # a statistic, or NOT_AVAILABLE when there are too few values
 
@@ -106,35 +110,59 @@ def summarise(values: np.ndarray) -> dict[str, Number]:
     }
 
 
-def _mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(values, axis=axis)
-
-
 def sign_flip_p(differences: np.ndarray, alternative: str = "two-sided") -> Number:
     """The paired permutation (sign-flip) test of "the mean difference is zero".
 
     Under the null the differences are symmetric about zero, so each of the 2^n patterns of
-    their signs is equally likely; the p-value is the share of patterns whose mean is at least
-    as extreme as the observed one (Pitman, "Significance tests which may be applied to samples
-    from any populations", JRSS Suppl. 4, 1937; `scipy.stats.permutation_test` with
-    `permutation_type="samples"` and one sample flips signs). Exact for n <= EXACT_MAX_REPEATS,
-    Monte Carlo beyond. `alternative`: "two-sided", "less" (mean below 0) or "greater".
+    their signs is equally likely; the one-sided p-value is the share of patterns whose mean
+    is at least as extreme as the observed one, the two-sided one twice the smaller one-sided
+    p, at most 1 (Pitman, "Significance tests which may be applied to samples from any
+    populations", JRSS Suppl. 4, 1937). Exact (every pattern enumerated) for
+    n <= EXACT_MAX_REPEATS; beyond, RANDOM_SIGN_PATTERNS random patterns from BOOTSTRAP_SEED
+    with the p-value (count + 1) / (patterns + 1) (Phipson & Smyth, "Permutation p-values
+    should never be zero", SAGMB 9, 2010). The same p-values as `scipy.stats.permutation_test`
+    with `permutation_type="samples"` on one sample (tests/test_statistics.py), in NumPy
+    directly: SciPy's took 1.1 s at n = 16 and 14 s at n = 1000 here.
+    `alternative`: "two-sided", "less" (mean below 0) or "greater".
     Shape (n,) -> p in (0, 1]; "n/a" for n < 2 or when every difference is 0.
     """
     differences = np.asarray(differences, dtype=np.float64)
     if len(differences) < 2 or not np.any(differences):
         return NOT_AVAILABLE
-    exact = len(differences) <= EXACT_MAX_REPEATS
-    result = stats.permutation_test(
-        (differences,),
-        _mean,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=np.inf if exact else RANDOM_SIGN_PATTERNS,
-        alternative=alternative,
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-    return float(result.pvalue)
+    observed = float(np.mean(differences))
+    # Patterns that equal the observed mean must count despite float rounding.
+    tolerance = 1e-12 * float(np.mean(np.abs(differences)))
+    at_least = at_most = total = 0
+    for means in _sign_flip_means(differences):
+        at_least += int(np.sum(means >= observed - tolerance))
+        at_most += int(np.sum(means <= observed + tolerance))
+        total += len(means)
+    if len(differences) > EXACT_MAX_REPEATS:
+        greater, less = (at_least + 1) / (total + 1), (at_most + 1) / (total + 1)
+    else:
+        greater, less = at_least / total, at_most / total
+    if alternative == "greater":
+        return greater
+    if alternative == "less":
+        return less
+    return min(1.0, 2 * min(greater, less))
+
+
+def _sign_flip_means(differences: np.ndarray) -> Iterator[np.ndarray]:
+    """The mean of the differences under sign patterns, PERMUTATION_BATCH at a time: every
+    pattern for n <= EXACT_MAX_REPEATS, else RANDOM_SIGN_PATTERNS random ones."""
+    n = len(differences)
+    if n <= EXACT_MAX_REPEATS:
+        for start in range(0, 2**n, PERMUTATION_BATCH):
+            codes = np.arange(start, min(start + PERMUTATION_BATCH, 2**n))
+            signs = 1.0 - 2.0 * ((codes[:, None] >> np.arange(n)) & 1)
+            yield signs @ differences / n
+        return
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    for start in range(0, RANDOM_SIGN_PATTERNS, PERMUTATION_BATCH):
+        size = min(PERMUTATION_BATCH, RANDOM_SIGN_PATTERNS - start)
+        signs = np.where(rng.random((size, n)) < 0.5, -1.0, 1.0)
+        yield signs @ differences / n
 
 
 def smallest_sign_flip_p(repeats: int) -> float:

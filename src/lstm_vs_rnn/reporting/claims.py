@@ -60,6 +60,8 @@ LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
 ONE_REPEAT = f"{NOT_AVAILABLE} (one repeat: no interval)"
 DISAGREE = "inconclusive: the test and the interval disagree"
 NOT_TESTED = "not tested (gate closed)"
+# Diebold-Mariano needs a few time steps to estimate a variance over time.
+MIN_TEST_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -112,18 +114,15 @@ class ForecastComparison:
 
     first: str
     second: str
-    test: DieboldMariano
-
-    @property
-    def mean(self) -> float:
-        return self.test.mean
+    mean: float
+    test: DieboldMariano | None  # None: too few test steps for the test
 
     @property
     def p(self) -> Number:
-        return self.test.p
+        return NOT_AVAILABLE if self.test is None else self.test.p
 
     def interval(self, level: float) -> Interval | None:
-        return self.test.interval(level)
+        return None if self.test is None else self.test.interval(level)
 
 
 @dataclass(frozen=True)
@@ -135,6 +134,7 @@ class Hypothesis:
     comparison: Comparison
     readings: tuple[str, str, str]
     column: str = PRIMARY_CLAIM.column
+    without_interval: str = ONE_REPEAT
 
 
 @dataclass(frozen=True)
@@ -183,13 +183,14 @@ def read_verdict(
     p_adjusted: Number,
     interval: Interval | None,
     readings: tuple[str, str, str],
+    without_interval: str = ONE_REPEAT,
 ) -> str:
     """The reading of one test: a side of zero where the test rejects at ALPHA and the
     interval lies on the side of the mean; `DISAGREE` where only one of them excludes zero;
-    the no-difference reading where neither does."""
+    the no-difference reading where neither does; `without_interval` without an interval."""
     below, above, neither = readings
     if interval is None:
-        return ONE_REPEAT
+        return without_interval
     rejected = not isinstance(p_adjusted, str) and p_adjusted <= ALPHA
     side = interval.side()
     if rejected and side == np.sign(comparison.mean) != 0:
@@ -242,7 +243,9 @@ def _decided(
         hypotheses, adjusted, levels, equivalence, strict=True
     ):
         interval = hypothesis.comparison.interval(level)
-        reading = read_verdict(hypothesis.comparison, p, interval, hypothesis.readings)
+        reading = read_verdict(
+            hypothesis.comparison, p, interval, hypothesis.readings, hypothesis.without_interval
+        )
         if (
             reading == hypothesis.readings[2]
             and not isinstance(p_equivalent, str)
@@ -421,9 +424,12 @@ def _baseline_hypothesis(
     """Diebold-Mariano on the mean-over-repeats squared error per time step against the AR's:
     the model's expected loss over seeds at each step, one series the test runs over time."""
     loss = np.mean([(forecast - actual) ** 2 for forecast in forecasts], axis=0)
-    comparison = ForecastComparison(name, "ar", diebold_mariano(loss, (ar_forecast - actual) ** 2))
+    ar_loss = (ar_forecast - actual) ** 2
+    test = diebold_mariano(loss, ar_loss) if len(actual) >= MIN_TEST_STEPS else None
+    comparison = ForecastComparison(name, "ar", float(np.mean(loss - ar_loss)), test)
     readings = ("better than AR", "worse than AR", "no difference from AR detected")
-    return Hypothesis(f"{name}_vs_ar", comparison, readings, "sq_error")
+    unavailable = f"{NOT_AVAILABLE} (fewer than {MIN_TEST_STEPS} test steps)"
+    return Hypothesis(f"{name}_vs_ar", comparison, readings, "sq_error", unavailable)
 
 
 def _gradient_hypothesis(gradients: GradientFlow, lstm: str, rnn: str, state: str) -> Hypothesis:
