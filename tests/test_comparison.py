@@ -260,8 +260,8 @@ def test_a_primary_pair_with_an_absent_entry_is_said_in_one_line() -> None:
         table, {"persistence": 0.9, "ar": 0.5}, verdicts, list(range(10)), MODELS, flow
     )
     assert (
-        "Primary pair `lstm_tuned` - `rnn_tuned` is not tested: this configuration has no entry "
-        "`lstm_tuned`, `rnn_tuned`." in text
+        "Primary pair `lstm_tuned` - `rnn_tuned` is not tested: this configuration has no "
+        "entries `lstm_tuned` and `rnn_tuned`." in text
     )
     assert "| primary | test RMSE of each pair in `evaluate.primary` | 1 |" in text
     _, _, none = built_run(shifts, primary=[])

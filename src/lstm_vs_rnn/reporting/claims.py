@@ -622,9 +622,10 @@ def _primary_section(per_repeat: pd.DataFrame, verdicts: Verdicts) -> list[str]:
         "repeat; negative favours the first)",
         "",
     ]
+    models = set(per_repeat["model"])
     rows += [
-        f"Primary pair `{a}` - `{b}` is not tested: this configuration has no entry "
-        f"{', '.join(f'`{name}`' for name in (a, b) if name not in set(per_repeat['model']))}."
+        f"Primary pair `{a}` - `{b}` is not tested: this configuration has "
+        f"{_no_entries([name for name in (a, b) if name not in models])}."
         for a, b in verdicts.missing_primary
     ]
     if not verdicts.primary:
@@ -645,6 +646,11 @@ def _primary_section(per_repeat: pd.DataFrame, verdicts: Verdicts) -> list[str]:
             f"| **{verdict.reading}** |"
         )
     return rows
+
+
+def _no_entries(names: list[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return f"no entry {quoted[0]}" if len(quoted) == 1 else f"no entries {' and '.join(quoted)}"
 
 
 def _secondary_section(per_repeat: pd.DataFrame, verdicts: Verdicts) -> list[str]:
@@ -720,7 +726,8 @@ def _test_columns(verdict: Verdict) -> str:
     hodges_lehmann = getattr(comparison, "hodges_lehmann", NOT_AVAILABLE)
     return (
         f"{_with_interval(comparison.mean, verdict.interval, signed=True)} "
-        f"| {_percent(verdict.level)} | {_number(hodges_lehmann, signed=True)} "
+        f"| {'-' if verdict.reading == NOT_TESTED else _percent(verdict.level)} "
+        f"| {_number(hodges_lehmann, signed=True)} "
         f"| {_number(verdict.p)} | {_number(verdict.p_adjusted)}"
     )
 
