@@ -1,9 +1,8 @@
 """Stage `evaluate`: every repeat of every model against the baselines, and the models in pairs.
 
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
-interval over repeats; per pair, the paired RMSE difference, its Hodges-Lehmann estimate, its
-interval and sign-flip p-value adjusted within the pair's verdict tier, and the verdict; each
-model against AR by Diebold-Mariano; the baselines),
+interval over repeats; per pair, the paired RMSE difference, its Hodges-Lehmann estimate, the
+Holm-adjusted signed-rank p-value and the verdict; the baselines),
 reports/plots/repeats.csv (every repeat's test metrics), reports/plots/predictions.csv (the
 test part and, per model, the one-step predictions of the repeat logged as its model),
 reports/plots/grad_sensitivity.csv (the forecast's sensitivity to
