@@ -112,7 +112,7 @@ def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
         "rmse_diff": stats(0.05),
         "lstm_wins": 0.3,
         "verdict": "no clear difference",
-        "wilcoxon_p": 0.2,
+        "p": 0.2,
     }
     grown.update({name: metrics[name] for name in ("persistence", "ar", "noise_floor")})
     return grown

@@ -1,4 +1,5 @@
-"""The statistics over repeats and the claims report, against SciPy directly and by hand."""
+"""The statistics over repeats, the verdict tiers and the claims report, by hand and on built
+tables."""
 
 import numpy as np
 import pandas as pd
@@ -11,19 +12,25 @@ from lstm_vs_rnn.evaluation.statistics import (
     BOOTSTRAP_SEED,
     NOT_AVAILABLE,
     Interval,
-    decide,
+    PairedComparison,
     hodges_lehmann,
     holm_adjusted,
-    holm_family,
     mean_interval,
     model_pairs,
-    paired_comparisons,
     summarise,
-    wilcoxon_p,
 )
-from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
+from lstm_vs_rnn.reporting.claims import (
+    DISAGREE,
+    NOT_TESTED,
+    ONE_REPEAT,
+    assess_verdicts,
+    claims_report,
+    read_verdict,
+)
 
 RMSE = np.array([0.61, 0.55, 0.97, 0.56, 0.58, 0.54, 0.57, 0.60, 0.55, 0.59])
+ARTICLE_PRIMARY = [["lstm_tuned", "rnn_tuned"], ["lstm", "rnn"]]
+READINGS = ("a better", "b better", "no difference detected")
 
 
 def test_summary_against_numpy_and_scipy() -> None:
@@ -51,12 +58,10 @@ def test_one_repeat_degrades_to_not_available() -> None:
     summary = summarise(np.array([0.5]))
     assert summary["mean"] == summary["median"] == summary["min"] == summary["max"] == 0.5
     assert summary["std"] == summary["ci95_low"] == summary["ci95_high"] == NOT_AVAILABLE
-    (comparison,) = paired_comparisons({"rnn": np.array([0.6]), "lstm": np.array([0.5])})
-    summary = comparison.summary()
-    assert summary["rmse_diff"]["ci95_low"] == NOT_AVAILABLE
-    assert summary["wilcoxon_p"] == NOT_AVAILABLE
-    assert summary["verdict"].startswith(NOT_AVAILABLE)
-    assert summary["lstm_wins"] == 1.0
+    comparison = PairedComparison("lstm", "rnn", np.array([-0.1]))
+    assert comparison.p == NOT_AVAILABLE and comparison.interval(0.95) is None
+    assert read_verdict(comparison, NOT_AVAILABLE, None, READINGS) == ONE_REPEAT
+    assert comparison.wins() == (1.0, 0.0)
 
 
 def test_identical_values_have_a_point_interval() -> None:
@@ -64,142 +69,9 @@ def test_identical_values_have_a_point_interval() -> None:
     assert (interval.low, interval.high) == (2.0, 2.0)
 
 
-def test_wilcoxon_against_the_exact_distribution() -> None:
-    """Five negative differences: 1 of the 2^5 sign patterns is as extreme on each side."""
-    assert wilcoxon_p(np.array([-1.0, -2.0, -3.0, -4.0, -5.0])) == pytest.approx(2 / 32)
-    assert wilcoxon_p(np.zeros(4)) == NOT_AVAILABLE
-
-
 def test_pairs_cover_every_pair_once_later_against_earlier() -> None:
     assert model_pairs(["rnn", "lstm"]) == [("lstm", "rnn")]
     assert model_pairs(["rnn", "lstm", "gru"]) == [("lstm", "rnn"), ("gru", "rnn"), ("gru", "lstm")]
-
-
-def test_paired_comparison_by_hand() -> None:
-    rnn = np.array([0.60, 0.70, 0.65, 0.62, 0.90, 0.61])
-    lstm = rnn - np.array([0.05, 0.06, 0.04, 0.05, 0.30, -0.01])
-    (comparison,) = paired_comparisons({"rnn": rnn, "lstm": lstm})
-    summary = comparison.summary()
-    assert comparison.key == "lstm_vs_rnn"
-    np.testing.assert_allclose(comparison.differences, lstm - rnn)
-    assert summary["rmse_diff"]["mean"] == pytest.approx(-0.49 / 6)
-    assert summary["lstm_wins"] == pytest.approx(5 / 6)
-    assert summary["rnn_wins"] == pytest.approx(1 / 6)
-    assert summary["wilcoxon_p"] == pytest.approx(stats.wilcoxon(lstm - rnn).pvalue)
-    assert summary["rmse_diff"]["ci95_high"] < 0
-    assert summary["p_holm"] == NOT_AVAILABLE  # not yet corrected: the interval alone
-    assert summary["verdict"] == "weak: lstm better"
-    # Walsh averages of the differences: their median by hand (21 of them; the 11th).
-    d = lstm - rnn
-    walsh = sorted((d[i] + d[j]) / 2 for i in range(6) for j in range(i, 6))
-    assert summary["rmse_diff"]["hodges_lehmann"] == pytest.approx(walsh[10])
-
-
-def test_overlapping_models_give_no_difference_detected() -> None:
-    rng = np.random.default_rng(0)
-    rnn = rng.normal(0.6, 0.02, 10)
-    (comparison,) = paired_comparisons({"rnn": rnn, "lstm": rnn + rng.normal(0, 0.02, 10)})
-    interval = comparison.interval
-    assert interval.low < 0 < interval.high
-    assert comparison.verdict == "no difference detected"
-
-
-def per_repeat_table(rnn: dict[str, list[float]], lstm: dict[str, list[float]]) -> pd.DataFrame:
-    frames = [
-        pd.DataFrame({"model": name, "repeat": range(len(values["test_rmse"])), **values})
-        for name, values in (("rnn", rnn), ("lstm", lstm))
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-MODELS = pd.DataFrame(
-    {
-        "model": ["rnn", "lstm"],
-        "arch": ["rnn", "lstm"],
-        "hidden_size": [50, 50],
-        "num_layers": [1, 1],
-        "n_parameters": [2701, 10651],
-    }
-)
-
-
-def report(
-    table: pd.DataFrame,
-    baselines: dict[str, float],
-    seeds: list[int],
-    models: pd.DataFrame,
-    flow: GradientFlow,
-) -> str:
-    """claims.md as evaluate writes it: the pairs of models and the claims in one family."""
-    rmse = {
-        name: rows.sort_values("repeat")["test_rmse"].to_numpy()
-        for name, rows in table.groupby("model", sort=False)
-    }
-    pairs, claims = verdict_family(paired_comparisons(rmse), table, baselines["ar"], flow)
-    return claims_report(table, baselines, pairs, seeds, models, flow, claims)
-
-
-def test_claims_report_reads_every_verdict_off_the_intervals() -> None:
-    rnn = {
-        "test_rmse": [0.60, 0.62, 0.61, 0.63, 0.60],
-        "test_error_std": [0.50, 0.50, 0.52, 0.51, 0.50],
-        "final_train_loss": [0.010, 0.011, 0.012, 0.010, 0.011],
-        "epochs_to_converge": [10, 12, 11, 10, 13],
-    }
-    lstm = {
-        "test_rmse": [0.55, 0.56, 0.55, 0.57, 0.54],  # better in every repeat
-        "test_error_std": [0.51, 0.49, 0.53, 0.50, 0.50],  # mixed
-        "final_train_loss": [0.020, 0.021, 0.022, 0.020, 0.021],  # worse in every repeat
-        "epochs_to_converge": [10, 12, 11, 10, 13],  # identical
-    }
-    text = report(
-        per_repeat_table(rnn, lstm),
-        {"persistence": 0.70, "ar": 0.58, "noise_floor": 0.48},
-        [42, 43, 44, 45, 46],
-        MODELS,
-        gradient_flow({"rnn": ("rnn", [-3.0] * 5), "lstm": ("lstm", [-1.0] * 5)}),
-    )
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if "| (" in line}
-    # Five repeats: the smallest two-sided signed-rank p is 2/32 > 0.05, so no verdict can be
-    # more than weak however clear the interval.
-    assert rows["(a) the LSTM converges faster"].endswith("**inconclusive** |")
-    assert (
-        "**weak: not supported (the RNN is better)**"
-        in rows["(b) the LSTM reaches a lower training loss"]
-    )
-    assert "**weak: supported**" in rows["(c) the LSTM predicts better"]
-    assert "| 0.612 | 0.554 | -0.058 [" in rows["(c) the LSTM predicts better"]
-    assert "| 0.0625 | 0.5 |" in rows["(c) the LSTM predicts better"]  # 2/32; Holm x8, capped
-    assert rows["(d) the LSTM's errors are tighter"].endswith("**inconclusive** |")
-    assert "| lstm | 0.554 [" in text and "5 of 5 | 5 of 5 | **weak: better than AR** |" in text
-    assert "| rnn | 0.612 [" in text and "5 of 5 | 0 of 5 | **weak: worse than AR** |" in text
-    assert "| lstm - rnn | -0.058 [" in text and "**weak: lstm better**" in text
-    assert "seeds 42-46" in text
-    assert "| lstm | lstm | 50 | 1 | 10,651 |" in text
-    assert "Holm's step-down correction over all 9 verdicts" in text
-
-
-def test_ten_agreeing_repeats_give_a_verdict_that_survives_holm() -> None:
-    """All 10 differences one side, distinct sizes: exact signed-rank p = 2/2^10, times at most
-    the 9 verdicts of the family stays below 0.05 (Holm), so the verdict is not weak."""
-    rnn_rmse = [0.60 + 0.01 * i for i in range(10)]
-    lstm_rmse = [value - 0.001 * (i + 1) for i, value in enumerate(rnn_rmse)]
-    columns = {"test_error_std": [0.5] * 10, "final_train_loss": [0.01] * 10}
-    text = report(
-        per_repeat_table(
-            {"test_rmse": rnn_rmse, **columns, "epochs_to_converge": [10] * 10},
-            {"test_rmse": lstm_rmse, **columns, "epochs_to_converge": [10] * 10},
-        ),
-        {"persistence": 0.9, "ar": 0.5},
-        list(range(10)),
-        MODELS,
-        gradient_flow({"rnn": ("rnn", [-3.0] * 10), "lstm": ("lstm", [-3.0] * 10)}),
-    )
-    (row,) = [line for line in text.splitlines() if line.startswith("| (c)")]
-    cells = [cell.strip() for cell in row.split("|")]
-    assert float(cells[7]) == pytest.approx(2 / 1024, rel=1e-3)  # printed to 4 figures
-    assert float(cells[8]) <= 9 * 2 / 1024
-    assert cells[9] == "**supported**"
 
 
 def test_hodges_lehmann_by_hand() -> None:
@@ -216,40 +88,22 @@ def test_holm_step_down_by_hand() -> None:
     assert holm_adjusted([0.5, 0.9]) == [1.0, 1.0]
 
 
-def test_the_interval_alone_gives_a_weak_verdict() -> None:
-    """Claim (b) as the review found it: the BCa interval excludes zero, the rank test does not
-    reject (p 0.28): "weak", not "supported"."""
-    below = Interval(-0.00644, -0.00007)
-    assert decide(below, 0.28, "supported", "not supported", "inconclusive") == "weak: supported"
-    assert decide(below, 0.01, "supported", "not supported", "inconclusive") == "supported"
-    across = Interval(-0.004, 0.0001)
-    assert decide(across, 0.001, "supported", "not supported", "inconclusive") == "inconclusive"
+def test_a_verdict_needs_the_test_and_the_interval_on_the_same_side() -> None:
+    """The case the review found: an interval that excludes zero beside a test that does not
+    reject is a disagreement, not a verdict; so is a rejection beside an interval across 0."""
+    below = PairedComparison("a", "b", np.array([-0.3, -0.1, -0.2]))
+    assert read_verdict(below, 0.01, Interval(-0.3, -0.1), READINGS) == "a better"
+    assert read_verdict(below, 0.28, Interval(-0.3, -0.1), READINGS) == DISAGREE
+    assert read_verdict(below, 0.01, Interval(-0.3, 0.1), READINGS) == DISAGREE
+    assert read_verdict(below, 0.28, Interval(-0.3, 0.1), READINGS) == "no difference detected"
 
 
-def test_holm_family_corrects_every_comparison_together() -> None:
-    pairs = paired_comparisons(
-        {"a": np.arange(10.0), "b": np.arange(10.0) + 1 + np.arange(10) / 100}
-    )
-    family = holm_family({f"copy{i}": pairs[0] for i in range(30)})
-    (p,) = {test.p_holm for test in family.values()}
-    assert p == pytest.approx(min(1.0, 30 * 2 / 1024))  # 0.0586: over 0.05
-    assert family["copy0"].verdict == "weak: a better"
-    assert holm_family({"one": pairs[0]})["one"].verdict == "a better"
-
-
-def test_claims_need_both_article_models() -> None:
-    table = per_repeat_table({"test_rmse": [0.6, 0.7]}, {"test_rmse": [0.5, 0.6]}).replace(
-        {"model": {"lstm": "gru"}}
-    )
-    text = report(
-        table,
-        {"persistence": 0.7, "ar": 0.6},
-        [1, 2],
-        MODELS,
-        gradient_flow({"rnn": ("rnn", [-3.0, -2.0]), "gru": ("gru", [-1.0, -1.5])}),
-    )
-    assert "none is tested" in text
-    assert "n/a: the claim needs an entry of arch `lstm` and one of arch `rnn`" in text
+def per_repeat_table(models: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"model": name, "repeat": range(len(values["test_rmse"])), **values})
+        for name, values in models.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def gradient_flow(log_ratios: dict[str, tuple[str, list[float]]], window: int = 20) -> GradientFlow:
@@ -263,32 +117,221 @@ def gradient_flow(log_ratios: dict[str, tuple[str, list[float]]], window: int = 
     return GradientFlow(table, ratios)
 
 
-def rmse_only_table(repeats: int) -> pd.DataFrame:
-    """A per-repeat table that leaves claims (a)-(d) untested (no `lstm` entry)."""
-    table = per_repeat_table({"test_rmse": [0.6] * repeats}, {"test_rmse": [0.5] * repeats})
-    return table.replace({"model": {"lstm": "gru"}})
+ARCHS = {"rnn": "rnn", "lstm": "lstm", "rnn_tuned": "rnn", "lstm_tuned": "lstm", "gru": "gru"}
+T_STEPS = 120
+ACTUAL = np.sin(np.arange(T_STEPS) * 0.2)
+
+
+def built_run(rmse_shift: dict[str, float], repeats: int = 10, primary=ARTICLE_PRIMARY):
+    """A run of the five default architectures: per model its test RMSE (base + shift + a
+    distinct small step per repeat, so every difference of two shifted models has one sign),
+    its forecasts (the truth plus a model's own fixed error) and gradient ratios."""
+    steps = np.arange(repeats) * 0.001
+    models = {
+        name: {
+            "test_rmse": list(0.5 + shift + steps * (i + 1)),
+            "epochs_to_converge": [10 + (r % 3) for r in range(repeats)],
+            "final_train_loss": list(0.01 + shift / 10 + steps),
+            "test_error_std": list(0.49 + shift + steps),
+        }
+        for i, (name, shift) in enumerate(rmse_shift.items())
+    }
+    table = per_repeat_table(models)
+    rng = np.random.default_rng(7)
+    forecasts = {
+        name: [ACTUAL + rng.normal(0, 0.3 + shift, T_STEPS) for _ in range(repeats)]
+        for name, shift in rmse_shift.items()
+    }
+    flow = gradient_flow(
+        {name: (ARCHS[name], [-3.0 + 0.1 * r for r in range(repeats)]) for name in rmse_shift}
+    )
+    ar = ACTUAL + rng.normal(0, 0.3, T_STEPS)
+    verdicts = assess_verdicts(primary, 0.02, table, forecasts, ACTUAL, ar, flow)
+    return table, flow, verdicts
+
+
+SHIFTS = {"rnn": 0.10, "lstm": 0.05, "rnn_tuned": 0.06, "lstm_tuned": 0.02, "gru": 0.03}
+
+
+def test_tier_sizes_on_a_built_table() -> None:
+    """Five models, the article's two pairs primary: 2 primary, 2 x 2 secondary, and
+    exploratory the other 8 pairs, 5 models against AR, 2 x 2 LSTM-RNN gradient pairs."""
+    _, _, verdicts = built_run(SHIFTS)
+    assert [v.comparison.key for v in verdicts.primary] == [
+        "lstm_tuned_vs_rnn_tuned",
+        "lstm_vs_rnn",
+    ]
+    assert len(verdicts.secondary) == 4
+    assert (len(verdicts.pairs), len(verdicts.baselines), len(verdicts.gradients)) == (8, 5, 4)
+    assert len(verdicts.initial_gradients) == 4
+    tiers = verdicts.metrics()["verdict_tiers"]
+    assert (tiers["primary"]["size"], tiers["exploratory"]["size"]) == (2, 17)
+    # Holm with m = 2: the smaller p's interval at 97.5%, the other at 95%.
+    assert sorted(v.level for v in verdicts.primary) == pytest.approx([0.95, 0.975])
+
+
+def test_ten_agreeing_repeats_give_strong_primary_verdicts_and_open_the_gate() -> None:
+    """All 10 differences on one side: sign-flip p = 2/1024, Holm x2 = 0.0039 < 0.05."""
+    _, _, verdicts = built_run(SHIFTS)
+    for verdict in verdicts.primary:
+        assert verdict.comparison.p == pytest.approx(2 / 1024)
+        assert verdict.p_adjusted == pytest.approx(4 / 1024)
+        assert verdict.interval.high < 0
+        assert verdict.reading == f"{verdict.comparison.first} better"
+    assert verdicts.gate_open
+    readings = {(v.comparison.key, v.hypothesis.column): v.reading for v in verdicts.secondary}
+    assert readings[("lstm_vs_rnn", "final_train_loss")] == "supported"
+    assert readings[("lstm_vs_rnn", "epochs_to_converge")] == "inconclusive"  # identical
+
+
+def test_the_secondary_tier_is_not_tested_when_a_primary_test_does_not_reject() -> None:
+    """lstm and rnn identical up to alternating signs: the shared-setting primary cannot
+    reject, so the gate stays closed even though the tuned pair is clear."""
+    table, flow, _ = built_run(SHIFTS)
+    rnn = table["model"] == "rnn"
+    lstm_rmse = table.loc[table["model"] == "lstm", "test_rmse"].to_numpy()
+    table.loc[rnn, "test_rmse"] = lstm_rmse + np.array([0.01, -0.01] * 5)
+    forecasts = {name: [ACTUAL] * 10 for name in SHIFTS}
+    verdicts = assess_verdicts(ARTICLE_PRIMARY, 0.02, table, forecasts, ACTUAL, ACTUAL, flow)
+    assert [v.rejected for v in verdicts.primary] == [True, False]
+    assert not verdicts.gate_open
+    assert {v.reading for v in verdicts.secondary} == {NOT_TESTED}
+    assert {v.p for v in verdicts.secondary} == {NOT_AVAILABLE}
+    metrics = verdicts.metrics()
+    assert metrics["lstm_vs_rnn"]["final_train_loss"]["verdict"] == f"secondary: {NOT_TESTED}"
+    assert metrics["verdict_tiers"]["secondary"]["gate_open"] == 0
+    # Identical forecasts: Diebold-Mariano finds no difference from AR.
+    assert {v.reading for v in verdicts.baselines} == {"no difference from AR detected"}
+
+
+def test_equivalence_needs_the_two_one_sided_tests() -> None:
+    """gru and lstm_tuned 0.0001 apart in every repeat, far inside 2% of the AR's RMSE: TOST
+    rejects and the pair reads "as good as"; lstm and gru, 0.02 apart, do not."""
+    shifts = {**SHIFTS, "gru": 0.02}
+    table, flow, _ = built_run(shifts)
+    tuned = table["model"] == "lstm_tuned"
+    table.loc[table["model"] == "gru", "test_rmse"] = table.loc[
+        tuned, "test_rmse"
+    ].to_numpy() + np.array([1e-4, -1e-4] * 5)
+    forecasts = {name: [ACTUAL] * 10 for name in shifts}
+    ar = ACTUAL + 0.5
+    verdicts = assess_verdicts(ARTICLE_PRIMARY, 0.02, table, forecasts, ACTUAL, ar, flow)
+    by_pair = {v.comparison.key: v for v in verdicts.pairs}
+    assert by_pair["gru_vs_lstm_tuned"].reading == "as good as each other (within ±0.01)"
+    assert by_pair["gru_vs_lstm"].reading != by_pair["gru_vs_lstm_tuned"].reading
+
+
+def test_the_report_prints_each_tier_and_its_smallest_p() -> None:
+    table, flow, verdicts = built_run(SHIFTS)
+    text = claims_report(
+        table, {"persistence": 0.9, "ar": 0.5}, verdicts, list(range(42, 52)), MODELS, flow
+    )
+    assert "| primary | test RMSE of each pair in `evaluate.primary` | 2 |" in text
+    assert "| 97.5%, then 95% | 0.001953 raw, 0.003906 Holm-adjusted |" in text
+    assert (
+        "| exploratory | every other pair, each model against AR, claim (e) trained | 17 |" in text
+    )
+    assert "With 10 repeats a primary verdict can be strong" in text
+    assert "| lstm_tuned - rnn_tuned at each model's tuned settings | 0.5" in text
+    assert "**lstm better**" in text
+    assert "restates (c), no test" in text
+    assert "## Does each claim survive tuning?" in text
+    assert "descriptive, no test" in text
+    assert "**exploratory: inconclusive**" in text  # equal gradient ratios
+    assert "a tuned pair also differs in every setting tuning chose" in text
+
+
+def test_too_few_repeats_say_how_many_a_primary_verdict_needs() -> None:
+    table, flow, verdicts = built_run(SHIFTS, repeats=5)
+    text = claims_report(
+        table, {"persistence": 0.9, "ar": 0.5}, verdicts, list(range(5)), MODELS, flow
+    )
+    # 2 x 2 / 2^5 = 0.125 > 0.05; 2 x 2 / 2^7 = 0.03125.
+    assert "**With 5 repeats no primary verdict can reject**" in text
+    assert "= 0.125; 7 repeats (`train.repeats`) make it possible." in text
+    assert {v.reading for v in verdicts.secondary} == {NOT_TESTED}
+
+
+def test_a_primary_pair_with_an_absent_entry_is_said_in_one_line() -> None:
+    shifts = {name: SHIFTS[name] for name in ("rnn", "lstm")}
+    table, flow, verdicts = built_run(shifts)
+    assert verdicts.missing_primary == [("lstm_tuned", "rnn_tuned")]
+    text = claims_report(
+        table, {"persistence": 0.9, "ar": 0.5}, verdicts, list(range(10)), MODELS, flow
+    )
+    assert (
+        "Primary pair `lstm_tuned` - `rnn_tuned` is not tested: this configuration has no "
+        "entries `lstm_tuned` and `rnn_tuned`." in text
+    )
+    assert "| primary | test RMSE of each pair in `evaluate.primary` | 1 |" in text
+    _, _, none = built_run(shifts, primary=[])
+    text = claims_report(
+        table, {"persistence": 0.9, "ar": 0.5}, none, list(range(10)), MODELS, flow
+    )
+    assert "No primary pair in this configuration: every comparison is exploratory." in text
+
+
+def test_metrics_keys_are_flat_and_stable() -> None:
+    _, _, verdicts = built_run(SHIFTS)
+    metrics = verdicts.metrics()
+    pair = metrics["lstm_vs_rnn"]
+    assert set(pair["rmse_diff"]) == {"mean", "hodges_lehmann", "ci_low", "ci_high", "ci_level"}
+    assert {"p", "p_adjusted", "equivalence_p_adjusted", "lstm_wins", "rnn_wins"} <= set(pair)
+    assert pair["verdict"] == "primary: lstm better"
+    assert metrics["gru_vs_rnn"]["verdict"].startswith("exploratory: ")
+    assert set(metrics["lstm_vs_ar"]["sq_error_diff"]) == {
+        "mean",
+        "ci_low",
+        "ci_high",
+        "ci_level",
+        "p",
+        "p_adjusted",
+        "verdict",
+    }
+
+
+MODELS = pd.DataFrame(
+    {
+        "model": ["rnn", "lstm"],
+        "arch": ["rnn", "lstm"],
+        "hidden_size": [50, 50],
+        "num_layers": [1, 1],
+        "n_parameters": [2701, 10651],
+    }
+)
 
 
 def gradient_rows(report: str) -> dict[tuple[str, str], str]:
     """Claim (e)'s rows by (pair, weights)."""
-    rows = [line.split("|") for line in report.splitlines() if " - " in line and "| **" in line]
+    rows = [line.split("|") for line in report.splitlines() if " - " in line and "| " in line]
     return {
         (cells[1].strip(), cells[2].strip()): "|".join(cells)
         for cells in rows
-        if cells[2].strip() in ("trained", "at initialisation")
+        if len(cells) > 2 and cells[2].strip() in ("trained", "at initialisation")
     }
+
+
+def gradient_report(flow: GradientFlow, repeats: int) -> str:
+    table = per_repeat_table(
+        {"rnn": {"test_rmse": [0.6] * repeats}, "gru": {"test_rmse": [0.5] * repeats}}
+    )
+    forecasts = {name: [ACTUAL] * repeats for name in ("rnn", "gru")}
+    verdicts = assess_verdicts([], 0.02, table, forecasts, ACTUAL, ACTUAL, flow)
+    return claims_report(
+        table, {"persistence": 0.7, "ar": 0.6}, verdicts, list(range(repeats)), MODELS, flow
+    )
 
 
 def test_the_gradient_claim_compares_entries_by_arch_whatever_their_names() -> None:
     flow = gradient_flow(
         {
-            "vanilla": ("rnn", [-4.0, -3.5, -4.2, -3.8, -4.1]),
-            "cell": ("lstm", [-1.0, -1.2, -0.9, -1.1, -1.0]),  # keeps ~3 decades more
-            "cell2": ("lstm", [-4.0, -3.5, -4.2, -3.8, -4.0]),  # all but the same
-            "gated": ("gru", [0.0] * 5),
+            "vanilla": ("rnn", [-4.0, -3.5, -4.2, -3.8, -4.1, -3.9, -4.0, -3.7]),
+            "cell": ("lstm", [-1.0, -1.2, -0.9, -1.1, -1.0, -0.8, -1.05, -0.95]),
+            "cell2": ("lstm", [-4.0, -3.5, -4.2, -3.8, -4.0, -4.0, -3.9, -3.8]),
+            "gated": ("gru", [0.0] * 8),
         }
     )
-    text = report(rmse_only_table(5), {"persistence": 0.7, "ar": 0.6}, list(range(5)), MODELS, flow)
+    text = gradient_report(flow, 8)
     assert "at the oldest lag k = 19" in text
     rows = gradient_rows(text)
     assert set(rows) == {
@@ -296,26 +339,29 @@ def test_the_gradient_claim_compares_entries_by_arch_whatever_their_names() -> N
         for pair in ("cell - vanilla", "cell2 - vanilla")
         for weights in ("trained", "at initialisation")
     }
-    assert "| 0.0001 | 0.1 | +2.88 [" in rows[("cell - vanilla", "trained")]
-    assert rows[("cell - vanilla", "trained")].endswith("**weak: supported** |")
-    assert rows[("cell - vanilla", "at initialisation")].endswith("**weak: the LSTM keeps more** |")
-    assert rows[("cell2 - vanilla", "trained")].endswith("**inconclusive** |")
+    assert "| 0.0001122 | 0.1 | +2.9 [" in rows[("cell - vanilla", "trained")]
+    assert rows[("cell - vanilla", "trained")].endswith("**exploratory: supported** |")
+    assert rows[("cell - vanilla", "at initialisation")].endswith("descriptive, no test |")
+    assert rows[("cell2 - vanilla", "trained")].endswith("**exploratory: inconclusive** |")
 
 
 def test_the_gradient_claim_reads_an_rnn_that_keeps_more_as_not_supported() -> None:
-    flow = gradient_flow({"rnn": ("rnn", [-1.0, -1.1, -0.9]), "lstm": ("lstm", [-3.0, -3.1, -2.9])})
-    rows = gradient_rows(
-        report(rmse_only_table(3), {"persistence": 0.7, "ar": 0.6}, [1, 2, 3], MODELS, flow)
-    )
+    rnn = [-1.0, -1.1, -0.9, -1.05, -0.95, -1.0, -1.02, -0.98]
+    flow = gradient_flow({"rnn": ("rnn", rnn), "lstm": ("lstm", [v - 2 for v in rnn])})
+    rows = gradient_rows(gradient_report(flow, 8))
     assert rows[("lstm - rnn", "trained")].endswith(
-        "**weak: not supported (the RNN keeps more)** |"
+        "**exploratory: not supported (the RNN keeps more)** |"
     )
-    assert rows[("lstm - rnn", "at initialisation")].endswith("**weak: the RNN keeps more** |")
 
 
-def test_each_pair_statistic_is_computed_once() -> None:
-    (comparison,) = paired_comparisons({"rnn": RMSE, "lstm": RMSE[::-1].copy()})
-    first = comparison.interval
-    assert comparison.interval is first  # the 10,000-resample bootstrap ran once
-    comparison.summary()
-    assert comparison.interval is first
+def test_the_gradient_claim_needs_both_architectures() -> None:
+    flow = gradient_flow({"rnn": ("rnn", [-3.0, -2.0]), "gru": ("gru", [-1.0, -1.5])})
+    text = gradient_report(flow, 2)
+    assert "n/a: the claim needs an entry of arch `lstm` and one of arch `rnn`" in text
+
+
+def test_each_interval_is_computed_once_per_level() -> None:
+    comparison = PairedComparison("lstm", "rnn", RMSE - RMSE[::-1])
+    first = comparison.interval(0.975)
+    assert comparison.interval(0.975) is first  # the 10,000-resample bootstrap ran once
+    assert comparison.interval(0.95) is not first

@@ -102,23 +102,25 @@ def test_the_pairs_table_holds_each_lags_paired_difference_and_its_verdict() -> 
     rows[0] |= {
         "lstm_vs_rnn.rmse_diff.mean": -0.03,
         "lstm_vs_rnn.rmse_diff.hodges_lehmann": -0.02,
-        "lstm_vs_rnn.rmse_diff.ci95_low": -0.05,
-        "lstm_vs_rnn.rmse_diff.ci95_high": -0.01,
-        "lstm_vs_rnn.wilcoxon_p": 0.0625,
-        "lstm_vs_rnn.p_holm": 0.5,
-        "lstm_vs_rnn.verdict": "weak: lstm better",
+        "lstm_vs_rnn.rmse_diff.ci_low": -0.05,
+        "lstm_vs_rnn.rmse_diff.ci_high": -0.01,
+        "lstm_vs_rnn.rmse_diff.ci_level": 0.975,
+        "lstm_vs_rnn.p": 0.0625,
+        "lstm_vs_rnn.p_adjusted": 0.125,
+        "lstm_vs_rnn.verdict": "primary: inconclusive: the test and the interval disagree",
     }
     rows[1] |= {"lstm_vs_rnn.rmse_diff.mean": -0.01, "lstm_vs_rnn.verdict": "lstm better"}
     table = pairs_table(latest_sweep(rows)).set_index("lag")
     assert list(table.index) == list(SWEEP_LAGS)
     assert set(table["pair"]) == {"lstm - rnn"}
     first = table.loc[SWEEP_LAGS[0]]
-    assert (first["mean"], first["hodges_lehmann"], first["ci95_low"], first["ci95_high"]) == (
+    assert (first["mean"], first["hodges_lehmann"], first["ci_low"], first["ci_high"]) == (
         -0.03,
         -0.02,
         -0.05,
         -0.01,
     )
-    assert (first["p_holm"], first["verdict"]) == (0.5, "weak: lstm better")
-    older = table.loc[SWEEP_LAGS[1]]  # recorded before the Holm rule: no verdict to trust
-    assert older["mean"] == -0.01 and math.isnan(older["p_holm"]) and older["verdict"] == ""
+    assert (first["ci_level"], first["p_adjusted"]) == (0.975, 0.125)
+    assert first["verdict"] == "primary: inconclusive: the test and the interval disagree"
+    older = table.loc[SWEEP_LAGS[1]]  # recorded before the verdict tiers: no verdict to trust
+    assert older["mean"] == -0.01 and math.isnan(older["p_adjusted"]) and older["verdict"] == ""

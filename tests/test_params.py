@@ -30,6 +30,7 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
     assert params.models["rnn_wide"].arch == "rnn"
     assert params.train.epochs == 20 and params.train.learning_rate == 0.01
     assert params.flat()["models.lstm.hidden_size"] == 50
+    assert params.evaluate.primary == [["lstm_tuned", "rnn_tuned"], ["lstm", "rnn"]]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +70,15 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
             r"models\.lstm\.arch = 'transformer'.*rnn, lstm, gru",
         ),
         ({"evaluate.horizon": 0}, r"evaluate\.horizon = 0.*>= 1"),
+        ({"evaluate.primary": "lstm"}, r"evaluate\.primary = 'lstm'.*a list of pairs"),
+        ({"evaluate.primary": [["lstm"]]}, r"evaluate\.primary\[0\] = \['lstm'\].*a pair"),
+        ({"evaluate.primary": [["lstm", "lstm"]]}, r"evaluate\.primary\[0\].*with itself"),
+        (
+            {"evaluate.primary": [["lstm", "rnn"], ["rnn", "lstm"]]},
+            r"evaluate\.primary\[1\] = \['rnn', 'lstm'\] repeats an earlier pair",
+        ),
+        ({"evaluate.primary": [["LSTM", "rnn"]]}, r"evaluate\.primary\[0\] = \['LSTM', 'rnn'\]"),
+        ({"evaluate.equivalence_margin": 0}, r"evaluate\.equivalence_margin = 0.*> 0 and <= 1"),
         ({"tracking.experiment_name": ""}, r"tracking\.experiment_name = ''"),
     ],
 )
@@ -210,3 +220,10 @@ def test_experiment_names_mlflow_refuses_are_caught_first(
         load_params(PATHS.params)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "销量 · Продажи " + "x" * 480)
     assert load_params(PATHS.params)
+
+
+def test_a_primary_pair_may_name_an_entry_this_configuration_lacks(tmp_path: Path) -> None:
+    """Dropping an entry (`-S ~models.lstm`) must not need an edit of evaluate.primary: the
+    pair is left out of the run and claims.md says so (reporting.claims)."""
+    params = load_params(write_params(tmp_path, {"evaluate.primary": [["lstm_big", "rnn"]]}))
+    assert params.evaluate.primary == [["lstm_big", "rnn"]]

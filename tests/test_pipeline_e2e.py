@@ -67,7 +67,7 @@ def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> No
         for statistic in ("mean", "ci95_low", "ci95_high"):
             key = f"{model}.test_rmse.{statistic}"
             assert parent.data.metrics[key] == metrics[model]["test_rmse"][statistic]
-    for statistic in ("mean", "ci95_low", "ci95_high"):
+    for statistic in ("mean", "ci_low", "ci_high", "ci_level"):
         key = f"lstm_vs_rnn.rmse_diff.{statistic}"
         assert parent.data.metrics[key] == metrics["lstm_vs_rnn"]["rmse_diff"][statistic]
     assert parent.data.tags["lstm_vs_rnn.verdict"] == metrics["lstm_vs_rnn"]["verdict"]
@@ -165,7 +165,17 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
 
 def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"rnn", "lstm", "lstm_vs_rnn", "persistence", "ar", "noise_floor"}
+    assert set(metrics) == {
+        "rnn",
+        "lstm",
+        "lstm_vs_rnn",
+        "rnn_vs_ar",
+        "lstm_vs_ar",
+        "verdict_tiers",
+        "persistence",
+        "ar",
+        "noise_floor",
+    }
     assert set(metrics["lstm"]) == {
         "test_rmse",
         "test_mae",
@@ -187,16 +197,18 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "ci95_high",
     }
     pair = metrics["lstm_vs_rnn"]
-    assert set(pair["rmse_diff"]) == {"mean", "hodges_lehmann", "ci95_low", "ci95_high"}
-    # Three repeats: the smallest two-sided signed-rank p is 2/2^3 = 0.25, so no verdict can
-    # pass Holm at 0.05; the interval alone decides between weak and no difference.
-    assert pair["p_holm"] >= 0.25
-    if pair["rmse_diff"]["ci95_high"] < 0:
-        assert pair["verdict"] == "weak: lstm better"
-    elif pair["rmse_diff"]["ci95_low"] > 0:
-        assert pair["verdict"] == "weak: rnn better"
+    assert set(pair["rmse_diff"]) == {"mean", "hodges_lehmann", "ci_low", "ci_high", "ci_level"}
+    # `lstm` - `rnn` is the one primary pair here (no tuned entries), so Holm's m is 1 and its
+    # interval is at 95%. Three repeats: the smallest two-sided sign-flip p is 2/2^3 = 0.25, so
+    # the test cannot reject; an interval that excludes zero disagrees with it.
+    assert pair["rmse_diff"]["ci_level"] == pytest.approx(0.95)
+    assert pair["p_adjusted"] == pair["p"] >= 0.25
+    if pair["rmse_diff"]["ci_high"] < 0 or pair["rmse_diff"]["ci_low"] > 0:
+        assert pair["verdict"] == "primary: inconclusive: the test and the interval disagree"
     else:
-        assert pair["verdict"] == "no difference detected"
+        assert pair["verdict"] == "primary: no difference detected"
+    assert metrics["verdict_tiers"]["primary"]["size"] == 1
+    assert metrics["lstm_vs_ar"]["sq_error_diff"]["verdict"].startswith("exploratory: ")
     per_repeat = pd.read_csv(repo.root / "reports" / "plots" / "repeats.csv")
     assert len(per_repeat) == 6  # 3 repeats of 2 models
     lstm_rows = per_repeat[per_repeat.model == "lstm"].sort_values("repeat")
@@ -215,7 +227,10 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         lstm_rows["test_rmse"].to_numpy()[chosen], rel=1e-9
     )
     claims = (repo.root / "reports" / "claims.md").read_text()
-    assert "(c) the LSTM predicts better" in claims and "3 repeat(s)" in claims
+    assert "## Primary: (c) the first predicts better" in claims and "3 repeat(s)" in claims
+    assert "| lstm - rnn at the article's shared setting |" in claims
+    assert "Primary pair `lstm_tuned` - `rnn_tuned` is not tested" in claims
+    assert "**With 3 repeats no primary verdict can reject**" in claims
     for name in (
         "series",
         "scaling",
@@ -385,8 +400,8 @@ def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
     metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())
     assert metrics["lstm"]["test_rmse"]["ci95_low"] == "n/a"
     assert metrics["lstm"]["test_rmse"]["std"] == "n/a"
-    assert metrics["lstm_vs_rnn"]["wilcoxon_p"] == "n/a"
-    assert metrics["lstm_vs_rnn"]["verdict"].startswith("n/a")
+    assert metrics["lstm_vs_rnn"]["p"] == "n/a"
+    assert metrics["lstm_vs_rnn"]["verdict"].startswith("primary: n/a")
     assert isinstance(metrics["lstm"]["test_rmse"]["mean"], float)
     claims = (pipeline_repo.root / "reports" / "claims.md").read_text()
     assert "torch seed 42;" in claims and "**n/a (one repeat: no interval)**" in claims

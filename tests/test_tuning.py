@@ -305,8 +305,8 @@ def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(
     assert "'scale' didn't change" in repo.dvc("repro").stdout
     claims = (repo.root / "reports" / "claims.md").read_text()
     assert "## Tuned settings" in claims
-    assert "at each model's tuned settings (`lstm_tuned` - `rnn_tuned`" in claims
-    assert "at the article's shared setting (`lstm` - `rnn`" in claims
+    assert "| lstm_tuned - rnn_tuned at each model's tuned settings |" in claims
+    assert "| lstm - rnn at the article's shared setting |" in claims
     assert "## Does each claim survive tuning?" in claims
     chosen = json.loads((repo.root / "tuning" / "lstm_tuned.json").read_text())["chosen"]
     row = next(line for line in claims.splitlines() if line.startswith("| lstm_tuned | 2 |"))

@@ -12,6 +12,7 @@ can always template `${data.path}` as a dependency.
 import difflib
 import io
 import os
+import re
 import typing
 import unicodedata
 from pathlib import Path
@@ -164,9 +165,18 @@ class TuneParams(_Section):
 
 
 class EvaluateParams(_Section):
-    """How the test part is scored beyond one step ahead."""
+    """How the test part is scored beyond one step ahead, and which comparisons are primary.
+
+    `primary`: the pairs [first, second] of model entries whose test RMSE is the run's primary
+    question (reporting.claims); a pair naming an entry the configuration lacks is left out
+    of the run and said so in claims.md (`check_primary_pairs` refuses what is not a pair).
+    `equivalence_margin`: the margin of the equivalence tests, as a share of the linear AR
+    baseline's test RMSE.
+    """
 
     horizon: Annotated[int, Field(ge=1, le=10_000)]
+    primary: list[Any]
+    equivalence_margin: Annotated[float, Field(gt=0, le=1)]
 
 
 class TrackingParams(_Section):
@@ -250,12 +260,44 @@ def load_params(path: Path) -> Params:
                 f"{path.name}: models.{name}.forget_bias = {model.forget_bias} is not allowed; "
                 f"only an lstm has a forget gate (models.{name}.arch = {model.arch}); remove it"
             )
+    check_primary_pairs(params.evaluate.primary, f"{path.name}: evaluate.primary")
     if not isinstance(params.data, CsvData):
         check_series_length(params.data.n_points, params, f"{path.name}: data.n_points")
     check_experiment_name(params.tracking.experiment_name, f"{path.name}: tracking.experiment_name")
     if os.environ.get(EXPERIMENT_NAME_ENV):
         check_experiment_name(os.environ[EXPERIMENT_NAME_ENV], EXPERIMENT_NAME_ENV)
     return params
+
+
+PRIMARY_EXPECTED = (
+    "expected a pair [first, second] of two different model entry names, e.g. "
+    "[lstm_tuned, rnn_tuned]"
+)
+
+
+def check_primary_pairs(primary: list[Any], what: str) -> None:
+    """Refuse an `evaluate.primary` entry that is not a pair of two different entry names, or
+    a pair listed twice (in either order). `what` names the key in messages.
+
+    Raises UserError naming `evaluate.primary[i]`, its value and what is allowed.
+    """
+    seen: set[frozenset[str]] = set()
+    for index, pair in enumerate(primary):
+        key = f"{what}[{index}]"
+        names_ok = (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(n, str) and re.fullmatch(MODEL_NAME_PATTERN, n) for n in pair)
+        )
+        if not names_ok:
+            raise UserError(f"{key} = {pair!r} is not allowed; {PRIMARY_EXPECTED}")
+        if pair[0] == pair[1]:
+            raise UserError(
+                f"{key} = {pair!r} compares '{pair[0]}' with itself; {PRIMARY_EXPECTED}"
+            )
+        if frozenset(pair) in seen:
+            raise UserError(f"{key} = {pair!r} repeats an earlier pair; list each pair once")
+        seen.add(frozenset(pair))
 
 
 def check_experiment_name(name: str, what: str) -> None:
@@ -389,6 +431,11 @@ def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
         return "missing key 'data.source' in data (one of sine, lagged, csv)"
     if kind == "union_tag_invalid":
         return _bad_choice("data.source", raw.get("data", {}).get("source"), DATA_SOURCES)
+    if loc[:2] == ("evaluate", "primary"):
+        return (
+            f"evaluate.primary = {raw['evaluate']['primary']!r} is not allowed; expected a list "
+            f"of pairs of model entries, e.g. [[lstm_tuned, rnn_tuned], [lstm, rnn]], or []"
+        )
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{key} must be a mapping of keys {_allowed_keys(loc)}, got {value!r}"
     if loc[0] == "models" and len(loc) == 2 and kind == "string_pattern_mismatch":

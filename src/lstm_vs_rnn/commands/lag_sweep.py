@@ -5,7 +5,8 @@
 collects every model's test RMSE (mean and 95% interval over repeats), the noise floor and
 persistence from the experiments' metrics (`dvc.api.exp_show`) into reports/lag_sweep.csv and
 reports/figures/lag_sweep.png, and each pair's paired difference (mean, Hodges-Lehmann, 95%
-interval, Wilcoxon and Holm p-values, verdict) into reports/lag_sweep_pairs.csv.
+interval and its level, raw and tier-adjusted p-values, verdict) into
+reports/lag_sweep_pairs.csv.
 `make lag-sweep ARGS=--report-only` redraws from the experiments already run. Each experiment
 also logs to MLflow like any other run.
 
@@ -50,14 +51,15 @@ STATISTICS = ("mean", "ci95_low", "ci95_high")
 BASELINES = ("noise_floor", "persistence", "ar")
 COMMITS_SEARCHED = 20
 SWEEP_TABLE, PAIRS_TABLE = "lag_sweep.csv", "lag_sweep_pairs.csv"
-# A pair's entries in metrics.json (`statistics.PairedComparison.summary`), flattened by dots.
+# A pair's entries in metrics.json (`reporting.claims.Verdicts.metrics`), flattened by dots.
 PAIR_NUMBERS = (
     "rmse_diff.mean",
     "rmse_diff.hodges_lehmann",
-    "rmse_diff.ci95_low",
-    "rmse_diff.ci95_high",
-    "wilcoxon_p",
-    "p_holm",
+    "rmse_diff.ci_low",
+    "rmse_diff.ci_high",
+    "rmse_diff.ci_level",
+    "p",
+    "p_adjusted",
 )
 
 
@@ -121,9 +123,10 @@ def sweep_table(
 
 def pairs_table(sweep: dict[int, dict[str, Any]]) -> pd.DataFrame:
     """One row per lag and pair of models (later entry - earlier, as in metrics.json): the
-    paired test-RMSE difference's mean, Hodges-Lehmann estimate and 95% interval, the raw and
-    Holm-adjusted signed-rank p-values and the verdict. A statistic an older experiment did not
-    record (before the Holm rule) is empty, and so is its verdict."""
+    paired test-RMSE difference's mean, Hodges-Lehmann estimate, interval and its level, the
+    raw and tier-adjusted sign-flip p-values and the verdict (labelled with its tier). A
+    statistic an older experiment did not record (before the verdict tiers) is empty, and so
+    is its verdict."""
     records = []
     for lag, row in sweep.items():
         for first, second in model_pairs(_models(row)):
@@ -132,7 +135,7 @@ def pairs_table(sweep: dict[int, dict[str, Any]]) -> pd.DataFrame:
                 name.replace("rmse_diff.", ""): _optional_number(row, f"{key}.{name}")
                 for name in PAIR_NUMBERS
             }
-            verdict = "" if math.isnan(numbers["p_holm"]) else row.get(f"{key}.verdict")
+            verdict = "" if math.isnan(numbers["p_adjusted"]) else row.get(f"{key}.verdict")
             records.append(
                 {"lag": lag, "pair": f"{first} - {second}", **numbers, "verdict": verdict}
             )

@@ -54,7 +54,7 @@ BASELINES = ("persistence", "ar")
 BASELINE_METRIC = "test_rmse"
 # Each model's mean test RMSE over repeats with its 95% interval; each pair's paired difference.
 MODEL_STATISTICS = ("test_rmse.mean", "test_rmse.ci95_low", "test_rmse.ci95_high")
-PAIR_STATISTICS = ("rmse_diff.mean", "rmse_diff.ci95_low", "rmse_diff.ci95_high")
+PAIR_STATISTICS = ("rmse_diff.mean", "rmse_diff.ci_low", "rmse_diff.ci_high")
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 # Column ids of the attributes shown before the metrics, as the UI names them.
 ATTRIBUTE_COLUMNS = ("runDateAndNestInfo", "duration")

@@ -32,7 +32,7 @@ from lstm_vs_rnn.evaluation.baselines import (
 from lstm_vs_rnn.evaluation.gradients import measure_gradient_flow
 from lstm_vs_rnn.evaluation.horizon import horizon_errors, with_horizon_headline
 from lstm_vs_rnn.evaluation.metrics import forecast_metrics, training_summary
-from lstm_vs_rnn.evaluation.statistics import paired_comparisons, summarise
+from lstm_vs_rnn.evaluation.statistics import summarise
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, at_chosen_settings
@@ -41,7 +41,7 @@ from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat, configure_torch
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.reporting.claims import claims_report, verdict_family
+from lstm_vs_rnn.reporting.claims import assess_verdicts, claims_report
 from lstm_vs_rnn.reporting.figures import (
     error_histogram_figure,
     gradient_flow_figure,
@@ -127,11 +127,14 @@ class Assessment:
             self.trained,
         )
         self.per_repeat = self._per_repeat_table()
-        # Every verdict of the run is one family, Holm-corrected together.
-        self.comparisons, self.claims = verdict_family(
-            paired_comparisons({name: self.column(name, "test_rmse") for name in params.models}),
+        # The verdicts in tiers fixed before the run (reporting.claims).
+        self.verdicts = assess_verdicts(
+            params.evaluate.primary,
+            params.evaluate.equivalence_margin,
             self.per_repeat,
-            self.baselines["ar"]["test_rmse"],
+            self.predictions,
+            self.actual,
+            self._ar_forecast(),
             self.gradients,
         )
 
@@ -161,8 +164,7 @@ class Assessment:
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
             summary[name]["n_parameters"] = self.parameter_counts[name]
             summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
-        for comparison in self.comparisons:
-            summary[comparison.key] = comparison.summary()
+        summary.update(self.verdicts.metrics())
         return with_horizon_headline(
             {**summary, **self.baselines}, self.horizon, self.params.evaluate.horizon
         )
@@ -184,11 +186,10 @@ class Assessment:
             claims_report(
                 self.per_repeat,
                 baseline_rmse,
-                self.comparisons,
+                self.verdicts,
                 self.params.repeat_seeds(),
                 self.model_table(),
                 self.gradients,
-                self.claims,
                 self.tuning,
             ),
         )
@@ -196,7 +197,8 @@ class Assessment:
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
         labelled = {BASELINE_LABELS[name]: value for name, value in baseline_rmse.items()}
         save_figure(repeats_figure(rmse, labelled), paths.figure("repeats"))
-        save_figure(paired_differences_figure(self.comparisons), paths.figure("paired_differences"))
+        pairs = self.verdicts.pair_verdicts()
+        save_figure(paired_differences_figure(pairs), paths.figure("paired_differences"))
         save_figure(loss_figure(self.histories), paths.figure("losses"))
         save_figure(
             predictions_figure(t, self.actual, best, series_labels(self.params.data)),
@@ -283,12 +285,15 @@ class Assessment:
                 predictions[name].append(scaler.inverse_transform(scaled))
         return predictions
 
+    def _ar_forecast(self) -> np.ndarray:
+        """The linear AR baseline's one-step forecasts of the test part, original units."""
+        history_and_test = with_history(self.train, self.actual, self.params.data.window)
+        return autoregressive_forecast(self.autoregression, history_and_test)
+
     def _baseline_metrics(self, values: np.ndarray) -> dict[str, dict[str, float]]:
-        window = self.params.data.window
-        history_and_test = with_history(self.train, self.actual, window)
         forecasts = {
             "persistence": persistence_forecast(values, len(self.actual)),
-            "ar": autoregressive_forecast(self.autoregression, history_and_test),
+            "ar": self._ar_forecast(),
         }
         clean = self._clean_test()
         if clean is not None:

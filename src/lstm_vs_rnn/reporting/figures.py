@@ -21,7 +21,7 @@ from lstm_vs_rnn.reporting.fonts import glyphs_reported_once, use_fallback_fonts
 
 if TYPE_CHECKING:  # comparison imports SciPy, which generate and scale never need
     from lstm_vs_rnn.data.sources import SeriesLabels
-    from lstm_vs_rnn.evaluation.statistics import PairedComparison
+    from lstm_vs_rnn.reporting.claims import Verdict
 
 DPI = 110
 # A line plot shows no more detail than this many points across a figure; beyond it, drawing
@@ -182,9 +182,11 @@ def repeats_figure(
     return figure
 
 
-def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figure:
-    """Per pair, each repeat's RMSE difference, the mean's 95% interval and the Hodges-Lehmann
-    median difference against zero, and the verdict with its Holm-adjusted p-value."""
+def paired_differences_figure(verdicts: Sequence["Verdict"]) -> Figure:
+    """Per pair, each repeat's RMSE difference, the mean's interval at its tier's level and the
+    Hodges-Lehmann median difference against zero, and the verdict (labelled with its tier)
+    with its adjusted p-value."""
+    comparisons = [verdict.comparison for verdict in verdicts]
     figure, axes = plt.subplots(
         figsize=(8, 1.2 + 1.1 * max(1, len(comparisons))), layout="constrained"
     )
@@ -192,11 +194,11 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
         axes.text(0.5, 0.5, "one model entry: no pair to compare", ha="center", va="center")
         axes.set_axis_off()
         return figure
-    for row, comparison in enumerate(comparisons):
+    for row, (verdict, comparison) in enumerate(zip(verdicts, comparisons, strict=True)):
         differences = comparison.differences
         axes.scatter(differences, np.full(len(differences), row), color="gray", s=18, alpha=0.7)
         mean = float(np.mean(differences))
-        interval = comparison.interval
+        interval = verdict.interval
         if interval is not None:
             axes.errorbar(
                 mean,
@@ -211,9 +213,10 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
         else:
             axes.plot(mean, row, "o", color="C3", zorder=3)
         axes.plot(comparison.hodges_lehmann, row, "D", color="C0", ms=6, zorder=4)
-        p_holm = comparison.p_holm
+        p_adjusted = verdict.p_adjusted
         axes.annotate(
-            comparison.verdict + ("" if isinstance(p_holm, str) else f" (Holm p {p_holm:.2g})"),
+            f"{verdict.tier}: {verdict.reading}"
+            + ("" if isinstance(p_adjusted, str) else f" (adjusted p {p_adjusted:.2g})"),
             (mean, row),
             xytext=(0, 9),
             textcoords="offset points",
@@ -224,8 +227,8 @@ def paired_differences_figure(comparisons: Sequence["PairedComparison"]) -> Figu
     axes.set_yticks(range(len(comparisons)), [f"{c.first} - {c.second}" for c in comparisons])
     axes.set_ylim(-0.6, len(comparisons) - 0.3)
     axes.set(
-        title="Paired test-RMSE differences per repeat; red: mean with 95% bootstrap interval, "
-        "blue: Hodges-Lehmann median difference",
+        title="Paired test-RMSE differences per repeat; red: mean with its tier's bootstrap "
+        "interval, blue: Hodges-Lehmann median difference",
         xlabel="test RMSE difference (original units); below 0: the first model is better",
     )
     return figure
