@@ -2,8 +2,9 @@
 models in pairs, from the files the earlier stages wrote.
 
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
-interval over repeats; per pair, the paired RMSE difference, its Hodges-Lehmann estimate, the
-Holm-adjusted signed-rank p-value and the verdict; the baselines), reports/plots/repeats.csv
+interval over repeats; per pair, the paired RMSE difference with its interval at its tier's
+level, the sign-flip test's adjusted p-value and the verdict, in tiers (see reporting.claims);
+each network against AR (Diebold-Mariano); the baselines), reports/plots/repeats.csv
 (every repeat's test metrics), reports/plots/predictions.csv (the test part and, per model, the
 one-step predictions of the repeat logged as its model), reports/plots/grad_sensitivity.csv
 (the forecast's sensitivity to each lag, per model, trained and at init),
