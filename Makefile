@@ -39,7 +39,7 @@ $(STAMP): requirements.txt
 run: setup
 	python -m lstm_vs_rnn.commands.prune
 	if dvc remote default >/dev/null 2>&1; then dvc repro --pull; else dvc repro; fi
-	python -m lstm_vs_rnn.tracking.completeness
+	python -m lstm_vs_rnn.commands.ensure_recorded
 
 # Outputs and the run-cache (which stage run gave which outputs) to the default DVC remote.
 push: setup

@@ -12,7 +12,7 @@ Run by `dvc repro`; directly: `PYTHONPATH=src python stages/evaluate.py`.
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
 
 # isort: split
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.evaluation.horizon import check_horizon
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS

@@ -8,7 +8,7 @@ Run by `dvc repro`; directly: `PYTHONPATH=src python stages/scale.py`.
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
 
 # isort: split
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.pipeline import scale

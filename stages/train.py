@@ -17,7 +17,7 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 # isort: split
 import argparse
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 
 
 def parse_model_name() -> str:

@@ -297,7 +297,7 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
         assert run.data.tags["git.dirty"] == "true"  # params.yaml differs from the commit
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(edited.data.metrics)
     completion = repo.run(
-        "python", "-m", "lstm_vs_rnn.tracking.completeness", env={"PYTHONPATH": "src"}
+        "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )
     assert stages_run(completion.stdout) == []  # recorded: the skipped stages are shared
     repo.commit("second configuration")
@@ -314,7 +314,7 @@ def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_
     lock_before = (clone.root / "dvc.lock").read_bytes()
     assert lock_before == (repo.root / "dvc.lock").read_bytes()  # same params, same bytes
     completion = clone.run(
-        "python", "-m", "lstm_vs_rnn.tracking.completeness", env={"PYTHONPATH": "src"}
+        "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )
     assert stages_run(completion.stdout) == ["evaluate"]
     assert (clone.root / "dvc.lock").read_bytes() == lock_before
@@ -323,7 +323,7 @@ def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_
     assert sorted(children(client, parent.info.run_id)) == sorted(TRACKED_STAGES)
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(parent.data.metrics)
     again = clone.run(
-        "python", "-m", "lstm_vs_rnn.tracking.completeness", env={"PYTHONPATH": "src"}
+        "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )
     assert stages_run(again.stdout) == []
 

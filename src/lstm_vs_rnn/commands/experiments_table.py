@@ -31,7 +31,7 @@ import sys
 import textwrap
 from typing import Any
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.files import write_csv

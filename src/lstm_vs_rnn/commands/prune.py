@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.files import write_text
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths

@@ -43,7 +43,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.paths import workspace_root
 from lstm_vs_rnn.processes import die_with_parent

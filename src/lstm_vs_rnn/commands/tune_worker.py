@@ -18,7 +18,7 @@ import time
 import optuna
 import torch
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.modeling.tuning import (
     load_study,

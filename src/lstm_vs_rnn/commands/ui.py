@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.commands.team_server import UVICORN_OPTS, ensure_port_free, wait_for_health
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.params import Params, load_params

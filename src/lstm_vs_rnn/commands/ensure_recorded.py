@@ -10,12 +10,12 @@ new evaluate run even if a training stage has no run under it.
 Outputs are byte-identical, so `dvc.lock` does not change. After a param edit that `dvc repro`
 ran, it does nothing.
 
-Usage: `PYTHONPATH=src python -m lstm_vs_rnn.tracking.completeness` (part of `make run`).
+Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.ensure_recorded` (part of `make run`).
 """
 
 import subprocess
 
-from lstm_vs_rnn.cli import run_entry_point
+from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
