@@ -63,7 +63,7 @@ PAIR_NUMBERS = (
 )
 
 
-def experiment_name(lag: int) -> str:
+def dvc_experiment_name(lag: int) -> str:
     return f"lag-{lag}"
 
 
@@ -79,7 +79,7 @@ def run_sweep(jobs: int) -> None:
     """Queue one experiment per lag (replacing an earlier sweep's) and run the queue."""
     _remove_earlier_sweep()
     for lag in sorted(SWEEP_LAGS, reverse=True):  # longest first: the windows set the time
-        _dvc("exp", "run", "--queue", "--name", experiment_name(lag), *sweep_overrides(lag))
+        _dvc("exp", "run", "--queue", "--name", dvc_experiment_name(lag), *sweep_overrides(lag))
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
 
@@ -88,13 +88,15 @@ def latest_sweep(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     by_name: dict[str, dict[str, Any]] = {}
     for row in rows:
         by_name.setdefault(row.get("Experiment"), row)
-    missing = [experiment_name(lag) for lag in SWEEP_LAGS if experiment_name(lag) not in by_name]
+    missing = [
+        dvc_experiment_name(lag) for lag in SWEEP_LAGS if dvc_experiment_name(lag) not in by_name
+    ]
     if missing:
         raise UserError(
             f"no finished experiment {', '.join(missing)}: run 'make lag-sweep' first "
             f"('dvc exp show' lists the experiments there are)"
         )
-    return {lag: by_name[experiment_name(lag)] for lag in SWEEP_LAGS}
+    return {lag: by_name[dvc_experiment_name(lag)] for lag in SWEEP_LAGS}
 
 
 def sweep_table(
@@ -203,7 +205,7 @@ def write_report(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 def _remove_earlier_sweep() -> None:
     """Drop experiments of an earlier sweep, so each name stays unique (none is no error)."""
-    names = [experiment_name(lag) for lag in SWEEP_LAGS]
+    names = [dvc_experiment_name(lag) for lag in SWEEP_LAGS]
     subprocess.run(["dvc", "exp", "remove", *names], cwd=PATHS.root, capture_output=True)
 
 
