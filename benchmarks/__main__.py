@@ -19,6 +19,7 @@ from benchmarks import (
     peers,
     pinned_kernels,
     pipeline_loop,
+    repeat_workers,
     scale_run,
     throughput,
     tracking_overhead,
@@ -53,6 +54,9 @@ class Sizes:
     base_repeats: int
     tuning_params: dict[str, Any]
     peer_repeats: int
+    # Series lengths at which training repeats are timed on 1 and 2 workers (the first: default).
+    worker_points: tuple[int, ...]
+    worker_repeats: int
     # NeuralForecast and darts need an environment of their own (about 2 GB, minutes to build).
     peer_libraries: bool
     # The smoke run's pipeline params already are its scale params, so its one full run
@@ -82,6 +86,8 @@ FULL = Sizes(
     base_repeats=3,
     tuning_params={**default_params(), "tune.n_trials": 8},
     peer_repeats=3,
+    worker_points=(1_000, 10_000, 100_000),
+    worker_repeats=3,
     peer_libraries=True,
 )
 # Tiny: conftest's TINY_PARAMS for the pipeline, one repeat of everything.
@@ -114,6 +120,8 @@ SMOKE = Sizes(
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
     peer_repeats=1,
+    worker_points=(300,),
+    worker_repeats=1,
     peer_libraries=False,
     scale_reuses_full_run=True,
     base_reuses_full_run=True,
@@ -161,6 +169,9 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         measured if sizes.base_reuses_full_run else None,
     )
     rows += tuning.run(workdir, sizes.tuning_params)
+    rows += repeat_workers.run(
+        workdir, sizes.pipeline_params, sizes.worker_points, sizes.worker_repeats
+    )
     rows += peers.run(
         workdir,
         load_params(repo.root / "params.yaml"),
