@@ -18,7 +18,6 @@ re-enqueued by `RetryHeartbeatStaleTrialCallback`, and counts once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ from typing import Any
 
 import optuna
 import torch
+from filelock import FileLock
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -317,8 +317,7 @@ def _create_sqlite_storage(url: str, engine: dict[str, Any]) -> None:
     path = Path(parsed.database)
     if path.exists() or not path.parent.is_dir():
         return  # a missing folder fails in RDBStorage, with the usual one-line error
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(path.with_name(path.name + ".lock")):
         if path.exists():
             return  # another process created it while this one waited for the lock
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")

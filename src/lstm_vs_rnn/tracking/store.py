@@ -12,7 +12,6 @@ stage stopped by bad params or a missing input fails fast and never touches MLfl
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -24,6 +23,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+from filelock import FileLock
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params
@@ -91,20 +92,14 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
-@contextmanager
-def store_lock() -> Iterator[None]:
-    """Serialise store creation and parent find-or-create across parallel DVC queue workers.
+def store_lock() -> FileLock:
+    """The lock (`with store_lock():`, waiting as long as it takes) that serialises store
+    creation and parent find-or-create across parallel DVC queue workers.
 
     Two processes opening a fresh SQLite store at once race on its schema migration, and two
     stages of one configuration would otherwise both create a parent.
     """
-    path = workspace_root() / LOCK_FILE
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(workspace_root() / LOCK_FILE)
 
 
 def connect() -> MlflowClient:
