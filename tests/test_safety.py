@@ -14,11 +14,10 @@ import requests
 import torch
 from conftest import REPO_ROOT, MlflowServer, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.params import ModelParams, parse_yaml
-from lstm_vs_rnn.tracking.store import redact
 
 SOURCES = sorted([*(REPO_ROOT / "src").rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
 

@@ -44,7 +44,7 @@ from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from lstm_vs_rnn.cli import run_entry_point
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.paths import workspace_root
 from lstm_vs_rnn.processes import die_with_parent
 
@@ -555,8 +555,8 @@ def main() -> None:
     print(f"OPTUNA_STORAGE={config.database_uri(OPTUNA_DB)}", flush=True)
     print(
         f'tune workers on other machines: OPTUNA_STORAGE="$(cat {config.study_url_file})" '
-        f"(postgresql://{OPTUNA_ROLE}:***@{config.study_host}:{config.study_port}"
-        f"/{OPTUNA_DB}; the password is in that file, readable by you only)",
+        f"({redact(config.study_uri(study_password(config)))}; the password is in that file, "
+        f"readable by you only)",
         flush=True,
     )
     print(f"data in {config.data_dir}; Ctrl-C stops the server and PostgreSQL.", flush=True)

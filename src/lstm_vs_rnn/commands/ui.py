@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.commands.team_server import UVICORN_OPTS, ensure_port_free, wait_for_health
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
@@ -37,7 +37,6 @@ from lstm_vs_rnn.tracking.store import (
     connect,
     experiment_name,
     local_artifacts_dir,
-    redact,
     tracking_uri,
 )
 
