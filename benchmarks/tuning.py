@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.report import Row
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
+from lstm_vs_rnn.processes import usable_cores
 from tests.conftest import PipelineRepo, copy_project, free_port, make_pipeline_repo
 
 SECTION = "7 tuning"
@@ -85,7 +86,7 @@ def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
     n_trials = params["tune.n_trials"]
     repo = tuning_copy(workdir / "tuning", params)
     joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     one = timed_stage(repo, 1, {})
     every = timed_stage(repo, None, {})
     return [

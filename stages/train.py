@@ -41,12 +41,13 @@ from lstm_vs_rnn.modeling.repeats import (
 from lstm_vs_rnn.modeling.training import best_validation_repeat, history_frame
 from lstm_vs_rnn.params import Params, load_params, validation_windows
 from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.tracking.identity import file_sha256
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 from lstm_vs_rnn.tracking.tags import MODEL_HASH_TAG
-from lstm_vs_rnn.workers import failed_job, usable_cores, worker_pool
+from lstm_vs_rnn.workers import failed_job, worker_pool
 
 
 def parse_model_name() -> str:

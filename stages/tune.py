@@ -31,6 +31,7 @@ from lstm_vs_rnn.files import write_csv, write_json
 from lstm_vs_rnn.modeling.chosen_settings import tuning_result
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS, PROJECT_ROOT
+from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ FINISH_GRACE_SECONDS = 10.0
 
 def worker_count(params: Params) -> int:
     """`tune.workers`, else every core this process may run on (each trial uses one thread)."""
-    return params.tune.workers or len(os.sched_getaffinity(0))
+    return params.tune.workers or usable_cores()
 
 
 class LocalWorkers:
