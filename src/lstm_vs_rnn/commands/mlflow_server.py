@@ -87,7 +87,8 @@ def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 class MlflowServer:
     """One `mlflow server` process group, started and stopped as one; it can be restarted.
 
-    `url` is where this machine reaches it (for the health check); its output goes to `log`
+    `url` is where this machine reaches it (for the health check); `env` the environment it
+    starts from (default: this process's; see `server_env`); its output goes to `log`
     (appended) or, without one, to this process's terminal.
     """
 
