@@ -28,6 +28,7 @@ from benchmarks import (
 from benchmarks.probed_repo import REPO_ROOT, default_params
 from benchmarks.report import Row, render
 from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.processes import usable_cores
 from tests.conftest import TINY_PARAMS
 
 
@@ -192,7 +193,7 @@ def machine() -> str:
         platform.processor() or "unknown CPU",
     )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load}"
+    return f"{cpu}, {usable_cores()} cores, Python {platform.python_version()}, load {load}"
 
 
 def main() -> None:

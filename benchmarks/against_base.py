@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks.probed_repo import REPO_ROOT, ProbedRepo, ReproResult, StageRecord
 from benchmarks.report import Row, seconds, verdict
 from lstm_vs_rnn.params import parse_yaml
+from lstm_vs_rnn.processes import usable_cores
 from tests.conftest import TINY_PARAMS, PipelineRepo, clean_env, make_pipeline_repo
 
 SECTION = "6 vs base"
@@ -159,7 +160,7 @@ def run(
     return [
         Row(
             SECTION,
-            f"full `dvc repro`, this code vs {commit}, {os.cpu_count()} cores",
+            f"full `dvc repro`, this code vs {commit}, {usable_cores()} cores",
             f"{new:.1f} s / {old:.1f} s = {new / old:.2f}x",
             f"<= {PIPELINE_TARGET}x",
             verdict(new / old <= PIPELINE_TARGET),

@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.report import Row
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
+from lstm_vs_rnn.processes import usable_cores
 from tests.conftest import PipelineRepo, copy_project, free_port, make_pipeline_repo
 
 SECTION = "7 tuning"
@@ -49,35 +50,35 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
     # Only its PostgreSQL is used: the second copy joins over TCP, as another machine would.
     config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
     copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
-    with (folder / "mlflow.log").open("ab") as log:
-        server = TeamServer(config, mlflow_log=log)
-        server.start()
-        try:
-            storage = {"OPTUNA_STORAGE": config.database_uri(OPTUNA_DB), "PYTHONPATH": "src"}
-            remote = {**storage, "OPTUNA_STORAGE": config.study_url_file.read_text().strip()}
-            copies[0].edit_params({"tune.workers": 1})
-            started = time.perf_counter()
-            stage = subprocess.Popen(
-                ["python", "stages/tune.py", ENTRY],
-                cwd=copies[0].root,
-                env={**copies[0].env, **storage},
-                stdout=subprocess.DEVNULL,
-            )
-            copies[1].run(
-                "python",
-                "-m",
-                "lstm_vs_rnn.commands.tune_worker",
-                "--entry",
-                ENTRY,
-                "--wait",
-                "120",
-                env=remote,
-            )
-            stage.wait(timeout=3600)
-            return time.perf_counter() - started
-        finally:
-            server.stop()
-            shutil.rmtree(folder, ignore_errors=True)
+    log = folder / "mlflow.log"
+    server = TeamServer(config, mlflow_log=log)
+    server.start()
+    try:
+        storage = {"OPTUNA_STORAGE": config.database_uri(OPTUNA_DB), "PYTHONPATH": "src"}
+        remote = {**storage, "OPTUNA_STORAGE": config.study_url_file.read_text().strip()}
+        copies[0].edit_params({"tune.workers": 1})
+        started = time.perf_counter()
+        stage = subprocess.Popen(
+            ["python", "stages/tune.py", ENTRY],
+            cwd=copies[0].root,
+            env={**copies[0].env, **storage},
+            stdout=subprocess.DEVNULL,
+        )
+        copies[1].run(
+            "python",
+            "-m",
+            "lstm_vs_rnn.commands.tune_worker",
+            "--entry",
+            ENTRY,
+            "--wait",
+            "120",
+            env=remote,
+        )
+        stage.wait(timeout=3600)
+        return time.perf_counter() - started
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
@@ -85,7 +86,7 @@ def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
     n_trials = params["tune.n_trials"]
     repo = tuning_copy(workdir / "tuning", params)
     joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     one = timed_stage(repo, 1, {})
     every = timed_stage(repo, None, {})
     return [

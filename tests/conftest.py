@@ -6,12 +6,10 @@ End-to-end tests run the real `dvc` and the real MLflow store there; nothing is 
 
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from filelock import FileLock
 
+from lstm_vs_rnn.commands import mlflow_server
+from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
 # Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
@@ -330,62 +329,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group."""
+class MlflowServer(mlflow_server.MlflowServer):
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, supervised as `make ui`
+    and `make server` supervise theirs (its own process group, stopped whole)."""
 
     def __init__(self, root: Path, port: int | None = None) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        root.mkdir(parents=True, exist_ok=True)
+        command = mlflow_server.server_command(
+            f"sqlite:///{root / 'server.db'}", root / "artifacts", "127.0.0.1", self.port
+        )
+        super().__init__(command, self.uri, env=clean_env(), log=root / "server.log", cwd=root)
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.root / 'server.db'}",
-            "--artifacts-destination",
-            str(self.root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        with (self.root / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.root,
-                env=clean_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        """Start it; fail the test with the server's log if it does not answer."""
         try:
-            wait_until_healthy(self.uri, self.process, self.log, timeout)
-        except AssertionError:
-            self.stop()
-            raise
+            super().start(timeout)
+        except UserError as error:
+            raise AssertionError(f"{error}:\n{self.log_tail()}") from None
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)  # its own group: the server and its workers
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def log(self) -> str:
+    def log_tail(self) -> str:
         path = self.root / "server.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
@@ -393,18 +361,12 @@ class MlflowServer:
 def wait_until_healthy(
     base_url: str, process: subprocess.Popen, log: Callable[[], str], timeout: float = 120
 ) -> None:
-    """Poll the server's /health until it answers; fail with its log if it dies or hangs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}:\n{log()}")
-        try:
-            if requests.get(f"{base_url}/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the server did not answer within {timeout} s:\n{log()}")
+    """Wait as `make ui` and `make server` wait for their server's /health; fail with its log
+    if it dies or hangs."""
+    try:
+        mlflow_server.wait_for_health(base_url, process, timeout)
+    except UserError as error:
+        raise AssertionError(f"{error}:\n{log()}") from None
 
 
 @contextmanager

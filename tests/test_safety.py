@@ -14,11 +14,10 @@ import requests
 import torch
 from conftest import REPO_ROOT, MlflowServer, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.params import ModelParams, parse_yaml
-from lstm_vs_rnn.tracking.store import redact
 
 SOURCES = sorted([*(REPO_ROOT / "src").rglob("*.py"), *(REPO_ROOT / "stages").glob("*.py")])
 
@@ -78,6 +77,14 @@ def test_redact_hides_only_the_password() -> None:
     assert redact("https://bob:p%40ss@example.org") == "https://bob:***@example.org"
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+    # A password's own '@' (not percent-encoded), an IPv6 host, and URLs inside a message.
+    assert redact("postgresql://u:p@ss@db/x") == "postgresql://u:***@db/x"
+    assert redact("http://[::1]:5000") == "http://[::1]:5000"
+    assert (
+        redact("to http://a:b@h/x failed: http://c:d@i")
+        == "to http://a:***@h/x failed: http://c:***@i"
+    )
+    assert redact("password s3cret rejected", "s3cret") == "password *** rejected"
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -106,6 +106,12 @@ GOOD_ROWS = "".join(ROWS)
         ),
         ("year,value\n" + GOOD_ROWS + "2040,\n", {}, "s.csv, line 42: empty cell in column"),
         (
+            "year,value\n" + GOOD_ROWS + "2040,1,2\n",
+            {},
+            "s.csv: not a readable CSV (Error tokenizing data. C error: Expected 2 fields in "
+            "line 42, saw 3)",
+        ),
+        (
             "year,value\n" + "".join(ROWS[:3]) + "2003,n/a\n" + "".join(ROWS[4:]),
             {},
             "s.csv, line 5: 'n/a' in column 'value' is not a finite number",
@@ -147,6 +153,7 @@ GOOD_ROWS = "".join(ROWS)
         "missing-column",
         "missing-time-column",
         "empty-cell",
+        "extra-cell",
         "text-cell",
         "infinite-cell",
         "time-backwards",

@@ -24,7 +24,8 @@ import pytest
 import requests
 from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.commands.team_server import ServerConfig, TeamServer, ensure_port_free
+from lstm_vs_rnn.commands.mlflow_server import ensure_port_free
+from lstm_vs_rnn.commands.team_server import ServerConfig, TeamServer
 from lstm_vs_rnn.params import dump_yaml
 from lstm_vs_rnn.tracking.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
 
@@ -101,20 +102,20 @@ def team(data_dir: Path) -> Iterator[Team]:
     }
     saved = {key: os.environ.get(key) for key in secrets}
     os.environ.update(secrets)
-    with (data_dir / "mlflow.log").open("ab") as log:
-        server = TeamServer(config, mlflow_log=log)
-        try:
-            server.start()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key)
-                else:
-                    os.environ[key] = value
-        try:
-            yield Team(server, config.url)
-        finally:
-            server.stop()
+    log = data_dir / "mlflow.log"
+    server = TeamServer(config, mlflow_log=log)
+    try:
+        server.start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+    try:
+        yield Team(server, config.url)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

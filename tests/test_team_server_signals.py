@@ -18,7 +18,7 @@ import pytest
 import requests
 from conftest import clean_env, free_port
 
-from lstm_vs_rnn.commands.team_server import ensure_port_free
+from lstm_vs_rnn.commands.mlflow_server import ensure_port_free
 
 pytestmark = pytest.mark.e2e
 

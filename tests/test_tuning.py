@@ -207,15 +207,15 @@ def postgres_storage() -> Iterator[Storages]:
     os.chmod(folder, 0o755)
     # Only its PostgreSQL is used.
     config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
-    with (folder / "mlflow.log").open("ab") as log:
-        server = TeamServer(config, mlflow_log=log)
-        server.start()
-        try:
-            remote = config.study_url_file.read_text().strip()
-            yield Storages(config.database_uri(OPTUNA_DB), remote, config)
-        finally:
-            server.stop()
-            shutil.rmtree(folder, ignore_errors=True)
+    log = folder / "mlflow.log"
+    server = TeamServer(config, mlflow_log=log)
+    server.start()
+    try:
+        remote = config.study_url_file.read_text().strip()
+        yield Storages(config.database_uri(OPTUNA_DB), remote, config)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_clones_share_one_study_through_postgresql(

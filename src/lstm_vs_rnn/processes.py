@@ -1,6 +1,8 @@
-"""Child processes that never outlive the process that started them."""
+"""Child processes that never outlive the process that started them, and the cores they may
+run on."""
 
 import ctypes
+import os
 import signal
 import sys
 
@@ -20,3 +22,9 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
+    restrict; os.cpu_count() counts the machine's), the default number of worker processes."""
+    return len(os.sched_getaffinity(0))

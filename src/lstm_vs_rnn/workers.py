@@ -54,12 +54,6 @@ def failed_job(error: BaseException) -> int | None:
     return getattr(error, JOB_INDEX, None)
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
-    restrict), the default size of a pool."""
-    return len(os.sched_getaffinity(0))
-
-
 def report(event: Any) -> None:
     """Send `event` (picklable) to the parent's `on_event`; does nothing outside a pool."""
     if _events is not None:

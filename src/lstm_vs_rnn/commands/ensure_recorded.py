@@ -16,11 +16,11 @@ Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.ensure_recorded` (part of 
 import subprocess
 
 from lstm_vs_rnn.entry_point import run_entry_point
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.tracking.parents import find_parent
-from lstm_vs_rnn.tracking.store import connect, experiment_name, redact, tracking_uri
+from lstm_vs_rnn.tracking.store import connect, experiment_name, tracking_uri
 from lstm_vs_rnn.tracking.tags import HEADLINE_METRIC
 
 

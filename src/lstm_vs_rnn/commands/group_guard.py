@@ -31,6 +31,8 @@ def main() -> None:
     die_with_parent(signal.SIGTERM)
     for stop in STOP_SIGNALS:
         signal.signal(stop, _stop_group)
+    # Its starter may have held them back while starting it (see mlflow_server.MlflowServer).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     if os.getppid() != parent:  # the parent died before the request took effect
         sys.exit(1)
     command = subprocess.Popen(sys.argv[1:])

@@ -35,16 +35,21 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from lstm_vs_rnn.commands.mlflow_server import (
+    MlflowServer,
+    ensure_port_free,
+    server_command,
+    stop_group,
+)
 from lstm_vs_rnn.entry_point import run_entry_point
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.paths import workspace_root
 from lstm_vs_rnn.processes import die_with_parent
 
@@ -76,14 +81,6 @@ SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 # Names every client on this machine uses; `--allowed-hosts` replaces MLflow's defaults.
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 START_TIMEOUT_S = 120.0
-HEALTH_POLL_S = 0.25
-STOP_TIMEOUT_S = 30.0
-# The MLflow server runs under this guard, which takes its process group down with this process.
-GROUP_GUARD = (sys.executable, "-m", "lstm_vs_rnn.commands.group_guard")
-SRC_ROOT = Path(__file__).resolve().parents[2]
-# uvicorn without its access log (a line per request, /health polls included) and its INFO
-# start and stop lines; request errors and their tracebacks still print (as `make ui`).
-UVICORN_OPTS = "--no-access-log --log-level warning"
 
 
 @dataclass(frozen=True)
@@ -161,11 +158,11 @@ class ServerConfig:
 class TeamServer:
     """PostgreSQL plus `mlflow server` on it; `start()` returns once the API answers."""
 
-    def __init__(self, config: ServerConfig, mlflow_log: IO[bytes] | None = None) -> None:
+    def __init__(self, config: ServerConfig, mlflow_log: Path | None = None) -> None:
         self.config = config
         self.mlflow_log = mlflow_log
         self.postgres: subprocess.Popen[bytes] | None = None
-        self.mlflow: subprocess.Popen[bytes] | None = None
+        self.mlflow: MlflowServer | None = None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         check_auth_environment(self.config)
@@ -187,19 +184,19 @@ class TeamServer:
     def stop(self) -> None:
         """The tracking server first (it holds connections), then PostgreSQL's fast shutdown."""
         if self.mlflow is not None:
-            _stop_group(self.mlflow, signal.SIGTERM)
+            self.mlflow.stop()
         if self.postgres is not None:
-            _stop_group(self.postgres, signal.SIGINT)
+            stop_group(self.postgres, signal.SIGINT)
 
     def wait(self) -> str:
         """Block until either process exits; return which one did."""
         while True:
-            for name, process in (
-                ("the MLflow server", self.mlflow),
-                ("PostgreSQL", self.postgres),
+            for name, code in (
+                ("the MLflow server", self.mlflow.poll() if self.mlflow else None),
+                ("PostgreSQL", self.postgres.poll() if self.postgres else None),
             ):
-                if process is not None and process.poll() is not None:
-                    return f"{name} exited with code {process.returncode}"
+                if code is not None:
+                    return f"{name} exited with code {code}"
             time.sleep(0.5)
 
     def _start_postgres(self, timeout: float) -> None:
@@ -231,50 +228,37 @@ class TeamServer:
 
     def _start_mlflow(self, timeout: float) -> None:
         self.config.artifacts.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
-            # The guard's package, wherever this process found it.
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, (str(SRC_ROOT), os.environ.get("PYTHONPATH")))
-            ),
-        }
         if self.config.auth:
             write_auth_config(self.config)
-            env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.config.auth_config)
-        self.mlflow = subprocess.Popen(
-            [*GROUP_GUARD, *mlflow_command(self.config)],
-            env=env,
-            stdout=self.mlflow_log,
-            stderr=subprocess.STDOUT if self.mlflow_log else None,
-            start_new_session=True,
+        self.mlflow = MlflowServer(
+            mlflow_command(self.config),
+            self.config.local_url,
+            env=mlflow_env(self.config),
+            log=self.mlflow_log,
         )
-        wait_for_health(self.config.local_url, self.mlflow, timeout)
+        self.mlflow.start(timeout)
 
 
 def mlflow_command(config: ServerConfig) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
+    """The tracking server on PostgreSQL, answering to the allowed host names, with basic
+    auth if asked for."""
+    options = ["--allowed-hosts", ",".join(config.host_patterns())]
+    if config.auth:
+        options += ["--app-name", "basic-auth"]
+    return server_command(
         config.database_uri(TRACKING_DB),
-        "--artifacts-destination",
-        str(config.artifacts),
-        "--host",
+        config.artifacts,
         config.host,
-        "--port",
-        str(config.port),
-        "--workers",
-        str(config.workers),
-        "--allowed-hosts",
-        ",".join(config.host_patterns()),
-        "--uvicorn-opts",
-        UVICORN_OPTS,
-    ]
-    return [*command, "--app-name", "basic-auth"] if config.auth else command
+        config.port,
+        config.workers,
+        options,
+    )
+
+
+def mlflow_env(config: ServerConfig) -> dict[str, str]:
+    """This process's environment, with the basic-auth app's settings file when asked for."""
+    auth = {"MLFLOW_AUTH_CONFIG_PATH": str(config.auth_config)} if config.auth else {}
+    return {**os.environ, **auth}
 
 
 def check_auth_environment(config: ServerConfig) -> None:
@@ -455,57 +439,6 @@ def write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Return once an MLflow server we started answers /health; one line if it exits first or
-    never answers (`make ui` and `make server` alike)."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise UserError(
-                f"the MLflow server exited with code {process.returncode} while starting; "
-                f"its messages are above"
-            )
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(HEALTH_POLL_S)
-    raise UserError(f"the MLflow server did not answer at {url} within {timeout:.0f} s")
-
-
-def ensure_port_free(host: str, port: int, other_port: str) -> None:
-    """Fail with one line before uvicorn does with a page of errors; `other_port` is the
-    command that picks another port (e.g. 'make ui PORT=5001').
-
-    SO_REUSEADDR as the server sets it: a port left in TIME_WAIT by a server just stopped is
-    free, a port something listens on is not.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise UserError(
-                f"port {port} on {host} is not available ({exc.strerror}); "
-                f"stop what uses it or pick another, e.g. '{other_port}'"
-            ) from None
-
-
-def _stop_group(process: subprocess.Popen[bytes], first: signal.Signals) -> None:
-    """Signal the process's own group, wait, and kill it if it does not stop in time."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, first)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def parse_args() -> ServerConfig:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
@@ -555,8 +488,8 @@ def main() -> None:
     print(f"OPTUNA_STORAGE={config.database_uri(OPTUNA_DB)}", flush=True)
     print(
         f'tune workers on other machines: OPTUNA_STORAGE="$(cat {config.study_url_file})" '
-        f"(postgresql://{OPTUNA_ROLE}:***@{config.study_host}:{config.study_port}"
-        f"/{OPTUNA_DB}; the password is in that file, readable by you only)",
+        f"({redact(config.study_uri(study_password(config)))}; the password is in that file, "
+        f"readable by you only)",
         flush=True,
     )
     print(f"data in {config.data_dir}; Ctrl-C stops the server and PostgreSQL.", flush=True)

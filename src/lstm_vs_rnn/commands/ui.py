@@ -9,27 +9,22 @@ its 95% interval, each pair's paired difference and verdict, and the persistence
 baselines as columns, without anyone picking them in the Columns menu. It is printed once the
 server answers, so it works when clicked. The server logs its errors, not every request.
 
-The server runs in its own session: a terminal's Ctrl-C reaches only this process, which
-stops the server and prints one line, rather than the server's own shutdown tracebacks.
+The server runs in its own session (see `mlflow_server`): a terminal's Ctrl-C reaches only this
+process, which stops the server and prints one line, rather than the server's own shutdown
+tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from lstm_vs_rnn.commands.team_server import UVICORN_OPTS, ensure_port_free, wait_for_health
+from lstm_vs_rnn.commands.mlflow_server import MlflowServer, ensure_port_free, server_command
 from lstm_vs_rnn.entry_point import run_entry_point
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.evaluation.statistics import model_pairs
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
@@ -37,7 +32,6 @@ from lstm_vs_rnn.tracking.store import (
     connect,
     experiment_name,
     local_artifacts_dir,
-    redact,
     tracking_uri,
 )
 
@@ -61,12 +55,8 @@ ATTRIBUTE_COLUMNS = ("runDateAndNestInfo", "duration")
 # Wide enough for a whole configuration name such as "rnn h50x1 · lstm h64x1 · 20ep ...".
 RUN_NAME_WIDTH_PX = 420
 METRIC_WIDTH_PX = 130
-STOP_TIMEOUT_S = 30.0
 # `mlflow server` answers after 4-5 s on an idle 2-core machine and 10-20 s on a busy one.
 START_TIMEOUT_S = 180.0
-# prctl(2): the kernel sends the child this signal when the parent dies.
-PR_SET_PDEATHSIG = 1
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def parse_args() -> argparse.Namespace:
@@ -164,121 +154,39 @@ def runs_table_url(base: str, params: Params) -> str:
     )
 
 
-def server_command(uri: str, host: str, port: int) -> list[str]:
-    """`mlflow server` on the SQLite store; new experiments' artifacts go beside it.
+def ui_server(uri: str, host: str, port: int) -> MlflowServer:
+    """`mlflow server` on the SQLite store, printing to this terminal; new experiments'
+    artifacts go beside the store.
 
     Experiments the pipeline creates carry their own file:// artifact location, which the
     server reads directly; the destination only matters for experiments made in the UI, and
     must not depend on the directory `make ui` was started from.
     """
     artifacts = local_artifacts_dir(uri)
-    return [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--registry-store-uri",
-        uri,
-        "--artifacts-destination",
-        str(artifacts),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--uvicorn-opts",
-        UVICORN_OPTS,
-    ]
-
-
-def server_env() -> dict[str, str]:
-    """The environment, without MLflow's GenAI job runner and its INFO lines by default.
-
-    The job runner (seven worker processes) serves LLM judges and prompt optimisation, which
-    this project never uses. MLflow's INFO lines at start ("Creating initial MLflow database
-    tables...") and the StarletteDeprecationWarning that MLflow's own code triggers say nothing
-    a user can act on; other warnings and errors still show.
-    """
-    env = os.environ.copy()
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    env.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    env.setdefault("PYTHONWARNINGS", "ignore::UserWarning:mlflow.server.fastapi_app")
-    return env
-
-
-def _own_session_dying_with_parent() -> None:
-    """Runs in the server's process before exec: a new session, so a terminal's Ctrl-C goes
-    to this command alone; SIGTERM when this command dies, even by SIGKILL, so a server is
-    never left holding the port; and the stop signals unblocked again (see serve)."""
-    os.setsid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-@contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver them.
-
-    A Ctrl-C while the server is forked raises KeyboardInterrupt inside `logging`'s at-fork
-    hook, which Python reports as "Exception ignored" and drops: the UI then started anyway.
-    """
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def start_server(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        server_command(uri, host, port),
-        env=server_env(),
-        preexec_fn=_own_session_dying_with_parent,
-    )
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server and its uvicorn process; a second Ctrl-C or a SIGTERM meanwhile must
-    not orphan them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+    assert artifacts is not None, "the UI serves a SQLite store"
+    command = server_command(uri, artifacts, host, port, options=("--registry-store-uri", uri))
+    return MlflowServer(command, f"http://{host}:{port}")
 
 
 def serve(uri: str, host: str, port: int, url: str) -> None:
     """Run the server until Ctrl-C (or SIGTERM), then stop it and say so in one line."""
     print(f"MLflow UI for {uri}: starting the server ...", flush=True)
-    server = None
+    server = ui_server(uri, host, port)
     try:
-        with _stop_signals_held():  # delivered once `server` is set, so it is stopped
-            server = start_server(uri, host, port)
-        code = run_until_exit(server, f"http://{host}:{port}", url)
+        server.start(START_TIMEOUT_S)
+        print(f"  runs table: {url}\n  Ctrl-C stops it.", flush=True)
+        code = server.wait()
     except KeyboardInterrupt:
         code = None
     finally:
-        if server is not None:
-            stop(server)
+        # A second Ctrl-C or a SIGTERM while it stops must not orphan it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        server.stop()
     if code is None:
         print("MLflow UI stopped.", flush=True)
         return
     raise UserError(f"the MLflow server exited with code {code}; its messages are above")
-
-
-def run_until_exit(server: subprocess.Popen[bytes], base: str, url: str) -> int:
-    """Print the URL once it can be opened, then wait for the server; its exit code."""
-    wait_for_health(base, server, START_TIMEOUT_S)
-    print(f"  runs table: {url}\n  Ctrl-C stops it.", flush=True)
-    return server.wait()
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ Every source becomes the same table: `t` (the time axis), `y` (the values) and, 
 clean signal is known, `y_clean` (the best possible forecast, which sets the noise floor).
 """
 
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,20 +173,32 @@ def _user_path(relative: str, root: Path) -> Path:
 
 
 def _read_rows(path: Path, shown: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and every non-blank row with its line number in the file."""
+    """The header and every non-blank row with its line number in the file, every cell as
+    text (pandas reads the file; the cells are checked one by one, so an error names its line).
+
+    A row with more cells than the first is refused, with its line number.
+    """
     try:
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream)
-            header = next(reader, None)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+        table = pd.read_csv(
+            path,
+            header=None,
+            dtype=str,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
     except FileNotFoundError:
         raise UserError(f"{shown}: file not found (data.path in params.yaml)") from None
     except UnicodeDecodeError:
         raise UserError(f"{shown}: not UTF-8 text; save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise UserError(f"{shown}: not a readable CSV ({exc})") from None
-    if not header:
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame()
+    except pd.errors.ParserError as exc:
+        raise UserError(f"{shown}: not a readable CSV ({str(exc).strip()})") from None
+    header, *cells = table.to_numpy().tolist() or [[]]
+    if not any(name.strip() for name in header):
         raise UserError(f"{shown}: the file is empty; expected a header row, then values")
+    rows = [(line, row) for line, row in enumerate(cells, start=2) if any(c.strip() for c in row)]
     return [name.strip() for name in header], rows
 
 

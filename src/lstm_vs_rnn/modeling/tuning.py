@@ -18,7 +18,6 @@ re-enqueued by `RetryHeartbeatStaleTrialCallback`, and counts once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ from typing import Any
 
 import optuna
 import torch
+from filelock import FileLock
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -43,7 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import ValidationError
 
 from lstm_vs_rnn.data.windows import make_windows
-from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.modeling.chosen_settings import LSTM_ONLY, TUNABLE, settings_of
 from lstm_vs_rnn.modeling.networks import build_model
@@ -247,7 +247,7 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
     import sqlalchemy
 
     try:
-        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
         raise UserError(
             f"tune.storage / {STORAGE_ENV} = {url!r} is not a database URL; expected e.g. "
@@ -269,20 +269,20 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
             # Another worker is creating Optuna's tables in the same new database right now
             # (PostgreSQL says so as a unique violation or as a duplicate table or object).
             if not _lost_schema_race(error):
-                raise _unusable(shown, error) from None
+                raise _unusable(url, error) from None
             if attempt == SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(1.0)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
-            raise _unusable(shown, error) from None
+            raise _unusable(url, error) from None
     raise AssertionError("unreachable")
 
 
-def _unusable(shown: str, error: Exception) -> UserError:
-    """One line naming the storage (`shown`: password hidden) and the first line of `error`."""
+def _unusable(url: str, error: Exception) -> UserError:
+    """One line naming the storage and the first line of `error`, the password hidden."""
     text = str(error).strip()
     first = text.splitlines()[0] if text else type(error).__name__
-    return UserError(f"cannot open the study storage {shown}: {first}")
+    return UserError(redact(f"cannot open the study storage {url}: {first}"))
 
 
 # SQLSTATEs of a `create table` that lost a race with another one: unique_violation (on the
@@ -317,8 +317,7 @@ def _create_sqlite_storage(url: str, engine: dict[str, Any]) -> None:
     path = Path(parsed.database)
     if path.exists() or not path.parent.is_dir():
         return  # a missing folder fails in RDBStorage, with the usual one-line error
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(path.with_name(path.name + ".lock")):
         if path.exists():
             return  # another process created it while this one waited for the lock
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")

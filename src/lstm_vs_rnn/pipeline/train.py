@@ -30,10 +30,11 @@ from lstm_vs_rnn.modeling.repeats import (
 from lstm_vs_rnn.modeling.training import EpochLosses, best_validation_repeat, history_frame
 from lstm_vs_rnn.params import Params, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
+from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.stage_result import StageResult
-from lstm_vs_rnn.workers import usable_cores, worker_pool
+from lstm_vs_rnn.workers import worker_pool
 
 # The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both;
 # `{entry}` is the stage's entry, dvc.yaml's `${key}`):

@@ -22,7 +22,8 @@ from lstm_vs_rnn.files import write_csv, write_json
 from lstm_vs_rnn.modeling.chosen_settings import tuning_result
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.workers import WorkerDied, usable_cores, worker_pool
+from lstm_vs_rnn.processes import usable_cores
+from lstm_vs_rnn.workers import WorkerDied, worker_pool
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage

@@ -19,6 +19,8 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
@@ -27,8 +29,11 @@ HOST_TAG = "process.host"
 MACHINE_TAG = "process.machine_id"
 BOOT_TAG = "process.boot_id"
 PID_TAG = "process.pid"
-START_TAG = "process.start_ticks"
+START_TAG = "process.started_after_boot_s"
 ENDED_BY_TAG = "pipeline.ended_by"
+# The kernel's id of the current boot: a new one at every boot (psutil.boot_time() is no id: it
+# is the clock time less the uptime, so it moves when the clock is set or slewed).
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 # Runs to look at per sweep; a machine rarely has more than a handful stuck.
 MAX_SWEPT = 200
 
@@ -40,15 +45,16 @@ def _read(path: str) -> str:
         return ""
 
 
-def process_start_ticks(pid: int) -> str:
-    """Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
-
-    The command name (field 2) may hold spaces, so fields are counted after its ')'.
-    """
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
+def started_after_boot(pid: int) -> str:
+    """When process `pid` started, in seconds after the machine booted (as /proc/<pid>/stat
+    gives it, in clock ticks: 0.01 s), so a clock change does not move it; "" if no process has
+    that pid."""
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    # Both are epoch seconds from the same boot time: their difference is the kernel's count.
+    return f"{created - psutil.boot_time():.2f}"
 
 
 def location_tags() -> dict[str, str]:
@@ -56,9 +62,9 @@ def location_tags() -> dict[str, str]:
     return {
         HOST_TAG: socket.gethostname(),
         MACHINE_TAG: _read("/etc/machine-id"),
-        BOOT_TAG: _read("/proc/sys/kernel/random/boot_id"),
+        BOOT_TAG: _read(BOOT_ID_FILE),
         PID_TAG: str(os.getpid()),
-        START_TAG: process_start_ticks(os.getpid()),
+        START_TAG: started_after_boot(os.getpid()),
     }
 
 
@@ -77,9 +83,10 @@ def why_gone(tags: dict[str, str], here: dict[str, str]) -> str | None:
         return f"its machine {here[HOST_TAG]} rebooted since process {pid} started"
     if not pid.isdigit():
         return None
-    if not Path(f"/proc/{pid}").exists():
+    started = started_after_boot(int(pid))
+    if not started:
         return f"process {pid} on {here[HOST_TAG]} no longer exists"
-    if process_start_ticks(int(pid)) != tags.get(START_TAG):
+    if started != tags.get(START_TAG):
         return f"process {pid} on {here[HOST_TAG]} ended (the pid now belongs to another)"
     return None
 

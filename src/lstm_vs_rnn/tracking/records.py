@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lstm_vs_rnn.errors import redact
+
 if TYPE_CHECKING:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -77,15 +79,7 @@ def log_params_batched(client: MlflowClient, run_id: str, params: dict[str, Any]
 
 def param_text(value: Any) -> str:
     """A param value as MLflow logs it: text, None as "null", a URL's password masked."""
-    from lstm_vs_rnn.tracking.store import redact
-
-    if value is None:
-        return "null"
-    text = str(value)
-    try:
-        return redact(text)
-    except ValueError:  # not a URL urllib can split (e.g. an unbalanced "["): no password part
-        return text
+    return "null" if value is None else redact(str(value))
 
 
 def flatten_metrics(

@@ -12,10 +12,8 @@ stage stopped by bad params or a missing input fails fast and never touches MLfl
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import re
 import sqlite3
 import sys
 import time
@@ -23,9 +21,11 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from lstm_vs_rnn.errors import UserError
+from filelock import FileLock
+
+from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import workspace_root
 
@@ -67,8 +67,6 @@ LOCK_POLL_S = 0.5
 
 # The refused call's own words are cut to this length: the point is the one line.
 MAX_REASON_CHARS = 200
-# user:password@ in any URI inside an error text (a PostgreSQL URL in a SQLAlchemy message).
-URI_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
 
 
 def tracking_uri() -> str:
@@ -80,31 +78,14 @@ def experiment_name(params: Params) -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or params.tracking.experiment_name
 
 
-def redact(uri: str) -> str:
-    """The URI with any password replaced, so it can be printed or logged."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-@contextmanager
-def store_lock() -> Iterator[None]:
-    """Serialise store creation and parent find-or-create across parallel DVC queue workers.
+def store_lock() -> FileLock:
+    """The lock (`with store_lock():`, waiting as long as it takes) that serialises store
+    creation and parent find-or-create across parallel DVC queue workers.
 
     Two processes opening a fresh SQLite store at once race on its schema migration, and two
     stages of one configuration would otherwise both create a parent.
     """
-    path = workspace_root() / LOCK_FILE
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(workspace_root() / LOCK_FILE)
 
 
 def connect() -> MlflowClient:
@@ -239,10 +220,7 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
 
 def _one_line(text: str, uri: str) -> str:
     """`text`'s first line, cut to MAX_REASON_CHARS, with every password removed."""
-    password = urlsplit(uri).password
-    if password:
-        text = text.replace(password, "***")
-    text = URI_PASSWORD.sub(r"\g<scheme>:***@", text)
+    text = redact(text, urlsplit(uri).password)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return first if len(first) <= MAX_REASON_CHARS else first[: MAX_REASON_CHARS - 3] + "..."
 
