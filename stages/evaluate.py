@@ -26,6 +26,7 @@ from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.reporting.assessment import FIGURES, Assessment
 from lstm_vs_rnn.tracking.identity import config_hash, file_sha256
 from lstm_vs_rnn.tracking.records import flatten_metrics
+from lstm_vs_rnn.tracking.registry import point_favoured_alias
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 
 # The keys dvc.yaml lists for this stage (the device and threads decide prediction numerics).
@@ -66,6 +67,7 @@ def log_to_mlflow(run: StageRun, assessment: Assessment, metrics: dict[str, obje
     run.log_artifact(PATHS.metrics_json, "metrics")
     run.log_artifact(PATHS.repeats_table, "metrics")
     run.log_artifact(PATHS.claims_md, "claims")
+    point_favoured_alias(run, params, metrics)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.tracking.identity import file_sha256
+from lstm_vs_rnn.tracking.registry import register_forecaster
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 from lstm_vs_rnn.tracking.tags import MODEL_HASH_TAG
 from lstm_vs_rnn.workers import failed_job, usable_cores, worker_pool
@@ -138,7 +139,7 @@ def log_best_repeat(
     seed = params.repeat_seeds()[best]
     settings = params.models[name]
     scaler = MinMaxScaling.from_json(PATHS.scaler_json)
-    run.log_forecaster(
+    model_id = run.log_forecaster(
         name,
         ForecasterFiles(weights=PATHS.model_weights(name, best), scaler=PATHS.scaler_json),
         spec={
@@ -156,6 +157,7 @@ def log_best_repeat(
         },
     )
     run.set_tags({"logged_model.repeat": str(best), "logged_model.seed": str(seed)})
+    register_forecaster(run, name, model_id, PATHS.model_weights(name, best))
 
 
 def at_chosen_settings(params: Params, name: str) -> tuple[Params, dict[str, Any]]:

@@ -330,12 +330,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group."""
+# The admin of a basic-auth test server (MlflowServer(auth=True)).
+SERVER_ADMIN = ("admin", "admin-pw-for-tests-only")
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store, in its own process group;
+    with `auth`, MLflow's basic-auth app (users in SQLite too, admin SERVER_ADMIN, every other
+    user READ by default, as `make server AUTH=1` sets it)."""
+
+    def __init__(self, root: Path, port: int | None = None, auth: bool = False) -> None:
         self.root = root
         self.port = port or free_port()
+        self.auth = auth
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
@@ -362,18 +369,43 @@ class MlflowServer:
         ]
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
-                command,
+                [*command, "--app-name", "basic-auth"] if self.auth else command,
                 cwd=self.root,
-                env=clean_env(),
+                env=clean_env(self._auth_env() if self.auth else None),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         try:
             wait_until_healthy(self.uri, self.process, self.log, timeout)
-        except AssertionError:
+            if self.auth:
+                # The auth app's first API call loads it (seconds on a busy machine): made here,
+                # so a stage's 5-second probe does not time out on it.
+                requests.get(
+                    f"{self.uri}/api/2.0/mlflow/experiments/search?max_results=1",
+                    auth=SERVER_ADMIN,
+                    timeout=timeout,
+                ).raise_for_status()
+        except (AssertionError, requests.RequestException):
             self.stop()
             raise
+
+    def _auth_env(self) -> dict[str, str]:
+        config = self.root / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\n"
+            "default_permission = READ\n"
+            f"database_uri = sqlite:///{self.root / 'auth.db'}\n"
+            f"admin_username = {SERVER_ADMIN[0]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # As `make server` sets it: a password hash is checked once a minute, not per call.
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+        }
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -408,9 +440,9 @@ def wait_until_healthy(
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[MlflowServer]:
+def running_mlflow_server(root: Path, auth: bool = False) -> Iterator[MlflowServer]:
     """A started server, stopped however the block ends."""
-    server = MlflowServer(root)
+    server = MlflowServer(root, auth=auth)
     server.start()
     try:
         yield server

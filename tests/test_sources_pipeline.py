@@ -155,11 +155,41 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(tmp_path: P
     assert predictions["date"].iloc[-1] == "1961-12-01"
     actual = predictions[predictions["model"] == "actual"]
     assert actual["date"].tolist() == series["t"].iloc[int(144 * 0.8) :].tolist()
-    # DVC's plot draws x as numbers: decimal years, 1961-12-01 = 1961 + 334/365.
+    # t holds decimal years, 1961-12-01 = 1961 + 334/365, for code that wants numbers.
     assert actual["t"].iloc[-1] == pytest.approx(1961 + 334 / 365)
     assert actual["t"].is_monotonic_increasing
     for figure in ("series", "predictions"):
         assert (repo.root / "reports" / "figures" / f"{figure}.png").stat().st_size > 10_000
+    shown = json.loads(repo.dvc("plots", "show", "--json").stdout)["data"]
+    repo.dvc("plots", "show", "-o", "plots-page")
+    page = (repo.root / "plots-page" / "index.html").read_text()
+    for spec in (predictions_spec(shown), predictions_spec_in_page(page)):
+        assert_drawn_over_the_dates(spec, actual["date"].tolist())
+
+
+def predictions_spec(shown: dict) -> dict:
+    """The Vega-Lite spec of the predictions plot in `dvc plots show --json`."""
+    (plot,) = [plots for title, plots in shown.items() if title.startswith("Test part")]
+    return plot[0]["content"]
+
+
+def predictions_spec_in_page(page: str) -> dict:
+    """The Vega-Lite spec of the predictions plot on the HTML page `dvc plots show` renders."""
+    specs = [json.loads(text) for text in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", page)]
+    (spec,) = [spec for spec in specs if spec["title"]["text"].startswith("Test part")]
+    return spec
+
+
+def assert_drawn_over_the_dates(spec: dict, dates: list[str]) -> None:
+    """Every row of the series and the forecast is drawn on the temporal layer, at its date."""
+    dated, stepped = spec["layer"]
+    assert dated["encoding"]["x"]["type"] == "temporal"
+    assert dated["encoding"]["x"]["field"] == "date"
+    assert stepped["encoding"]["x"]["type"] == "quantitative"
+    rows = spec["data"]["values"]
+    assert all(row.get("date") for row in rows)  # none is left for the step layer
+    assert [row["date"] for row in rows if row["model"] == "actual"] == dates
+    assert {row["model"] for row in rows} == {"actual", "lstm"}
 
 
 def test_an_experiment_copy_lacks_an_untracked_csv_and_the_documented_ways_out_work(

@@ -9,6 +9,10 @@ TEAMMATE_PASSWORD, or is asked for. The experiment (MLFLOW_EXPERIMENT_NAME, else
 Why a grant is needed: the basic-auth app gives every other user READ by default, and the
 user who creates an experiment owns it, so a teammate's first stage would get 403 on it.
 EDIT lets them create runs, log to them, and end runs in it (which the stale-run sweep does).
+The same for the Model Registry: the first user to register an entry's model owns that
+registered model, so the grant also gives EDIT on the server's registered models (MLflow grants
+them by name or all at once, and the names of entries added later are not known here): a
+teammate adds versions and moves aliases, deleting a registered model stays its owner's.
 """
 
 import argparse
@@ -33,7 +37,8 @@ def new_user_password(name: str) -> str:
 
 
 def add_teammate(name: str, password: str) -> str:
-    """Create the user unless they exist, grant EDIT on the experiment; return its name."""
+    """Create the user unless they exist, grant EDIT on the experiment and the registered
+    models; return the experiment's name."""
     from mlflow.exceptions import MlflowException
     from mlflow.server import get_app_client
 
@@ -50,6 +55,7 @@ def add_teammate(name: str, password: str) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise UserError(f"cannot add user {name}: {exc.message}") from None
     auth.grant_user_permission(name, "experiment", experiment_id, PERMISSION)
+    auth.grant_user_permission(name, "registered_model", "*", PERMISSION)
     return experiment
 
 
@@ -58,7 +64,7 @@ def main() -> None:
     parser.add_argument("name", help="the teammate's user name")
     name = parser.parse_args().name
     experiment = add_teammate(name, new_user_password(name))
-    print(f"{name} can log to experiment '{experiment}' ({PERMISSION}).")
+    print(f"{name} can log to experiment '{experiment}' and register models ({PERMISSION}).")
 
 
 if __name__ == "__main__":
