@@ -18,6 +18,7 @@ and its metrics are complete without it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -183,6 +184,17 @@ def _refusals_reported(action: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
+        if exc.error_code == "PERMISSION_DENIED":
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
+            LOG.warning(
+                "user '%s' may not %s at %s (403); the run goes on without it: ask the "
+                "server's admin to run 'make teammate NAME=%s'",
+                user,
+                action,
+                redact(tracking_uri()),
+                user,
+            )
+            return
         LOG.warning(
             "the MLflow store %s refused to %s (%s: %s); the run goes on without it",
             redact(tracking_uri()),
@@ -209,7 +221,7 @@ def _first_of_configuration(
     """The configuration's first version; ours is deleted if another machine registered the
     same configuration at the same moment (MLflow has no conditional create)."""
     first = _version_of_configuration(client, name, config)
-    if first is None or first.version == ours.version:
+    if first is None or str(first.version) == str(ours.version):
         return ours
     client.delete_model_version(name, ours.version)
     return first
