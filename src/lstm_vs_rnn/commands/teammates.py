@@ -15,15 +15,21 @@ them by name or all at once, and the names of entries added later are not known 
 teammate adds versions and moves aliases, deleting a registered model stays its owner's.
 """
 
+from __future__ import annotations
+
 import argparse
 import getpass
 import os
+from typing import TYPE_CHECKING
 
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.tracking.store import connect, experiment_name, get_or_create_experiment
+
+if TYPE_CHECKING:
+    from mlflow.server.auth.client import AuthServiceClient
 
 PASSWORD_ENV = "TEAMMATE_PASSWORD"
 PERMISSION = "EDIT"
@@ -54,9 +60,23 @@ def add_teammate(name: str, password: str) -> str:
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise UserError(f"cannot add user {name}: {exc.message}") from None
-    auth.grant_user_permission(name, "experiment", experiment_id, PERMISSION)
-    auth.grant_user_permission(name, "registered_model", "*", PERMISSION)
+    grant(auth, name, "experiment", experiment_id)
+    grant(auth, name, "registered_model", "*")
     return experiment
+
+
+def grant(auth: AuthServiceClient, name: str, resource_type: str, resource_id: str) -> None:
+    """Give user `name` PERMISSION on the resource, replacing a grant they already have on it
+    (MLflow refuses a second grant with RESOURCE_ALREADY_EXISTS and has no update)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auth.grant_user_permission(name, resource_type, resource_id, PERMISSION)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        auth.revoke_user_permission(name, resource_type, resource_id)
+        auth.grant_user_permission(name, resource_type, resource_id, PERMISSION)
 
 
 def main() -> None:
