@@ -4,8 +4,9 @@
 A horizon that leaves no forecast origin in the test part stops the stage before it opens its
 MLflow run, like any other bad param. Logs the summaries and verdicts to the configuration's
 parent run, the sensitivity medians (step = lag) and the mean RMSE per forecast step (step = h)
-to its own run, and each repeat's test metrics to that repeat's training run of this
-configuration.
+to its own run, each repeat's test metrics to that repeat's training run of this
+configuration, and points the registry alias `favoured-by-verdict` at the entry the primary
+verdict favours (tracking.registry).
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/evaluate.py`.
 """
 
@@ -19,6 +20,7 @@ from lstm_vs_rnn.paths import PATHS
 from lstm_vs_rnn.pipeline import evaluate
 from lstm_vs_rnn.tracking.identity import config_hash, file_sha256
 from lstm_vs_rnn.tracking.records import flatten_metrics
+from lstm_vs_rnn.tracking.registry import point_favoured_alias
 from lstm_vs_rnn.tracking.runs import StageRun, stage_run
 
 
@@ -34,6 +36,7 @@ def log_evaluation(run: StageRun, params: Params, result: evaluate.EvaluateResul
     untracked = run.log_to_repeat_runs(config_hash(params), tested)
     if untracked:
         run.note_weights_from_elsewhere(run.configurations_that_trained(untracked))
+    point_favoured_alias(run, params, result.metrics)
 
 
 def main() -> None:

@@ -4,7 +4,8 @@
 Writes models/<model>/repeat_<i>.pt (state_dicts), reports/plots/losses/<model>.csv and
 reports/figures/loss_<model>.png; logs one MLflow run per repeat under the stage's run, fed its
 losses as it trains, and, as the model `<model>` forecasting in the series' units, the repeat
-whose saved (final-epoch) weights have the lowest validation loss. A terminal shows one live
+whose saved (final-epoch) weights have the lowest validation loss, registered as a version of
+the registered model `<experiment>.<model>` (tracking.registry). A terminal shows one live
 progress line, a log one line per repeat.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
 
@@ -31,6 +32,7 @@ def main() -> None:
     from lstm_vs_rnn.params import load_params
     from lstm_vs_rnn.paths import PATHS
     from lstm_vs_rnn.pipeline import train
+    from lstm_vs_rnn.tracking.registry import register_forecaster
     from lstm_vs_rnn.tracking.repeat_runs import RepeatRuns
     from lstm_vs_rnn.tracking.runs import stage_run
 
@@ -49,7 +51,8 @@ def main() -> None:
             raise
         run.log_result(result.logged)
         best = result.best
-        run.log_forecaster(name, best.files, best.spec, best.input_example, best.tags)
+        model_id = run.log_forecaster(name, best.files, best.spec, best.input_example, best.tags)
+        register_forecaster(run, name, model_id, best.files.weights)
         run.set_tags({f"logged_model.{key}": best.tags[key] for key in ("repeat", "seed")})
 
 

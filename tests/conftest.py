@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from filelock import FileLock
 
 from lstm_vs_rnn.commands import mlflow_server
@@ -329,18 +330,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The admin of a basic-auth test server (MlflowServer(auth=True)).
+SERVER_ADMIN = ("admin", "admin-pw-for-tests-only")
+
+
 class MlflowServer(mlflow_server.MlflowServer):
     """A real `mlflow server` on 127.0.0.1 with its own SQLite store, supervised as `make ui`
-    and `make server` supervise theirs (its own process group, stopped whole)."""
+    and `make server` supervise theirs (its own process group, stopped whole); with `auth`,
+    MLflow's basic-auth app (users in SQLite too, admin SERVER_ADMIN, every other user READ by
+    default, as `make server AUTH=1` sets it)."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, auth: bool = False) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = port or free_port()
+        self.auth = auth
         command = mlflow_server.server_command(
-            f"sqlite:///{root / 'server.db'}", root / "artifacts", "127.0.0.1", self.port
+            f"sqlite:///{root / 'server.db'}",
+            root / "artifacts",
+            "127.0.0.1",
+            self.port,
+            options=("--app-name", "basic-auth") if auth else (),
         )
-        super().__init__(command, self.uri, env=clean_env(), log=root / "server.log", cwd=root)
+        env = clean_env(self._auth_env() if auth else None)
+        super().__init__(command, self.uri, env=env, log=root / "server.log", cwd=root)
 
     @property
     def uri(self) -> str:
@@ -350,8 +363,37 @@ class MlflowServer(mlflow_server.MlflowServer):
         """Start it; fail the test with the server's log if it does not answer."""
         try:
             super().start(timeout)
+            if self.auth:
+                # The auth app's first API call loads it (seconds on a busy machine): made here,
+                # so a stage's 5-second probe does not time out on it.
+                requests.get(
+                    f"{self.uri}/api/2.0/mlflow/experiments/search?max_results=1",
+                    auth=SERVER_ADMIN,
+                    timeout=timeout,
+                ).raise_for_status()
         except UserError as error:
+            self.stop()
             raise AssertionError(f"{error}:\n{self.log_tail()}") from None
+        except requests.RequestException:
+            self.stop()
+            raise
+
+    def _auth_env(self) -> dict[str, str]:
+        config = self.root / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\n"
+            "default_permission = READ\n"
+            f"database_uri = sqlite:///{self.root / 'auth.db'}\n"
+            f"admin_username = {SERVER_ADMIN[0]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # As `make server` sets it: a password hash is checked once a minute, not per call.
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+        }
 
     def log_tail(self) -> str:
         path = self.root / "server.log"
@@ -370,9 +412,9 @@ def wait_until_healthy(
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[MlflowServer]:
+def running_mlflow_server(root: Path, auth: bool = False) -> Iterator[MlflowServer]:
     """A started server, stopped however the block ends."""
-    server = MlflowServer(root)
+    server = MlflowServer(root, auth=auth)
     server.start()
     try:
         yield server

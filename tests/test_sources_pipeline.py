@@ -3,6 +3,8 @@ stage scripts, the real MLflow store."""
 
 import json
 import re
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,14 +122,21 @@ def csv_repo(tmp_path_factory: pytest.TempPathFactory) -> PipelineRepo:
     )
 
 
-def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(tmp_path: Path) -> None:
-    from lstm_vs_rnn.reporting.fonts import missing_characters
+@dataclass(frozen=True)
+class DatedRun:
+    """A project copy after `dvc repro` on a monthly CSV with Chinese and Cyrillic names."""
 
+    repo: PipelineRepo
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def dated_run(tmp_path_factory: pytest.TempPathFactory) -> DatedRun:
     months = pd.date_range("1950-01-01", periods=144, freq="MS")
     sales = 100 + 10 * np.sin(np.arange(144) * 2 * np.pi / 12) + np.arange(144) * 0.5
     table = pd.DataFrame({"年份": months.strftime("%Y-%m"), "销量 (Продажи)": sales.round(2)})
     repo = make_pipeline_repo(
-        tmp_path / "project",
+        tmp_path_factory.mktemp("dated") / "project",
         {
             **CSV_SOURCE,
             "data.path": "data/user/sales.csv",
@@ -139,8 +148,26 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(tmp_path: P
     (repo.root / "data" / "user").mkdir(parents=True)
     table.to_csv(repo.root / "data" / "user" / "sales.csv", index=False)
     repo.commit("a dated series with Chinese and Cyrillic column names")
-    result = repo.dvc("repro")
+    return DatedRun(repo, repo.dvc("repro"))
 
+
+def test_a_dated_series_is_plotted_over_its_dates(dated_run: DatedRun) -> None:
+    """`dvc plots show`, as JSON and as the HTML page: the predictions on a temporal x."""
+    repo = dated_run.repo
+    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
+    dates = series["t"].iloc[int(144 * 0.8) :].tolist()
+    shown = json.loads(repo.dvc("plots", "show", "--json").stdout)["data"]
+    repo.dvc("plots", "show", "-o", "plots-page")
+    page = (repo.root / "plots-page" / "index.html").read_text()
+    for spec in (predictions_spec(shown), predictions_spec_in_page(page)):
+        assert_drawn_over_the_dates(spec, dates)
+
+
+def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(dated_run: DatedRun) -> None:
+    from lstm_vs_rnn.reporting.fonts import missing_characters
+
+    repo, result = dated_run.repo, dated_run.result
+    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     output = result.stdout + result.stderr
     assert "Glyph" not in output  # matplotlib's warning per glyph
     notes = [line for line in output.splitlines() if "no installed font has the glyphs" in line]
@@ -149,17 +176,41 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(tmp_path: P
         assert len(notes) == len(set(re.findall(r"Running stage '([^']+)'", output)))
     else:
         assert notes == []
-    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     assert (series["t"].iloc[0], series["t"].iloc[-1]) == ("1950-01-01", "1961-12-01")
     predictions = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
     assert predictions["date"].iloc[-1] == "1961-12-01"
     actual = predictions[predictions["model"] == "actual"]
     assert actual["date"].tolist() == series["t"].iloc[int(144 * 0.8) :].tolist()
-    # DVC's plot draws x as numbers: decimal years, 1961-12-01 = 1961 + 334/365.
+    # t holds decimal years, 1961-12-01 = 1961 + 334/365, for code that wants numbers.
     assert actual["t"].iloc[-1] == pytest.approx(1961 + 334 / 365)
     assert actual["t"].is_monotonic_increasing
     for figure in ("series", "predictions"):
         assert (repo.root / "reports" / "figures" / f"{figure}.png").stat().st_size > 10_000
+
+
+def predictions_spec(shown: dict) -> dict:
+    """The Vega-Lite spec of the predictions plot in `dvc plots show --json`."""
+    (plot,) = [plots for title, plots in shown.items() if title.startswith("Test part")]
+    return plot[0]["content"]
+
+
+def predictions_spec_in_page(page: str) -> dict:
+    """The Vega-Lite spec of the predictions plot on the HTML page `dvc plots show` renders."""
+    specs = [json.loads(text) for text in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", page)]
+    (spec,) = [spec for spec in specs if spec["title"]["text"].startswith("Test part")]
+    return spec
+
+
+def assert_drawn_over_the_dates(spec: dict, dates: list[str]) -> None:
+    """Every row of the series and the forecast is drawn on the temporal layer, at its date."""
+    dated, stepped = spec["layer"]
+    assert dated["encoding"]["x"]["type"] == "temporal"
+    assert dated["encoding"]["x"]["field"] == "date"
+    assert stepped["encoding"]["x"]["type"] == "quantitative"
+    rows = spec["data"]["values"]
+    assert all(row.get("date") for row in rows)  # none is left for the step layer
+    assert [row["date"] for row in rows if row["model"] == "actual"] == dates
+    assert {row["model"] for row in rows} == {"actual", "lstm"}
 
 
 def test_an_experiment_copy_lacks_an_untracked_csv_and_the_documented_ways_out_work(

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from mlflow.entities import Run
@@ -88,6 +89,7 @@ class UiServer:
     process: subprocess.Popen[str]
     port: int
     runs_table_url: str
+    all_runs_url: str
     log: Path
 
     def interrupt(self) -> tuple[int, str]:
@@ -125,15 +127,17 @@ def start_ui(repo: PipelineRepo, port: int, log: IO[str]) -> subprocess.Popen[st
     )
 
 
-def wait_until_serving(process: subprocess.Popen[str], port: int, log: Path) -> str:
-    """The runs-table URL, which the command prints once the server answers /health."""
+def wait_until_serving(process: subprocess.Popen[str], port: int, log: Path) -> tuple[str, str]:
+    """The URLs of the runs table's two views, which the command prints once the server
+    answers /health: the configurations, and every run nested under its configuration."""
     deadline = time.monotonic() + SERVER_START_S
-    while not (match := re.search(r"runs table: (\S+)", log.read_text())):
+    pattern = r"runs table: (\S+)\n  every run, nested under its configuration: (\S+)\n"
+    while not (match := re.search(pattern, log.read_text())):
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.2)
     wait_until_healthy(f"http://127.0.0.1:{port}", process, log.read_text, timeout=5)
-    return match.group(1)
+    return match.group(1), match.group(2)
 
 
 def process_wait(process: subprocess.Popen[str], seconds: float) -> None:
@@ -207,8 +211,8 @@ def ui_server(two_configurations: PipelineRepo) -> Iterator[UiServer]:
     with log.open("w") as output:
         process = start_ui(two_configurations, port, output)
         try:
-            url = wait_until_serving(process, port, log)
-            yield UiServer(process, port, url, log)
+            urls = wait_until_serving(process, port, log)
+            yield UiServer(process, port, *urls, log)
         finally:
             stop_process_group(process)
 
@@ -392,19 +396,28 @@ def test_comparing_runs_in_the_mlflow_ui(
     first, second = configurations(two_configurations)
     names = [first.name, second.name]
 
-    # 1. `make ui` prints the runs table of the experiment, model-training mode, headline view.
-    assert re.fullmatch(
-        rf"http://127\.0\.0\.1:{ui_server.port}/#/experiments/\d+/runs"
-        r"\?workflowType=machine_learning&viewStateShareKey=headline-metrics",
-        ui_server.runs_table_url,
-    ), ui_server.runs_table_url
+    # 1. `make ui` prints the runs table of the experiment, model-training mode, headline view,
+    # and the same columns over every run.
+    for url, view in (
+        (ui_server.runs_table_url, "headline-metrics"),
+        (ui_server.all_runs_url, "all-runs"),
+    ):
+        assert re.fullmatch(
+            rf"http://127\.0\.0\.1:{ui_server.port}/#/experiments/\d+/runs"
+            rf"\?workflowType=machine_learning&viewStateShareKey={view}",
+            url,
+        ), url
 
-    # 2. Two parent rows, with names a person can read, each expanding into its stage runs.
+    # 2. The two configurations' parent rows and nothing else, with names a person can read
+    # (the view's search: the first page of 100 runs holds every configuration).
     assert [first.hidden_size, second.hidden_size] == list(HIDDEN_SIZES)
     for name, size in zip(names, HIDDEN_SIZES, strict=True):
         assert f"lstm h{size}x1" in name and not re.fullmatch(r"[0-9a-f]{32}", name), name
     open_runs_table(page, ui_server.runs_table_url, names)
     assert table_names_in_order(page) == [second.name, first.name]
+    expect(page).to_have_url(re.compile("searchFilter="))
+    query = parse_qs(urlsplit(page.url).fragment.split("?", 1)[1])
+    assert query["searchFilter"] == ["tags.`pipeline.role` = 'configuration'"]
 
     # 4. The headline columns are there without anyone picking them, with the stored values:
     # each model's mean test RMSE over repeats and its interval, the paired difference, the
@@ -424,17 +437,7 @@ def test_comparing_runs_in_the_mlflow_ui(
     page.screenshot(path=screenshots / "headline_columns.png")
     page.set_viewport_size(VIEWPORT)
 
-    for name in names:
-        toggle_expanded(page, name)
-    expect(page.locator(RUN_NAME_CELL)).to_have_count(2 + len(ALL_STAGES) + len(CHANGED_STAGES))
-    grouped = children_by_parent(table_names_in_order(page), names)
-    assert grouped == {first.name: ALL_STAGES, second.name: CHANGED_STAGES}
-    page.evaluate("document.activeElement.blur()")  # no focus frame in the screenshot
-    page.screenshot(path=screenshots / "runs_table.png")
-
     # 3a. Compare the two parents: the changed parameter and both models' test metrics.
-    for name in names:
-        toggle_expanded(page, name)
     expect(page.locator(RUN_NAME_CELL)).to_have_count(2)
     for name in names:
         row_of(page, name).locator("input.ag-checkbox-input").check()
@@ -460,11 +463,19 @@ def test_comparing_runs_in_the_mlflow_ui(
     page.screenshot(path=screenshots / "compare.png")
     page.set_viewport_size(VIEWPORT)
 
-    # 3b. The new configuration's LSTM training run expands into one run per repeat; each
-    # repeat's run holds its loss per epoch.
+    # 3b. The view of every run: each configuration expands into its stage runs, the new
+    # configuration's LSTM training run into one run per repeat; each repeat's run holds its
+    # loss per epoch.
+    open_runs_table(page, ui_server.all_runs_url, names)
+    for name in names:
+        toggle_expanded(page, name)
+    expect(page.locator(RUN_NAME_CELL)).to_have_count(2 + len(ALL_STAGES) + len(CHANGED_STAGES))
+    grouped = children_by_parent(table_names_in_order(page), names)
+    assert grouped == {first.name: ALL_STAGES, second.name: CHANGED_STAGES}
+    page.evaluate("document.activeElement.blur()")  # no focus frame in the screenshot
+    page.screenshot(path=screenshots / "runs_table.png")
+    toggle_expanded(page, first.name)
     train = training_run(two_configurations, second, "train@lstm")
-    open_runs_table(page, ui_server.runs_table_url, names)
-    toggle_expanded(page, second.name)
     toggle_expanded(page, "train@lstm")
     repeats = [f"lstm · repeat {repeat} · seed {42 + repeat}" for repeat in range(REPEATS)]
     for name in repeats:

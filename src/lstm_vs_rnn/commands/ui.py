@@ -4,10 +4,17 @@ Usage: `PYTHONPATH=src python -m lstm_vs_rnn.commands.ui [--port 5000] [--host 1
 (`make ui`).
 
 The printed URL opens the experiment's runs table in model-training mode with the saved view
-"Headline metrics" (see `save_headline_view`): each model's mean test RMSE over repeats with
-its 95% interval, each pair's paired difference and verdict, and the persistence and AR
-baselines as columns, without anyone picking them in the Columns menu. It is printed once the
-server answers, so it works when clicked. The server logs its errors, not every request.
+"Headline metrics" (see `save_project_views`): every configuration's parent run, and only
+those, so all of them are on the first page and comparable at once, with each model's mean
+test RMSE over repeats with its 95% interval, each pair's paired difference and verdict, and
+the persistence and AR baselines as columns, without anyone picking them in the Columns menu.
+A second URL opens the same columns over every run, the stage and repeat runs nested under
+their configuration ("All runs"). They are printed once the server answers, so they work when
+clicked. The server logs its errors, not every request.
+
+The UI shows a saved view under the banner "You're viewing a shared view": MLflow 3.17 keeps a
+person's own layout in their browser's localStorage, which no server response or URL can
+write; *Override saved view* makes the view their own in one click.
 
 The server runs in its own session (see `mlflow_server`): a terminal's Ctrl-C reaches only this
 process, which stops the server and prints one line, rather than the server's own shutdown
@@ -34,6 +41,7 @@ from lstm_vs_rnn.tracking.store import (
     local_artifacts_dir,
     tracking_uri,
 )
+from lstm_vs_rnn.tracking.tags import ROLE_TAG
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -43,6 +51,12 @@ if TYPE_CHECKING:
 SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 HEADLINE_VIEW_ID = "headline-metrics"
 HEADLINE_VIEW_NAME = "Headline metrics"
+ALL_RUNS_VIEW_ID = "all-runs"
+ALL_RUNS_VIEW_NAME = "All runs"
+# The headline view's search: the configurations' parent runs only. The UI fetches runs 100 at
+# a time, newest first, and a configuration has dozens (stages, repeats, trials): unfiltered,
+# the first page holds about one configuration.
+CONFIGURATIONS_FILTER = f"tags.`{ROLE_TAG}` = 'configuration'"
 # Test metrics that evaluate logs to every configuration's parent run besides the models'.
 BASELINES = ("persistence", "ar")
 BASELINE_METRIC = "test_rmse"
@@ -90,9 +104,10 @@ def headline_metric_keys(params: Params) -> list[str]:
     ]
 
 
-def headline_view_state(params: Params) -> dict[str, Any]:
+def headline_view_state(params: Params, search_filter: str = "") -> dict[str, Any]:
     """Runs-table layout: duration, every model's mean test RMSE over repeats with its 95%
-    interval, each pair's paired difference and verdict, and the baselines.
+    interval, each pair's paired difference and verdict, and the baselines; the runs that
+    match `search_filter` (the UI's search box; "" for every run).
 
     Sort order is left at the default (newest first): sorting by a metric would flatten the
     table, and the parent rows must stay expandable into their stage runs.
@@ -104,6 +119,7 @@ def headline_view_state(params: Params) -> dict[str, Any]:
     ]
     columns = [*metrics, *verdicts]
     return {
+        "searchFilter": search_filter,
         "selectedColumns": ["attributes.`Duration`", *columns],
         "columnOrder": [RUN_NAME_COLUMN, *ATTRIBUTE_COLUMNS, *columns],
         "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH_PX}
@@ -111,20 +127,37 @@ def headline_view_state(params: Params) -> dict[str, Any]:
     }
 
 
-def save_headline_view(client: MlflowClient, experiment_id: str, params: Params) -> None:
-    """Store the headline layout as the experiment's saved view; rewrite it only if it changed.
+def save_project_views(client: MlflowClient, experiment_id: str, params: Params) -> None:
+    """Store the experiment's saved views: "Headline metrics" (the configurations' parent
+    runs) and "All runs" (every run, nested under its configuration), with the same columns."""
+    save_view(
+        client,
+        experiment_id,
+        HEADLINE_VIEW_ID,
+        HEADLINE_VIEW_NAME,
+        headline_view_state(params, CONFIGURATIONS_FILTER),
+    )
+    save_view(
+        client, experiment_id, ALL_RUNS_VIEW_ID, ALL_RUNS_VIEW_NAME, headline_view_state(params)
+    )
+
+
+def save_view(
+    client: MlflowClient, experiment_id: str, view_id: str, name: str, view: dict[str, Any]
+) -> None:
+    """Store `view` as the experiment's saved view `view_id`; rewrite it only if it changed.
 
     The value is the envelope the UI's own "Save view" writes: name, times and the view state
     as a JSON string.
     """
-    key = SAVED_VIEW_TAG_PREFIX + HEADLINE_VIEW_ID
-    state = json.dumps(headline_view_state(params), sort_keys=True)
+    key = SAVED_VIEW_TAG_PREFIX + view_id
+    state = json.dumps(view, sort_keys=True)
     old = _saved_view(client, experiment_id, key)
-    if old.get("state") == state and old.get("name") == HEADLINE_VIEW_NAME:
+    if old.get("state") == state and old.get("name") == name:
         return
     now = int(time.time() * 1000)
     envelope = {
-        "name": HEADLINE_VIEW_NAME,
+        "name": name,
         "createdAt": old.get("createdAt", now),
         "updatedAt": now,
         "state": state,
@@ -141,16 +174,19 @@ def _saved_view(client: MlflowClient, experiment_id: str, key: str) -> dict[str,
     return value if isinstance(value, dict) else {}
 
 
-def runs_table_url(base: str, params: Params) -> str:
-    """The runs table in model-training mode with the headline view; `base` if no runs yet."""
+def runs_table_urls(base: str, params: Params) -> tuple[str, str]:
+    """The runs table in model-training mode with the headline view, and with the view of all
+    runs; `base` twice if there are no runs yet."""
     client = connect()
     experiment = client.get_experiment_by_name(experiment_name(params))
     if experiment is None:
-        return f"{base}  (no runs yet: 'make run' first, then reload)"
-    save_headline_view(client, experiment.experiment_id, params)
+        note = f"{base}  (no runs yet: 'make run' first, then reload)"
+        return note, note
+    save_project_views(client, experiment.experiment_id, params)
+    runs = f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
     return (
-        f"{base}/#/experiments/{experiment.experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW_ID}"
+        f"{runs}&viewStateShareKey={HEADLINE_VIEW_ID}",
+        f"{runs}&viewStateShareKey={ALL_RUNS_VIEW_ID}",
     )
 
 
@@ -168,13 +204,19 @@ def ui_server(uri: str, host: str, port: int) -> MlflowServer:
     return MlflowServer(command, f"http://{host}:{port}")
 
 
-def serve(uri: str, host: str, port: int, url: str) -> None:
+def serve(uri: str, host: str, port: int, urls: tuple[str, str]) -> None:
     """Run the server until Ctrl-C (or SIGTERM), then stop it and say so in one line."""
     print(f"MLflow UI for {uri}: starting the server ...", flush=True)
     server = ui_server(uri, host, port)
     try:
         server.start(START_TIMEOUT_S)
-        print(f"  runs table: {url}\n  Ctrl-C stops it.", flush=True)
+        configurations, every_run = urls
+        print(
+            f"  runs table: {configurations}\n"
+            f"  every run, nested under its configuration: {every_run}\n"
+            "  Ctrl-C stops it.",
+            flush=True,
+        )
         code = server.wait()
     except KeyboardInterrupt:
         code = None
@@ -199,8 +241,8 @@ def main() -> None:
             f"open it in a browser (this command serves the local SQLite store)"
         )
     ensure_port_free(args.host, args.port, f"make ui PORT={args.port + 1}")
-    url = runs_table_url(f"http://{args.host}:{args.port}", params)
-    serve(uri, args.host, args.port, url)
+    urls = runs_table_urls(f"http://{args.host}:{args.port}", params)
+    serve(uri, args.host, args.port, urls)
 
 
 if __name__ == "__main__":

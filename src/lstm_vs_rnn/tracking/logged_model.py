@@ -22,9 +22,9 @@ def log_forecaster(
     spec: dict[str, Any],
     input_example: Any,
     tags: dict[str, str],
-) -> None:
+) -> str:
     """Log a pyfunc model, named after its model entry, that forecasts in raw units, into run
-    `run_id`.
+    `run_id`; return its model id (`models:/<model id>` loads it).
 
     Models from code (`modeling/mlflow_model.py`) with the weights, scaler and network spec as
     artifacts: no pickle and no `torch.export`. The package modules the model imports
@@ -55,7 +55,7 @@ def log_forecaster(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(files.package_dir / module, target)
         with mlflow.start_run(run_id=run_id):
-            mlflow.pyfunc.log_model(
+            info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=str(files.python_model),
                 artifacts=files.artifacts(spec_file),
@@ -66,6 +66,7 @@ def log_forecaster(
                 tags=tags,
                 metadata=model_metadata(spec["window"]),
             )
+    return info.model_id
 
 
 def shipped_requirements(files: ForecasterFiles) -> list[str]:

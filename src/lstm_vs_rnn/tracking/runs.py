@@ -250,9 +250,10 @@ class StageRun:
         spec: dict[str, Any],
         input_example: Any,
         tags: dict[str, str],
-    ) -> None:
-        """Log model entry `name` as a pyfunc model in this run (see tracking.logged_model)."""
-        log_forecaster(self.run_id, name, files, spec, input_example, tags)
+    ) -> str:
+        """Log model entry `name` as a pyfunc model in this run (see tracking.logged_model);
+        return its model id."""
+        return log_forecaster(self.run_id, name, files, spec, input_example, tags)
 
 
 @contextmanager

@@ -197,7 +197,7 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
     uri = tracking_uri()
     where = f"the MLflow store {redact(uri)}"
     code = getattr(exc, "error_code", "")
-    reason = _one_line(str(getattr(exc, "message", None) or exc) or type(exc).__name__, uri)
+    reason = refusal_reason(exc)
     if code == "PERMISSION_DENIED":
         user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
         return (
@@ -216,6 +216,12 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
     else:
         todo = "check the store (MLFLOW_TRACKING_URI, its disk or its server log), then re-run"
     return f"{where} refused the stage's call ({type(exc).__name__}: {reason}); {todo}"
+
+
+def refusal_reason(exc: Exception) -> str:
+    """The refused call's own words in one line, cut to MAX_REASON_CHARS, passwords removed."""
+    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    return _one_line(text, tracking_uri())
 
 
 def _one_line(text: str, uri: str) -> str:
