@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import torch
 
@@ -21,17 +20,15 @@ from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.files import read_array, write_array, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import save_weights
 from lstm_vs_rnn.modeling.chosen_settings import load_tuning_result, settings_of, tuning_result
+from lstm_vs_rnn.modeling.halving import halving_result
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.training import configure_torch, history_frame, train_model
 from lstm_vs_rnn.modeling.tuning import (
-    SLOT_ATTR,
-    completed_slots,
-    objective,
-    run_trials,
-    search_space,
+    candidate_list,
+    run_in_process,
     training_data,
-    trial_list,
-    trial_record,
+    tuning_plan,
+    tuning_seeds,
 )
 from lstm_vs_rnn.params import Params, load_params, split_point, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
@@ -59,19 +56,19 @@ def scale(params: Params, paths: ProjectPaths) -> None:
 
 
 def tune(name: str, params: Params, paths: ProjectPaths) -> None:
-    """tune@<name>'s work: the same trial list and scores, run here one after the other in an
-    in-memory study (the stage's storage and worker processes are coordination, left out)."""
-    records = []
+    """tune@<name>'s work: the same candidates, rungs and scores, run here one after the other
+    in an in-memory study (the stage's storage and worker processes are coordination, left
+    out)."""
+    halving = None
     if name in params.tuned_entries():
-        space = search_space(params, name)
-        trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
-        study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
-        for slot, settings in enumerate(trials):
-            study.enqueue_trial(settings, user_attrs={SLOT_ATTR: slot})
-        run_trials(study, objective(params, name, training_data(params, paths.train_array)))
-        done = completed_slots(study)
-        records = [trial_record(slot, done[slot]) for slot in sorted(done)]
-    write_json(paths.tuning_result(name), tuning_result(params, name, records))
+        data = training_data(params, paths.train_array)
+        halving = halving_result(
+            candidate_list(params, name),
+            tuning_plan(params.tune),
+            tuning_seeds(params.tune),
+            run_in_process(params, name, data),
+        )
+    write_json(paths.tuning_result(name), tuning_result(params, name, halving))
 
 
 def train(name: str, params: Params, paths: ProjectPaths, device: torch.device) -> None:

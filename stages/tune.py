@@ -1,13 +1,14 @@
 """Stage `tune@<model>`: choose the entry's settings on the validation tail, same budget for all.
 
-For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` trial list, enqueues it in
-the Optuna study of this configuration, starts one worker process per usable core (or
-`tune.workers`), and waits until every trial of the list is complete, whichever machine ran it
-(`make tune-worker` elsewhere joins through a shared storage). For an entry that does not tune,
+For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` candidates, runs successive
+halving over seeds in the Optuna study of this configuration (each rung enqueued once the
+previous one is complete), starts one worker process per usable core (or `tune.workers`), and
+waits until the final rung is complete, whichever machine ran its trials (`make tune-worker`
+elsewhere joins through a shared storage). For an entry that does not tune,
 the chosen settings are its listed ones, and the stage loads no torch, Optuna, training code or
 MLflow (they are imported where the tuned path needs them) and logs no MLflow run. Writes
-tuning/<model>.json; for a tuned entry, logs one nested MLflow run per trial, the chosen
-settings and a table of the trials.
+tuning/<model>.json; for a tuned entry, logs one nested MLflow run per configuration, the chosen
+settings, how sure the choice is, the budget and a table of every training.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 """
 
@@ -98,73 +99,48 @@ class LocalWorkers:
             process.wait()
 
 
-def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[list[dict], list, float]:
-    """Every trial of the entry's list complete; returns their records, all trials of the study
-    (retried and failed ones included) and the seconds it took."""
+def run_study(params: Params, name: str, storage: RDBStorage) -> tuple[dict, list, float]:
+    """Every rung of the entry's plan complete; returns the successive-halving result, all
+    trials of the study (retried and failed ones included) and the seconds it took."""
+    from lstm_vs_rnn.modeling.halving import halving_result
     from lstm_vs_rnn.modeling.tuning import (
+        candidate_list,
         create_study,
-        search_space,
+        evaluations,
+        run_rungs,
         study_name,
-        trial_list,
-        trial_record,
-        wait_until_done,
+        tuning_plan,
+        tuning_seeds,
     )
 
-    space = search_space(params, name)
-    trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
-    study = create_study(storage, study_name(params, name, PATHS.train_array), trials)
+    candidates = candidate_list(params, name)
+    study = create_study(storage, study_name(params, name, PATHS.train_array))
     workers = LocalWorkers(name, worker_count(params))
     started = time.monotonic()
     try:
-        done = wait_until_done(study, trials, workers.poll)
+        done = run_rungs(study, candidates, params.tune, workers.poll)
     except BaseException:
         workers.stop()
         raise
     seconds = time.monotonic() - started
     workers.finish()
-    records = [trial_record(slot, done[slot]) for slot in sorted(done)]
-    return records, study.get_trials(deepcopy=False), seconds
+    plan, seeds = tuning_plan(params.tune), tuning_seeds(params.tune)
+    result = halving_result(candidates, plan, seeds, evaluations(done))
+    return result, study.get_trials(deepcopy=False), seconds
 
 
-def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
-    """One nested run per trial of the study and the table of them all (no timings in DVC
-    outputs: hosts and durations live in MLflow only)."""
+def log_trials(run: StageRun, name: str, result: dict, all_trials: list) -> pd.DataFrame:
+    """One nested run per configuration and the table of every training (no timings in DVC
+    outputs: hosts, durations and CPU seconds live in MLflow only)."""
     import pandas as pd
 
-    from lstm_vs_rnn.modeling.tuning import DIVERGED_ATTR, HOST_ATTR, SLOT_ATTR, WORKER_ATTR
+    from lstm_vs_rnn.modeling.tuning import configuration_runs, trial_rows
 
-    rows = []
-    for trial in all_trials:
-        if SLOT_ATTR not in trial.user_attrs:
-            continue
-        state = trial.state.name.lower()
-        if trial.system_attrs.get("failed_trial") is not None:
-            state += " (retry)"
-        if trial.user_attrs.get(DIVERGED_ATTR):
-            state += " (diverged)"
-        curve = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
-        tags = {
-            "trial.state": state,
-            "trial.host": str(trial.user_attrs.get(HOST_ATTR, "unknown")),
-            "trial.worker": str(trial.user_attrs.get(WORKER_ATTR, "unknown")),
-            "trial.slot": str(trial.user_attrs[SLOT_ATTR]),
-            "trial.optuna_number": str(trial.number),
-        }
-        run.log_trial_run(name, trial.user_attrs[SLOT_ATTR], trial.params, curve, tags)
-        seconds = trial.duration.total_seconds() if trial.duration else None
-        rows.append(
-            {
-                "slot": trial.user_attrs[SLOT_ATTR],
-                "optuna_number": trial.number,
-                "state": state,
-                "value": trial.value,
-                "host": tags["trial.host"],
-                "worker": tags["trial.worker"],
-                "seconds": seconds,
-                **trial.params,
-            }
+    for trial in configuration_runs(result, all_trials):
+        run.log_trial_run(
+            name, trial.position, trial.params, trial.val_loss_per_epoch, trial.tags, trial.metrics
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(trial_rows(all_trials))
 
 
 def main() -> None:
@@ -177,31 +153,43 @@ def main() -> None:
     if name not in params.tuned_entries():
         # Nothing is tuned, so nothing is tracked: the listed settings are logged as `chosen.*`
         # with the entry's train@ run, and opening the store would cost this stage 2 s.
-        write_json(PATHS.tuning_result(name), tuning_result(params, name, []))
+        write_json(PATHS.tuning_result(name), tuning_result(params, name))
         return
     prefixes = ("data.window", "train.", "tune.", f"models.{name}.")
-    from lstm_vs_rnn.modeling.tuning import open_storage, search_space, storage_url
+    from lstm_vs_rnn.modeling.tuning import candidate_list, open_storage, storage_url
 
-    search_space(params, name)
+    candidate_list(params, name)
     storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
     with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
-        records, all_trials, seconds = run_study(params, name, storage)
-        result = tuning_result(params, name, records)
-        table = log_trials(run, name, all_trials)
+        halving, all_trials, seconds = run_study(params, name, storage)
+        result = tuning_result(params, name, halving)
+        table = log_trials(run, name, result, all_trials)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"trials_{name}.csv"
             write_csv(path, table)
             run.log_artifact(path, "tuning")
         run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
-        run.log_metrics(
-            {
-                "best_val_loss": result["best_value"],
-                "n_trials": len(records),
-                "tune_seconds": seconds,
-                "trials_per_minute": 60 * len(records) / seconds,
-            }
-        )
+        run.log_metrics(tuning_metrics(result, table, seconds))
         write_json(PATHS.tuning_result(name), result)
+
+
+def tuning_metrics(result: dict, table: pd.DataFrame, seconds: float) -> dict[str, float]:
+    """The stage run's metrics: the winner's score, how sure the choice is, the budget in
+    configurations, trainings and compute (CPU seconds of complete trainings: MLflow only)."""
+    budget = result["budget"]
+    sure = {key: result[key] for key in ("margin_se", "same_winner_fraction") if result[key]}
+    complete = table[table["state"].str.startswith("complete")]
+    return {
+        "best_val_loss": result["best_value"],
+        **sure,
+        "n_trials": budget["configurations"],
+        "trainings": budget["trainings"],
+        "optimizer_steps": budget["optimizer_steps"],
+        "multiply_adds": budget["multiply_adds"],
+        "cpu_seconds": float(complete["cpu_seconds"].sum()),
+        "tune_seconds": seconds,
+        "trainings_per_minute": 60 * budget["trainings"] / seconds,
+    }
 
 
 if __name__ == "__main__":
