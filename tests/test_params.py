@@ -69,6 +69,9 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
             r"models\.lstm\.arch = 'transformer'.*rnn, lstm, gru",
         ),
         ({"evaluate.horizon": 0}, r"evaluate\.horizon = 0.*>= 1"),
+        ({"tune.halving": 1}, r"tune\.halving = 1.*>= 2"),
+        ({"tune.first_seeds": 9}, r"tune\.first_seeds = 9 is above tune\.final_seeds = 8"),
+        ({"tune.seed": 45}, r"tune\.seed = 45 gives tuning seeds 45-52, which overlap .* 42-51"),
         ({"tracking.experiment_name": ""}, r"tracking\.experiment_name = ''"),
     ],
 )
