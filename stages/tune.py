@@ -177,7 +177,9 @@ def tuning_metrics(result: dict, table: pd.DataFrame, seconds: float) -> dict[st
     """The stage run's metrics: the winner's score, how sure the choice is, the budget in
     configurations, trainings and compute (CPU seconds of complete trainings: MLflow only)."""
     budget = result["budget"]
-    sure = {key: result[key] for key in ("margin_se", "same_winner_fraction") if result[key]}
+    sure = {
+        key: result[key] for key in ("margin_se", "same_winner_fraction") if result[key] is not None
+    }
     complete = table[table["state"].str.startswith("complete")]
     return {
         "best_val_loss": result["best_value"],

@@ -153,11 +153,13 @@ def claims_report(
     gradients: GradientFlow,
     claims: dict[str, PairedComparison],
     tuning: dict[str, dict] | None = None,
+    fresh_checks: list[FreshSeedCheck] | None = None,
 ) -> str:
     """The whole claims.md: the models, the article's claims, the baselines, every pair.
 
     `comparisons` (the pairs of models) and `claims` (`claim_tests`) are Holm-corrected
-    together (`statistics.holm_family`)."""
+    together (`statistics.holm_family`). `fresh_checks` (`evaluation.tuning_check`): each tuned
+    entry's choice on fresh seeds, after the tuned settings."""
     lines = [
         "# The reference article's claims, tested",
         "",
@@ -171,6 +173,7 @@ def claims_report(
         *_models_section(models),
         "",
         *_tuning_section(tuning or {}),
+        *fresh_seed_section(fresh_checks or []),
         *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[0]),
         "",
         *_article_claims_section(per_repeat, claims, *ARTICLE_PAIRS[1]),
