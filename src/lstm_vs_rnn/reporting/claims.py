@@ -262,7 +262,7 @@ def _tuning_section(tuning: dict[str, dict]) -> list[str]:
         f"Each tuned entry tried the same {first['n_trials']} configurations (the dimensions "
         "all architectures share drawn once for all; the first is the article's shared "
         "setting) by successive halving over seeds: configurations x seeds per rung "
-        f"{rungs}, torch seeds {_seed_range(first['seeds'])}, kept apart from the repeats'. "
+        f"{rungs}, torch {_seed_range(first['seeds'])}, kept apart from the repeats'. "
         f"Score: {first['objective']} on the training part's validation tail; the test part "
         "was not read. Margin: the winner's lead over the runner-up on the final rung, in "
         "standard errors of their paired difference; same winner: the share of bootstrap "
