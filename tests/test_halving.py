@@ -18,7 +18,6 @@ from lstm_vs_rnn.evaluation.tuning_check import fresh_seed_check, shared_setting
 from lstm_vs_rnn.modeling.halving import (
     Rung,
     confidence,
-    planned_trainings,
     promote,
     rung_plan,
 )
@@ -81,7 +80,6 @@ def test_the_shared_setting_is_every_entrys_first_candidate(tmp_path: Path) -> N
 
 def test_rungs_and_promotion_by_score_then_position() -> None:
     assert rung_plan(24, 2, 3, 8) == [Rung(24, 2), Rung(8, 6), Rung(3, 8)]
-    assert planned_trainings(rung_plan(24, 2, 3, 8)) == 24 * 2 + 8 * 4 + 3 * 2
     assert rung_plan(4, 1, 3, 2) == [Rung(4, 1), Rung(2, 2)]
     scores = {0: 0.5, 1: 0.3, 2: 0.3, 3: math.inf, 4: 0.2}
     assert promote(scores, 3) == [1, 2, 4]

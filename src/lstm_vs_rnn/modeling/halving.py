@@ -57,15 +57,6 @@ def rung_plan(
     return rungs
 
 
-def planned_trainings(plan: Sequence[Rung]) -> int:
-    """Trainings (one configuration on one seed) the plan runs at most."""
-    added = [
-        rung.configurations * (rung.seeds - (plan[index - 1].seeds if index else 0))
-        for index, rung in enumerate(plan)
-    ]
-    return sum(added)
-
-
 def score(losses: Sequence[float]) -> float:
     """A configuration's score: the mean of its final-epoch validation losses over seeds; inf
     when any seed diverged."""
