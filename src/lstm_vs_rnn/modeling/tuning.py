@@ -94,6 +94,7 @@ ARCH_STREAM = 1
 SCORED_BY = (
     "src/lstm_vs_rnn/modeling/tuning.py",
     "src/lstm_vs_rnn/modeling/halving.py",
+    "src/lstm_vs_rnn/modeling/compute_budget.py",
     "src/lstm_vs_rnn/modeling/training.py",
     "src/lstm_vs_rnn/modeling/networks.py",
     "src/lstm_vs_rnn/modeling/prediction.py",
