@@ -504,8 +504,15 @@ def run_waiting(study: optuna.Study, run_trial: Callable[[optuna.Trial], float])
         if not has_waiting_trials(study):
             study.stop()
 
-    if has_waiting_trials(study):
-        study.optimize(run_trial, callbacks=[stop_when_queue_empty], gc_after_trial=False)
+    while has_waiting_trials(study):
+        try:
+            study.optimize(run_trial, callbacks=[stop_when_queue_empty], gc_after_trial=False)
+        except ValueError as error:
+            # Optuna's `tell` refuses a trial that another worker already settled: this worker
+            # was starved for 3 heartbeats, taken for dead, and its trial failed and run again
+            # (optuna.study._tell). Its result is not needed; take the next waiting trial.
+            if not str(error).startswith("Cannot tell a "):
+                raise
     return ran
 
 
