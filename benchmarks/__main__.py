@@ -116,8 +116,9 @@ SMOKE = Sizes(
     base_repeats=1,
     tuning_params={
         "tune.n_trials": 2,
-        "tune.seeds": [1],
-        "tune.space": {"hidden_size": [4, 8], "epochs": [2]},
+        "tune.first_seeds": 1,
+        "tune.final_seeds": 1,
+        "tune.space": {"hidden_size": [4, 8], "epochs": [3]},
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
     peer_repeats=1,

@@ -1,14 +1,16 @@
-"""Section 6: tuning trials per minute with 1 worker, every local core, and two clones.
+"""Section 6: tuning trainings per minute with 1 worker, every local core, and two clones.
 
 Each measurement tunes one entry (`lstm_tuned`) of a fresh project copy from an empty study:
-the wall time of the tune stage from its start to its last trial (the `tune_seconds` the stage
-logs, read back from the chosen-settings file's trial count and the stage's own clock). The
+the wall time of the tune stage from its start to its last trial, and the trainings (Optuna
+trials: one configuration on one seed) its successive halving ran, read from the
+chosen-settings file. The
 two-clone row joins a second copy's `tune_worker` to the first copy's stage through a real
 PostgreSQL study (started as `make server` does; the second copy over TCP with the study
 role's password, as another machine would); both use one worker each, so on an idle
 machine with 2 cores it should be near twice the 1-worker rate.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,24 +83,30 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def trainings(repo: PipelineRepo) -> int:
+    """Trainings the last tune stage ran (budget.trainings of its tuning result)."""
+    result = json.loads((repo.root / "tuning" / f"{ENTRY}.json").read_text())
+    return result["budget"]["trainings"]
+
+
 def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
-    """Rows: trials per minute with 1 worker, every usable core, and two joined copies."""
-    n_trials = params["tune.n_trials"]
+    """Rows: trainings per minute with 1 worker, every usable core, and two joined copies."""
     repo = tuning_copy(workdir / "tuning", params)
     joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
     cores = usable_cores()
     one = timed_stage(repo, 1, {})
     every = timed_stage(repo, None, {})
+    count = trainings(repo)
     return [
-        Row(SECTION, f"{n_trials} trials, 1 worker", f"{60 * n_trials / one:.1f} trials/min"),
+        Row(SECTION, f"{count} trainings, 1 worker", f"{60 * count / one:.1f} trainings/min"),
         Row(
             SECTION,
-            f"{n_trials} trials, {cores} workers (every core)",
-            f"{60 * n_trials / every:.1f} trials/min ({one / every:.2f}x)",
+            f"{count} trainings, {cores} workers (every core)",
+            f"{60 * count / every:.1f} trainings/min ({one / every:.2f}x)",
         ),
         Row(
             SECTION,
-            f"{n_trials} trials, 2 clones joined in PostgreSQL",
-            f"{60 * n_trials / joined:.1f} trials/min ({one / joined:.2f}x)",
+            f"{count} trainings, 2 clones joined in PostgreSQL",
+            f"{60 * count / joined:.1f} trainings/min ({one / joined:.2f}x)",
         ),
     ]

@@ -1,10 +1,10 @@
-"""Stage `tune@<model>`: choose the entry's settings on the validation tail, same budget for all
-(work: `lstm_vs_rnn.pipeline.tune`).
+"""Stage `tune@<model>`: choose the entry's settings on the validation tail, with the same
+candidates and budget for every entry (work: `lstm_vs_rnn.pipeline.tune`).
 
-Writes tuning/<model>.json. For a tuned entry, logs one nested MLflow run per trial, the chosen
-settings and a table of the trials; an entry that does not tune writes its listed settings and
-opens no MLflow run (they are logged as `chosen.*` with its train@ run), so the stage loads
-neither torch, Optuna nor MLflow.
+Writes tuning/<model>.json. For a tuned entry, logs one nested MLflow run per configuration,
+the chosen settings, how sure the choice is, the budget and a table of every training; an entry
+that does not tune writes its listed settings and opens no MLflow run (they are logged as
+`chosen.*` with its train@ run), so the stage loads neither torch, Optuna nor MLflow.
 Run by `dvc repro`; directly: `PYTHONPATH=src python stages/tune.py lstm_tuned`.
 """
 
@@ -42,23 +42,22 @@ def main() -> None:
 
     storage = tune.open_study_storage(params, name)
     with stage_run(f"tune@{name}", params, tune.PARAMS) as run:
-        study = tune.run(params, PATHS, name, storage)
-        for trial in study.trials:
-            run.log_trial_run(name, trial.slot, trial.params, trial.val_loss_per_epoch, trial.tags)
+        tuned = tune.run(params, PATHS, name, storage)
+        for configuration in tuned.configurations:
+            run.log_trial_run(
+                name,
+                configuration.position,
+                configuration.params,
+                configuration.val_loss_per_epoch,
+                configuration.tags,
+                configuration.metrics,
+            )
         with tempfile.TemporaryDirectory() as folder:
             table = Path(folder) / f"trials_{name}.csv"
-            tune.write_trial_table(table, study.trials)
+            tune.write_trial_table(table, tuned.trainings)
             run.log_artifact(table, "tuning")
-        result = study.result
-        run.log_params({f"chosen.{key}": value for key, value in result["chosen"].items()})
-        run.log_metrics(
-            {
-                "best_val_loss": result["best_value"],
-                "n_trials": result["n_trials"],
-                "tune_seconds": study.seconds,
-                "trials_per_minute": 60 * result["n_trials"] / study.seconds,
-            }
-        )
+        run.log_params({f"chosen.{key}": value for key, value in tuned.result["chosen"].items()})
+        run.log_metrics(tune.tuning_metrics(tuned))
 
 
 if __name__ == "__main__":

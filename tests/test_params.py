@@ -79,6 +79,9 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
         ),
         ({"evaluate.primary": [["LSTM", "rnn"]]}, r"evaluate\.primary\[0\] = \['LSTM', 'rnn'\]"),
         ({"evaluate.equivalence_margin": 0}, r"evaluate\.equivalence_margin = 0.*> 0 and <= 1"),
+        ({"tune.halving": 1}, r"tune\.halving = 1.*>= 2"),
+        ({"tune.first_seeds": 9}, r"tune\.first_seeds = 9 is above tune\.final_seeds = 8"),
+        ({"tune.seed": 45}, r"tune\.seed = 45 gives tuning seeds 45-52, which overlap .* 42-51"),
         ({"tracking.experiment_name": ""}, r"tracking\.experiment_name = ''"),
     ],
 )

@@ -1,7 +1,8 @@
-"""Tuning on an equal budget (issue 16): real Optuna studies in real storages (a SQLite file,
-a PostgreSQL cluster started by the test), real worker processes, real `dvc repro`.
+"""Tuning on an equal budget (issues 16, 26): real Optuna studies in real storages (a SQLite
+file, a PostgreSQL cluster started by the test), real worker processes, real `dvc repro`.
 
-Checks: the chosen settings are byte-identical whether 1 or 2 workers ran the trials; a worker
+Checks: the tuning result (successive halving over seeds, promotion between rungs included) is
+byte-identical whether 1 or 2 workers ran the trials; a worker
 SIGKILLed mid-trial loses nothing (its trial is retried and counted once); two clones join one
 study through PostgreSQL; every bad input stops with one line before any trial; `dvc repro`
 writes a claims.md that names the tuned settings and keeps the shared-setting comparison.
@@ -25,14 +26,18 @@ import yaml
 from conftest import BuiltPipeline, PipelineRepo, free_port, run_statuses
 
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
-from lstm_vs_rnn.modeling.tuning import SLOT_ATTR, WORKER_ATTR
+from lstm_vs_rnn.modeling.tuning import CONFIGURATION_ATTR, SEED_ATTR, WORKER_ATTR
 
 pytestmark = pytest.mark.e2e
 
-# Tiny: a trial is two seeds of 2 epochs of a 4- or 8-unit network on 300 points.
+# Tiny: a trial is one seed of 2 epochs of a 4- or 8-unit network on 300 points; 4
+# configurations on 1 seed, the best 2 on a second one: 6 trials.
 TUNING = {
+    "train.epochs": 2,
     "tune.n_trials": 4,
-    "tune.seeds": [1, 2],
+    "tune.first_seeds": 1,
+    "tune.halving": 2,
+    "tune.final_seeds": 2,
     "tune.heartbeat_seconds": 1,
     "tune.space": {
         "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
@@ -86,18 +91,23 @@ def test_one_and_two_workers_choose_byte_identical_settings(
     chosen = json.loads(outputs[1])
     assert chosen["tuned"] and chosen["n_trials"] == 4
     assert [trial["trial"] for trial in chosen["trials"]] == [0, 1, 2, 3]
+    assert [rung["configurations"] for rung in chosen["rungs"]] == [4, 2]
+    assert chosen["budget"]["trainings"] == 6
+    assert sum(CONFIGURATION_ATTR in trial.user_attrs for trial in trials) == 6
 
 
 def test_a_worker_killed_mid_trial_loses_nothing(
     tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
-    # Long enough trials that the kill lands inside one: 40 epochs per seed. Two workers: with
-    # one, the trials run in the stage's own process.
+    # Long enough trials that the kill lands inside one: 40 epochs per seed; one rung. Two
+    # workers: with one, the trials run in the stage's own process.
     repo = tuning_repo(
         tmp_path / "project",
         **{
+            "train.epochs": 40,
             "tune.workers": 2,
             "tune.n_trials": 2,
+            "tune.final_seeds": 1,
             "tune.space": {"epochs": [40], "hidden_size": [8, 16]},
         },
     )
@@ -122,14 +132,16 @@ def test_a_worker_killed_mid_trial_loses_nothing(
     trials = local_study(repo).get_trials()
     assert "RUNNING" not in {trial.state.name for trial in trials}
     complete = [trial for trial in trials if trial.state.name == "COMPLETE"]
-    assert sorted(trial.user_attrs[SLOT_ATTR] for trial in complete) == [0, 1]
+    slots = sorted((t.user_attrs[CONFIGURATION_ATTR], t.user_attrs[SEED_ATTR]) for t in complete)
+    assert [position for position, _ in slots] == [0, 1]
     # The killed worker's trial stopped beating: failed, and its retry completed (the other
     # worker, stopped with the pool, failed its trial itself, which was enqueued again).
     killed = next(t for t in trials if t.user_attrs.get(WORKER_ATTR) == victim)
     assert killed.state.name == "FAIL"
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
-    assert retried[0].user_attrs[SLOT_ATTR] == killed.user_attrs[SLOT_ATTR]
+    for attr in (CONFIGURATION_ATTR, SEED_ATTR):
+        assert retried[0].user_attrs[attr] == killed.user_attrs[attr]
     result = json.loads((repo.root / "tuning" / "rnn_tuned.json").read_text())
     assert [trial["trial"] for trial in result["trials"]] == [0, 1]
     assert "RUNNING" not in run_statuses(repo.root).values()
@@ -165,6 +177,11 @@ def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:
         ),
         ({"tune.space": {"learning_rate": ["fast"]}}, "tune.space.learning_rate"),
         ({"tune.space": {"hidden_size": [0, 8]}}, "tune.space.hidden_size: value 0 is not allowed"),
+        (
+            {"tune.space": {"hidden_size": [4, 16]}},
+            "tune.space.hidden_size does not hold models.rnn_tuned.hidden_size = 8",
+        ),
+        ({"tune.seed": 43}, "overlap the repeats' seeds 42-44"),
         (
             {"tune.n_trials": 0, "models.rnn_tuned.tune": True},
             "models.rnn_tuned.tune = true but tune.n_trials = 0",
@@ -226,7 +243,10 @@ def test_two_clones_share_one_study_through_postgresql(
     # Trials of seconds (30 epochs), so both workers are up before the list is done.
     space = {**TUNING["tune.space"], "epochs": [30]}
     clones = [
-        tuning_repo(tmp_path / f"clone{i}", **{"tune.workers": 1, "tune.space": space})
+        tuning_repo(
+            tmp_path / f"clone{i}",
+            **{"tune.workers": 1, "tune.space": space, "train.epochs": 30},
+        )
         for i in (1, 2)
     ]
     stage = subprocess.Popen(
@@ -256,7 +276,8 @@ def test_two_clones_share_one_study_through_postgresql(
     ]
     study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage.local)
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
-    assert sorted(t.user_attrs[SLOT_ATTR] for t in complete) == [0, 1, 2, 3]
+    assert len(complete) == 6
+    assert {t.user_attrs[CONFIGURATION_ATTR] for t in complete} == {0, 1, 2, 3}
     assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
     result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
     assert result["n_trials"] == 4

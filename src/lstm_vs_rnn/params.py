@@ -149,14 +149,21 @@ class RangeSpec(_Section):
 
 
 class TuneParams(_Section):
-    """Hyperparameter tuning: the same trial budget for every tuned entry (see modeling.tuning).
+    """Hyperparameter tuning: the same candidates and budget for every tuned entry, successive
+    halving over seeds (see modeling.tuning and modeling.halving).
 
-    `space` maps a hyperparameter name to a RangeSpec or a list of choices; its names and values
-    are checked against the models' and training's keys by `modeling.tuning.search_space`.
+    `n_trials` counts configurations (the shared setting first); the first rung trains each on
+    `first_seeds` seeds, each later rung the best 1/`halving` on `halving` times the seeds, up to
+    `final_seeds`. `space` maps a hyperparameter name to a RangeSpec or a list of choices; its
+    names and values are checked against the models' and training's keys by
+    `modeling.tuning.search_space`.
     """
 
     n_trials: Annotated[int, Field(ge=0, le=100_000)]
-    seeds: Annotated[list[Seed], Field(min_length=1, max_length=100)]
+    seed: Seed
+    first_seeds: Annotated[int, Field(ge=1, le=1000)]
+    halving: Annotated[int, Field(ge=2, le=100)]
+    final_seeds: Annotated[int, Field(ge=1, le=1000)]
     sampler_seed: Seed
     workers: Annotated[int, Field(ge=1, le=1024)] | None
     storage: NonBlank | None
@@ -227,6 +234,27 @@ def _add_leaves(flat: dict[str, Any], prefix: str, tree: dict[str, Any]) -> None
             flat[f"{prefix}.{key}"] = value
 
 
+def check_tuning_seeds(params: Params, where: str) -> None:
+    """UserError unless `tune.first_seeds` <= `tune.final_seeds` and the tuning seeds
+    (`tune.seed` + 0 .. final_seeds - 1) stay clear of the training repeats' seeds: the repeats
+    re-score the chosen setting on fresh seeds, which seeds it was chosen on would not be."""
+    tune = params.tune
+    if tune.first_seeds > tune.final_seeds:
+        raise UserError(
+            f"{where}: tune.first_seeds = {tune.first_seeds} is above tune.final_seeds = "
+            f"{tune.final_seeds}; the final rung must have at least the first rung's seeds"
+        )
+    tuning = range(tune.seed, tune.seed + tune.final_seeds)
+    repeats = params.repeat_seeds()
+    if set(tuning) & set(repeats):
+        raise UserError(
+            f"{where}: tune.seed = {tune.seed} gives tuning seeds {tuning[0]}-{tuning[-1]}, "
+            f"which overlap the repeats' seeds {repeats[0]}-{repeats[-1]} (train.seed, "
+            f"train.repeats); the repeats check the choice on fresh seeds, so keep them apart "
+            f"(e.g. tune.seed: {max(repeats) + 1000 - max(repeats) % 1000})"
+        )
+
+
 def split_point(n_points: int, train_fraction: float) -> int:
     """Index of the first test point: the first `train_fraction` of the series trains."""
     return int(n_points * train_fraction)
@@ -261,6 +289,8 @@ def load_params(path: Path) -> Params:
                 f"only an lstm has a forget gate (models.{name}.arch = {model.arch}); remove it"
             )
     check_primary_pairs(params.evaluate.primary, f"{path.name}: evaluate.primary")
+    if params.tuned_entries():
+        check_tuning_seeds(params, path.name)
     if not isinstance(params.data, CsvData):
         check_series_length(params.data.n_points, params, f"{path.name}: data.n_points")
     check_experiment_name(params.tracking.experiment_name, f"{path.name}: tracking.experiment_name")

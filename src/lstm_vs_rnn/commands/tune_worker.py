@@ -1,10 +1,12 @@
-"""`make tune-worker`: take trials of the running tuning studies until none is left.
+"""`make tune-worker`: take trials of the running tuning studies until they are finished.
 
 Run it in a clone on any machine that reaches the team's study storage (OPTUNA_STORAGE, or
 `tune.storage` in params.yaml), with the same params, code and data as the machine running
 `dvc repro` (run `dvc repro scale` first: the worker reads the scaled training part). Study names
 derive from that configuration, so a worker of another configuration finds no study and waits.
-The tune stage starts these workers itself, one per usable core, for its own entry.
+The tune stage starts these workers itself, one per usable core, for its own entry. A worker
+keeps taking trials rung after rung until the stage marks the study finished (or nothing has
+been waiting or running for a minute: the stage is gone).
 
 Usage: python -m lstm_vs_rnn.commands.tune_worker [--entry NAME ...] [--wait SECONDS]
 """
@@ -24,10 +26,10 @@ from lstm_vs_rnn.modeling.tuning import (
     load_study,
     objective,
     open_storage,
-    run_trials,
     storage_url,
     study_name,
     training_data,
+    work,
 )
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
@@ -71,7 +73,7 @@ def main() -> None:
         if not wait_for_study(storage, name, arguments.wait):
             print(f"{entry}: no study {name} in the storage; nothing to do")
             continue
-        ran = run_trials(load_study(storage, name), objective(params, entry, data))
+        ran = work(load_study(storage, name), objective(params, entry, data))
         print(f"{entry}: ran {ran} trial(s) of study {name}")
 
 

@@ -38,35 +38,30 @@ def settings_of(
     return model.model_copy(update=model_keys), train.model_copy(update=train_keys)
 
 
-def tuning_result(params: Params, name: str, records: list[dict]) -> dict[str, Any]:
-    """The content of tuning/<name>.json: the chosen settings and every trial.
+def tuning_result(
+    params: Params, name: str, halving: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The content of tuning/<name>.json: the chosen settings, and for a tuned entry the
+    successive-halving result (`modeling.halving.halving_result`: rungs, winner, margin,
+    same-winner fraction, budget, every configuration as `trials`).
 
-    Without tuning (`models.<name>.tune: false` or `tune.n_trials: 0`) the chosen settings are
-    the listed ones and there are no trials."""
-    scored = [record for record in records if record["value"] is not None]
-    if records and not scored:
-        raise UserError(
-            f"tune@{name}: every one of the {len(records)} trials diverged; lower the "
-            f"learning_rate range in tune.space or add grad_clip_norm choices"
-        )
-    best = min(scored, key=lambda record: (record["value"], record["trial"])) if scored else None
-    model, train = settings_of(params.models[name], params.train, best["params"] if best else {})
+    Without tuning (`models.<name>.tune: false` or `tune.n_trials: 0`, `halving` None) the
+    chosen settings are the listed ones and there are no trials."""
+    best = halving["trials"][halving["best_trial"]]["params"] if halving else {}
+    model, train = settings_of(params.models[name], params.train, best)
     chosen = {
         key: getattr(model if TUNABLE[key][0] == "models" else train, key)
         for key in sorted(TUNABLE)
         if not (key in LSTM_ONLY and model.arch != "lstm")
     }
+    untuned = {"seeds": [], "n_trials": 0, "best_trial": None, "best_value": None, "trials": []}
     return {
         "entry": name,
         "arch": model.arch,
-        "tuned": best is not None,
+        "tuned": halving is not None,
         "objective": "mean over seeds of the final-epoch validation MSE (scaled data)",
-        "seeds": params.tune.seeds if best else [],
-        "n_trials": len(records),
-        "best_trial": best["trial"] if best else None,
-        "best_value": best["value"] if best else None,
+        **(halving or untuned),
         "chosen": chosen,
-        "trials": records,
     }
 
 
@@ -87,7 +82,7 @@ def load_tuning_result(params: Params, name: str, path: Path) -> dict[str, Any]:
         UserError: the entry tunes and `path` does not exist.
     """
     if name not in params.tuned_entries():
-        return tuning_result(params, name, [])
+        return tuning_result(params, name)
     return read_tuning_result(path)
 
 

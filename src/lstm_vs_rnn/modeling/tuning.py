@@ -1,19 +1,32 @@
-"""Hyperparameter tuning on an equal budget: a fixed trial list, run by any number of workers.
+"""Hyperparameter tuning: the same candidates for every architecture, successive halving over
+seeds, run by any number of workers with the same result.
 
-Each tuned entry gets `tune.n_trials` trials drawn by random search (Bergstra & Bengio, JMLR
-2012) over `tune.space`. The whole trial list is drawn with a seeded `optuna.samplers.
-RandomSampler` and enqueued (`Study.enqueue_trial`) before the first trial starts; workers only
-run enqueued trials, and a trial's score depends only on its settings and `tune.seeds` (torch
-seeded, one thread). So the chosen settings do not depend on how many workers or machines ran the
-trials, nor on their timing. Adaptive samplers (TPE) and pruners would break that.
+**Candidates.** Each tuned entry tries `tune.n_trials` configurations. The first is the
+article's shared setting (`train:` and the entry's listed model settings), so tuning can never
+end below it by more than noise. The others are drawn by random search (Bergstra & Bengio, JMLR
+2012) over `tune.space`: the dimensions every architecture has from one seeded
+`optuna.samplers.RandomSampler` stream, identical for every entry whatever its architecture;
+a dimension only some architectures have (`forget_bias`) from a stream of its own, so it cannot
+shift the others (common random numbers: the architectures are compared on the same list).
 
-The score is the mean over `tune.seeds` of the final-epoch validation MSE (scaled data) on the
-training part's validation tail; the test part is never read. The best trial is the lowest
-score, ties broken by the trial's position in the list.
+**Budget.** Successive halving over seeds (`modeling.halving`): every configuration on the
+first rung's seeds, the best third (`tune.halving`) on three times the seeds, and so on up to
+`tune.final_seeds`, where the winner is chosen. One Optuna trial is one training: one
+configuration on one torch seed. That is the finest unit a rung can wait on, so at a rung's end
+no core idles behind a batch of seeds, a worker killed mid-trial loses one training, and every
+seed's loss is stored on its own for the paired margin. A rung's trials are enqueued
+(`Study.enqueue_trial` with fixed settings) only once the previous rung is complete, and
+promotion reads only scores and positions: the choice does not depend on how many workers or
+machines ran the trials, nor on their timing (adaptive samplers and asynchronous pruners would
+break that).
+
+A training's score is its final-epoch validation MSE (scaled data) on the training part's
+validation tail; the test part is never read. Training is seeded and single-threaded.
 
 Coordination is an Optuna study in an RDB storage (SQLite file by default, PostgreSQL for a
 team) with heartbeats: a trial whose worker stops beating for 3 heartbeats is failed and
-re-enqueued by `RetryHeartbeatStaleTrialCallback`, and counts once.
+re-enqueued by `RetryHeartbeatStaleTrialCallback`, and counts once. Workers keep taking trials
+until the stage marks the study finished.
 """
 
 from __future__ import annotations
@@ -25,11 +38,12 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 from filelock import FileLock
@@ -46,26 +60,50 @@ from lstm_vs_rnn.data.windows import make_windows
 from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.files import read_array
 from lstm_vs_rnn.modeling.chosen_settings import LSTM_ONLY, TUNABLE, settings_of
+from lstm_vs_rnn.modeling.compute_budget import training_cost
+from lstm_vs_rnn.modeling.halving import Evaluation, Rung, promote, rung_plan, rung_scores
 from lstm_vs_rnn.modeling.networks import build_model
 from lstm_vs_rnn.modeling.training import TrainingDiverged, train_model
-from lstm_vs_rnn.params import ModelParams, Params, RangeSpec, TrainParams, validation_windows
+from lstm_vs_rnn.params import (
+    ModelParams,
+    Params,
+    RangeSpec,
+    TrainParams,
+    TuneParams,
+    validation_windows,
+)
 from lstm_vs_rnn.paths import PROJECT_ROOT, workspace_root
 
 INTEGER_HYPERPARAMETERS = frozenset({"batch_size", "epochs", "hidden_size", "num_layers"})
 STORAGE_ENV = "OPTUNA_STORAGE"
-SLOT_ATTR = "slot"
+# A trial's place in the plan: the configuration's position in the candidate list, the torch
+# seed, the rung that enqueued it.
+CONFIGURATION_ATTR = "configuration"
+SEED_ATTR = "seed"
+RUNG_ATTR = "rung"
 HOST_ATTR = "host"
 WORKER_ATTR = "worker"
+# What a complete trial measured: loss curve, counted cost, CPU seconds (`Evaluation`).
+EVALUATION_ATTR = "evaluation"
 DIVERGED_ATTR = "diverged"
+# Set on the study by the tune stage once the final rung is complete: workers stop waiting.
+FINISHED_ATTR = "finished"
+# Second RandomSampler stream, for the dimensions only some architectures have.
+ARCH_STREAM = 1
 # The code a trial's score depends on: a change gives a new study, never reusing old trials.
 SCORED_BY = (
     "src/lstm_vs_rnn/modeling/tuning.py",
+    "src/lstm_vs_rnn/modeling/halving.py",
+    "src/lstm_vs_rnn/modeling/compute_budget.py",
     "src/lstm_vs_rnn/modeling/training.py",
     "src/lstm_vs_rnn/modeling/networks.py",
     "src/lstm_vs_rnn/modeling/prediction.py",
     "src/lstm_vs_rnn/data/windows.py",
 )
 POLL_SECONDS = 0.5
+# A worker with no trial waiting or running for this long, in a study not yet finished, stops
+# (the stage that would enqueue the next rung is gone).
+IDLE_EXIT_SECONDS = 60.0
 # Tries at opening a storage whose tables another process is creating at the same moment.
 SCHEMA_ATTEMPTS = 5
 # Heartbeats and the stale-trial retry are marked experimental since Optuna 2.8; we rely on them
@@ -151,14 +189,63 @@ def _check_value(params: Params, name: str, key: str, value: Any) -> None:
         ) from None
 
 
-def trial_list(space: dict[str, BaseDistribution], n_trials: int, seed: int) -> list[dict]:
-    """`n_trials` settings drawn at random from `space`, fixed before any trial runs.
+def candidate_list(params: Params, name: str) -> list[dict[str, Any]]:
+    """Entry `name`'s `tune.n_trials` configurations, fixed before any trial runs.
 
-    An in-memory study with `RandomSampler(seed)` draws them, so the list depends only on the
-    space, the count and the seed."""
+    Position 0 is the shared setting (`shared_setting`). Positions 1.. take the dimensions every
+    architecture has from `RandomSampler(tune.sampler_seed)`, so they are identical for every
+    entry; `forget_bias` (LSTM entries) comes from a second stream (`arch_stream_seed`).
+    Raises UserError for a bad space or a space that does not hold the shared setting."""
+    space = search_space(params, name)
+    shared_space = {key: value for key, value in space.items() if key not in LSTM_ONLY}
+    own_space = {key: value for key, value in space.items() if key in LSTM_ONLY}
+    count = params.tune.n_trials - 1
+    shared = draw(shared_space, count, params.tune.sampler_seed)
+    own = draw(own_space, count, arch_stream_seed(params.tune.sampler_seed))
+    drawn = [{**common, **extra} for common, extra in zip(shared, own, strict=True)]
+    return [shared_setting(params, name, space), *drawn]
+
+
+def draw(space: dict[str, BaseDistribution], count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` settings drawn at random from `space` by an in-memory study with
+    `RandomSampler(seed)`: they depend only on the space, the count and the seed, and the list
+    for a larger count starts with the list for a smaller one."""
     sampler = optuna.samplers.RandomSampler(seed=seed)
     draft = optuna.create_study(sampler=sampler, storage=optuna.storages.InMemoryStorage())
-    return [draft.ask(space).params for _ in range(n_trials)]
+    return [draft.ask(space).params for _ in range(count)]
+
+
+def arch_stream_seed(sampler_seed: int) -> int:
+    """The seed of the stream for architecture-only dimensions, derived from `sampler_seed`."""
+    return int(np.random.SeedSequence([sampler_seed, ARCH_STREAM]).generate_state(1)[0])
+
+
+def shared_setting(params: Params, name: str, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """The article's shared setting in `space`'s dimensions: `train:` and `models.<name>`'s
+    listed values. Raises UserError when the space does not hold one of them."""
+    model, train = params.models[name], params.train
+    setting = {}
+    for key, distribution in space.items():
+        section = TUNABLE[key][0]
+        value = getattr(model if section == "models" else train, key)
+        if not _holds(distribution, value):
+            listed = f"models.{name}.{key}" if section == "models" else f"train.{key}"
+            raise UserError(
+                f"params.yaml: tune.space.{key} does not hold {listed} = "
+                f"{'null' if value is None else value}, the shared setting every tuned entry "
+                f"tries first; widen tune.space.{key} to include it"
+            )
+        setting[key] = value
+    return setting
+
+
+def _holds(distribution: BaseDistribution, value: Any) -> bool:
+    if isinstance(distribution, CategoricalDistribution):
+        return any(
+            value == choice and (value is None) == (choice is None)
+            for choice in distribution.choices
+        )
+    return value is not None and distribution.low <= value <= distribution.high
 
 
 @dataclass(frozen=True)
@@ -168,6 +255,11 @@ class TrainingData:
     windows: torch.Tensor
     targets: torch.Tensor
     n_val: int
+
+    @property
+    def n_fit(self) -> int:
+        """Windows the network is fitted on."""
+        return len(self.windows) - self.n_val
 
 
 def training_data(params: Params, train_array: Path) -> TrainingData:
@@ -179,46 +271,54 @@ def training_data(params: Params, train_array: Path) -> TrainingData:
     )
 
 
-def score(
-    model: ModelParams, train: TrainParams, data: TrainingData, seeds: list[int]
-) -> tuple[float, list[float]]:
-    """Mean over `seeds` of the final validation MSE, and the mean validation MSE per epoch.
-
-    Raises TrainingDiverged when any seed's loss stops being finite."""
-    curves = []
-    device = torch.device("cpu")
-    for seed in seeds:
+def evaluate(model: ModelParams, train: TrainParams, data: TrainingData, seed: int) -> Evaluation:
+    """One training on one torch `seed`: its validation curve, counted cost and CPU seconds;
+    loss inf (and no curve) when it diverged."""
+    cost = training_cost(model, train, data.windows.shape[1], data.n_fit)
+    started = time.process_time()
+    try:
         network = build_model(model, seed)
-        history = train_model(network, data.windows, data.targets, data.n_val, train, device, seed)
-        curves.append([epoch.val_loss for epoch in history])
-    per_epoch = [sum(values) / len(values) for values in zip(*curves, strict=True)]
-    return per_epoch[-1], per_epoch
+        cpu = torch.device("cpu")
+        history = train_model(network, data.windows, data.targets, data.n_val, train, cpu, seed)
+        curve = [epoch.val_loss for epoch in history]
+    except TrainingDiverged:
+        curve = []
+    return Evaluation(
+        loss=curve[-1] if curve else math.inf,
+        val_loss_per_epoch=curve,
+        optimizer_steps=cost.optimizer_steps,
+        multiply_adds=cost.multiply_adds,
+        cpu_seconds=time.process_time() - started,
+    )
 
 
-def objective(params: Params, name: str, data: TrainingData) -> Any:
-    """The Optuna objective of entry `name`: runs enqueued trials only (see module doc)."""
+def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna.Trial], float]:
+    """The Optuna objective of entry `name`: runs enqueued trials only (see module doc); a
+    trial's value is its training's final validation loss (inf: diverged)."""
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
         # Every trial of the study names who ran it, the extra one pruned below included.
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-        if SLOT_ATTR not in trial.user_attrs:
-            # The queue emptied between this worker's check and its ask: not a trial of the list.
+        if CONFIGURATION_ATTR not in trial.user_attrs:
+            # The queue emptied between this worker's check and its ask: not a trial of the plan.
             trial.study.stop()
             raise optuna.TrialPruned("no enqueued trial left")
         chosen = {key: _suggest(trial, key, distribution) for key, distribution in space.items()}
         model, train = settings_of(params.models[name], params.train, chosen)
-        try:
-            value, per_epoch = score(model, train, data, params.tune.seeds)
-        except TrainingDiverged:
+        evaluation = evaluate(model, train, data, trial.user_attrs[SEED_ATTR])
+        record = vars(evaluation) | {"loss": _finite_or_none(evaluation.loss)}
+        trial.set_user_attr(EVALUATION_ATTR, record)
+        if not math.isfinite(evaluation.loss):
             trial.set_user_attr(DIVERGED_ATTR, True)
-            return math.inf
-        for epoch, loss in enumerate(per_epoch, start=1):
-            trial.report(loss, step=epoch)
-        return value
+        return evaluation.loss
 
     return run_trial
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _suggest(trial: optuna.Trial, key: str, distribution: BaseDistribution) -> Any:
@@ -227,6 +327,12 @@ def _suggest(trial: optuna.Trial, key: str, distribution: BaseDistribution) -> A
     if isinstance(distribution, FloatDistribution):
         return trial.suggest_float(key, distribution.low, distribution.high, log=distribution.log)
     return trial.suggest_categorical(key, distribution.choices)
+
+
+def evaluation_of(trial: FrozenTrial) -> Evaluation:
+    """What a complete trial measured (see `objective`)."""
+    record = dict(trial.user_attrs[EVALUATION_ATTR])
+    return Evaluation(**(record | {"loss": math.inf if record["loss"] is None else record["loss"]}))
 
 
 def storage_url(params: Params) -> str:
@@ -258,13 +364,16 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
         try:
             if url.startswith("sqlite"):
                 _create_sqlite_storage(url, engine)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat_seconds,
                 grace_period=3 * heartbeat_seconds,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
             )
+            if url.startswith("sqlite"):
+                _serialize_sqlite_transactions(storage.engine)
+            return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
             # Another worker is creating Optuna's tables in the same new database right now
             # (PostgreSQL says so as a unique violation or as a duplicate table or object).
@@ -276,6 +385,28 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
             raise _unusable(url, error) from None
     raise AssertionError("unreachable")
+
+
+def _serialize_sqlite_transactions(engine: Any) -> None:
+    """Make every transaction on a SQLite storage take the write lock when it begins.
+
+    Python's sqlite3 driver starts a transaction only before a write, so the read in which a
+    worker finds a waiting trial and its write that marks it running are not one transaction:
+    two workers could both take the same trial (Optuna relies on SELECT ... FOR UPDATE, which
+    SQLite does not have). SQLAlchemy's recipe for the pysqlite driver: no implicit
+    transactions, and an explicit `BEGIN IMMEDIATE` on each one. Connections made before this
+    (creating the tables) are closed."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def no_implicit_transactions(connection: Any, _: Any) -> None:
+        connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
 
 
 def _unusable(url: str, error: Exception) -> UserError:
@@ -349,16 +480,9 @@ def study_name(params: Params, name: str, train_array: Path) -> str:
     return f"{name}-{digest.hexdigest()[:16]}"
 
 
-def create_study(
-    storage: optuna.storages.RDBStorage, study: str, trials: list[dict]
-) -> optuna.Study:
-    """The study `study`, its trial list enqueued if it is new (a rerun resumes it)."""
-    created = optuna.create_study(storage=storage, study_name=study, load_if_exists=True)
-    if "n_slots" not in created.user_attrs:
-        for slot, settings in enumerate(trials):
-            created.enqueue_trial(settings, user_attrs={SLOT_ATTR: slot})
-        created.set_user_attr("n_slots", len(trials))
-    return created
+def create_study(storage: optuna.storages.BaseStorage, study: str) -> optuna.Study:
+    """The study `study`, created if new (a rerun resumes it: its complete trials count)."""
+    return optuna.create_study(storage=storage, study_name=study, load_if_exists=True)
 
 
 def load_study(storage: optuna.storages.RDBStorage, study: str) -> optuna.Study:
@@ -370,7 +494,7 @@ def has_waiting_trials(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
-def run_trials(study: optuna.Study, run_trial: Any) -> int:
+def run_waiting(study: optuna.Study, run_trial: Callable[[optuna.Trial], float]) -> int:
     """Run the study's enqueued trials until none is waiting; return how many this worker ran."""
     ran = 0
 
@@ -392,49 +516,121 @@ def run_trials(study: optuna.Study, run_trial: Any) -> int:
     return ran
 
 
-def completed_slots(study: optuna.Study) -> dict[int, FrozenTrial]:
-    """The complete trial of each slot of the list (at most one: a stale trial is failed)."""
-    done = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        slot = trial.user_attrs.get(SLOT_ATTR)
-        if slot is not None and slot not in done:
-            done[slot] = trial
+def work(
+    study: optuna.Study,
+    run_trial: Callable[[optuna.Trial], float],
+    idle_seconds: float = IDLE_EXIT_SECONDS,
+) -> int:
+    """A worker's loop: run waiting trials, rung after rung, until the stage marks the study
+    finished, or nothing has been waiting or running for `idle_seconds`; returns how many
+    trials this worker ran."""
+    ran, idle_since = 0, time.monotonic()
+    while not study.user_attrs.get(FINISHED_ATTR):
+        if has_waiting_trials(study):
+            ran += run_waiting(study, run_trial)
+            idle_since = time.monotonic()
+        elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > idle_seconds:
+            break
+        time.sleep(POLL_SECONDS)
+    return ran
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One training of the plan: configuration `position` on torch `seed`, enqueued by `rung`."""
+
+    position: int
+    seed: int
+    rung: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.position, self.seed
+
+
+def tuning_seeds(tune: TuneParams) -> list[int]:
+    """The torch seeds of tuning, in the order rungs use them: `tune.seed` + 0, 1, ..."""
+    return [tune.seed + index for index in range(tune.final_seeds)]
+
+
+def tuning_plan(tune: TuneParams) -> list[Rung]:
+    """The rungs of `tune` (`halving.rung_plan`)."""
+    return rung_plan(tune.n_trials, tune.first_seeds, tune.halving, tune.final_seeds)
+
+
+def run_rungs(
+    study: optuna.Study,
+    candidates: Sequence[dict[str, Any]],
+    tune: TuneParams,
+    on_poll: Callable[[bool], None],
+) -> dict[tuple[int, int], FrozenTrial]:
+    """Every rung of the plan, in order, whoever runs the trials: enqueue a rung's trainings
+    once the previous rung is complete, promote by (score, position), mark the study finished.
+
+    `on_poll(trials_waiting)` is called at each poll (to start or check local workers, or to
+    run the waiting trials in this process). Returns the complete trial of every training, by
+    (position, seed)."""
+    plan, seeds = tuning_plan(tune), tuning_seeds(tune)
+    done: dict[tuple[int, int], FrozenTrial] = {}
+    members = list(range(len(candidates)))
+    for index, rung in enumerate(plan):
+        if index:
+            previous = plan[index - 1].seeds
+            losses = {key: evaluation_of(trial).loss for key, trial in done.items()}
+            members = promote(rung_scores(members, seeds[:previous], losses), rung.configurations)
+        start = plan[index - 1].seeds if index else 0
+        slots = [
+            Slot(position, seed, index)
+            for position in members
+            for seed in seeds[start : rung.seeds]
+        ]
+        done |= wait_until_done(study, candidates, slots, on_poll)
+    study.set_user_attr(FINISHED_ATTR, True)
     return done
 
 
 def wait_until_done(
     study: optuna.Study,
-    trials: list[dict],
+    candidates: Sequence[dict[str, Any]],
+    slots: list[Slot],
     on_poll: Callable[[bool], None],
-    recover: bool = True,
-) -> dict[int, FrozenTrial]:
-    """Block until every slot of `trials` has a complete trial, whoever runs them.
+) -> dict[tuple[int, int], FrozenTrial]:
+    """Enqueue each slot not already held by a trial (a resumed study keeps its own), then block
+    until every slot has a complete trial.
 
-    Each poll, with `recover`, fails stale trials (their retry is enqueued by the storage's
-    callback) and enqueues again a slot left with no waiting, running or complete trial in two
-    polls in a row (a worker stopped by Ctrl-C or an error, or an interrupted stage being
-    resumed); then calls `on_poll(trials_waiting)` (to run the waiting trials)."""
-    lost_before: set[int] = set()
+    Each poll fails stale trials (their retry is enqueued by the storage's callback), enqueues
+    again a slot left with no waiting, running or complete trial in two polls in a row (a worker
+    stopped by Ctrl-C or an error, or an interrupted stage being resumed), then calls
+    `on_poll(trials_waiting)`."""
+    held = held_slots(study)
+    for slot in slots:
+        if slot.key not in held:
+            _enqueue(study, candidates, slot)
+    lost_before: set[tuple[int, int]] = set()
     while True:
         done = completed_slots(study)
-        if len(done) == len(trials):
-            return done
-        if recover:
-            optuna.storages.fail_stale_trials(study)
-            lost = lost_slots(study, len(trials))
-            for slot in sorted(lost & lost_before):
-                study.enqueue_trial(trials[slot], user_attrs={SLOT_ATTR: slot})
-            lost_before = lost - lost_before
+        if all(slot.key in done for slot in slots):
+            return {slot.key: done[slot.key] for slot in slots}
+        optuna.storages.fail_stale_trials(study)
+        lost = {slot.key for slot in slots} - held_slots(study)
+        for slot in slots:
+            if slot.key in lost & lost_before:
+                _enqueue(study, candidates, slot)
+        lost_before = lost - lost_before
         on_poll(has_waiting_trials(study))
         time.sleep(POLL_SECONDS)
 
 
 def take_trials(
-    params: Params, name: str, train_array: Path, url: str, trials: list[dict], worker: int
-) -> None:
-    """A job of the tune stage's worker pool: run entry `name`'s waiting trials, on one torch
-    thread, until every slot of `trials` is complete, whoever runs them (`make tune-worker` on
-    other machines joins the same study). Worker 0 also recovers lost and stale trials.
+    params: Params, name: str, train_array: Path, url: str, worker: int
+) -> dict[tuple[int, int], Evaluation] | None:
+    """A job of the tune stage's worker pool, on one torch thread: worker 0 runs every rung of
+    entry `name`'s plan (`run_rungs`: it enqueues each rung once the previous one is complete,
+    promotes, and runs waiting trials between polls) and returns each training's evaluation by
+    (position, seed); any other worker runs waiting trials until the study is finished
+    (`work`) and returns None. `make tune-worker` on other machines joins the same study.
 
     Ctrl-C or SIGTERM marks the trial being run FAIL (Optuna records it before the
     KeyboardInterrupt goes on), so a study never keeps a RUNNING trial of a stopped worker.
@@ -449,30 +645,155 @@ def take_trials(
     storage = open_storage(url, params.tune.heartbeat_seconds)
     study = load_study(storage, study_name(params, name, train_array))
     run_trial = objective(params, name, training_data(params, train_array))
+    if worker:
+        work(study, run_trial)
+        return None
 
-    def run_waiting(waiting: bool) -> None:
+    def run_waiting_trials(waiting: bool) -> None:
         if waiting:
-            run_trials(study, run_trial)
+            run_waiting(study, run_trial)
 
-    wait_until_done(study, trials, run_waiting, recover=worker == 0)
+    return evaluations(
+        run_rungs(study, candidate_list(params, name), params.tune, run_waiting_trials)
+    )
 
 
-def lost_slots(study: optuna.Study, n_slots: int) -> set[int]:
-    """Slots with no trial that is waiting, running or complete."""
+def _enqueue(study: optuna.Study, candidates: Sequence[dict[str, Any]], slot: Slot) -> None:
+    study.enqueue_trial(
+        candidates[slot.position],
+        user_attrs={CONFIGURATION_ATTR: slot.position, SEED_ATTR: slot.seed, RUNG_ATTR: slot.rung},
+    )
+
+
+def _slot_key(trial: FrozenTrial) -> tuple[int, int] | None:
+    if CONFIGURATION_ATTR not in trial.user_attrs:
+        return None
+    return trial.user_attrs[CONFIGURATION_ATTR], trial.user_attrs[SEED_ATTR]
+
+
+def completed_slots(study: optuna.Study) -> dict[tuple[int, int], FrozenTrial]:
+    """The first complete trial of each slot (at most one: a stale trial is failed)."""
+    done: dict[tuple[int, int], FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = _slot_key(trial)
+        if key is not None and key not in done:
+            done[key] = trial
+    return done
+
+
+def held_slots(study: optuna.Study) -> set[tuple[int, int]]:
+    """Slots with a trial that is waiting, running or complete."""
     alive = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
-    held = {trial.user_attrs.get(SLOT_ATTR) for trial in study.get_trials(states=alive)}
-    return set(range(n_slots)) - held
+    keys = {_slot_key(trial) for trial in study.get_trials(deepcopy=False, states=alive)}
+    return keys - {None}
 
 
-def trial_record(slot: int, trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as written to the tuning result: its settings, score and curve, no timing."""
-    diverged = bool(trial.user_attrs.get(DIVERGED_ATTR, False))
-    return {
-        "trial": slot,
-        "params": dict(sorted(trial.params.items())),
-        "value": None if diverged else trial.value,
-        "diverged": diverged,
-        "val_loss_per_epoch": [
-            trial.intermediate_values[e] for e in sorted(trial.intermediate_values)
-        ],
-    }
+def evaluations(done: dict[tuple[int, int], FrozenTrial]) -> dict[tuple[int, int], Evaluation]:
+    """What each complete trial measured, by (position, seed)."""
+    return {key: evaluation_of(trial) for key, trial in done.items()}
+
+
+def run_in_process(
+    params: Params, name: str, data: TrainingData
+) -> dict[tuple[int, int], Evaluation]:
+    """Entry `name`'s whole plan run here, one training after another, in an in-memory study:
+    the same trainings and result as the stage's workers give (tests, benchmarks)."""
+    study = create_study(optuna.storages.InMemoryStorage(), name)
+    run_trial = objective(params, name, data)
+    done = run_rungs(
+        study, candidate_list(params, name), params.tune, lambda _: run_waiting(study, run_trial)
+    )
+    return evaluations(done)
+
+
+def trial_state(trial: FrozenTrial) -> str:
+    """A trial's state as the tracking shows it: complete, fail, ... (retry), ... (diverged)."""
+    state = trial.state.name.lower()
+    if trial.system_attrs.get("failed_trial") is not None:
+        state += " (retry)"
+    if trial.user_attrs.get(DIVERGED_ATTR):
+        state += " (diverged)"
+    return state
+
+
+def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
+    """One row per Optuna trial of the plan (retried and failed ones included), for the
+    `trials_<entry>.csv` artifact: position, seed, rung, state, loss, who ran it, wall and CPU
+    seconds, counted cost and settings. Timings and hosts: MLflow only, never a DVC output."""
+    rows = []
+    for trial in trials:
+        if _slot_key(trial) is None:
+            continue
+        measured = trial.user_attrs.get(EVALUATION_ATTR, {})
+        rows.append(
+            {
+                "trial": trial.user_attrs[CONFIGURATION_ATTR],
+                "seed": trial.user_attrs[SEED_ATTR],
+                "rung": trial.user_attrs[RUNG_ATTR],
+                "optuna_number": trial.number,
+                "state": trial_state(trial),
+                "loss": measured.get("loss"),
+                "host": trial.user_attrs.get(HOST_ATTR, "unknown"),
+                "worker": trial.user_attrs.get(WORKER_ATTR, "unknown"),
+                "seconds": trial.duration.total_seconds() if trial.duration else None,
+                "cpu_seconds": measured.get("cpu_seconds"),
+                "optimizer_steps": measured.get("optimizer_steps"),
+                "multiply_adds": measured.get("multiply_adds"),
+                **trial.params,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConfigurationRun:
+    """What MLflow shows of one configuration (a nested run of the tune stage's run)."""
+
+    position: int
+    params: dict[str, Any]
+    val_loss_per_epoch: list[float]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def configuration_runs(
+    result: dict[str, Any], trials: Sequence[FrozenTrial]
+) -> list[ConfigurationRun]:
+    """One per configuration of `result` (tuning/<entry>.json): its settings, mean validation
+    curve, score per rung reached, counted cost and the CPU seconds of its complete trainings,
+    and tags naming its states and hosts (all of `trials`, the study's, retries included)."""
+    by_position: dict[int, list[FrozenTrial]] = {}
+    for trial in trials:
+        key = _slot_key(trial)
+        if key is not None:
+            by_position.setdefault(key[0], []).append(trial)
+    runs = []
+    for record in result["trials"]:
+        own = by_position.get(record["trial"], [])
+        complete = [t for t in own if t.state == TrialState.COMPLETE]
+        states = sorted({trial_state(t) for t in own})
+        metrics = {
+            f"rung_{rung}_score": value
+            for rung, value in enumerate(record["rung_scores"])
+            if value is not None
+        }
+        metrics |= {
+            "rung": record["rung"],
+            "seeds": len(record["seed_losses"]),
+            "optimizer_steps": record["optimizer_steps"],
+            "multiply_adds": record["multiply_adds"],
+            "cpu_seconds": sum(t.user_attrs[EVALUATION_ATTR]["cpu_seconds"] for t in complete),
+        }
+        tags = {
+            "trial.states": ", ".join(states),
+            "trial.hosts": ", ".join(sorted({str(t.user_attrs.get(HOST_ATTR)) for t in own})),
+            "trial.position": str(record["trial"]),
+            "trial.shared_setting": str(record["shared_setting"]).lower(),
+            "trial.diverged": str(record["diverged"]).lower(),
+        }
+        runs.append(
+            ConfigurationRun(
+                record["trial"], record["params"], record["val_loss_per_epoch"], metrics, tags
+            )
+        )
+    return runs

@@ -34,6 +34,11 @@ from lstm_vs_rnn.evaluation.gradients import measure_gradient_flow
 from lstm_vs_rnn.evaluation.horizon import horizon_errors, with_horizon_headline
 from lstm_vs_rnn.evaluation.metrics import forecast_metrics, training_summary
 from lstm_vs_rnn.evaluation.statistics import summarise
+from lstm_vs_rnn.evaluation.tuning_check import (
+    FreshSeedCheck,
+    fresh_seed_check,
+    shared_setting_twin,
+)
 from lstm_vs_rnn.files import read_array, read_numeric_csv, write_csv, write_json, write_text
 from lstm_vs_rnn.modeling.checkpoints import load_model
 from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, at_chosen_settings
@@ -109,6 +114,7 @@ class Assessment:
         values = self.series["y"].to_numpy()
         self.train, self.actual = values[: self.split], values[self.split :]
         self.histories = {name: self._loss_history(name) for name in params.models}
+        self.fresh_checks = self._fresh_seed_checks()
         self.parameter_counts = {
             name: count_parameters(build_model(settings))
             for name, settings in params.models.items()
@@ -159,9 +165,13 @@ class Assessment:
     def metrics(self) -> dict[str, object]:
         """metrics.json: summaries only, readable in `dvc metrics diff` and `dvc exp show`."""
         persistence = self.baselines["persistence"]["test_rmse"]
-        summary: dict[str, object] = {}
+        summary: dict[str, object] = {
+            check.entry: {"fresh_seed": fresh_seed_summary(check)} for check in self.fresh_checks
+        }
         for name in self.params.models:
-            summary[name] = {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
+            summary.setdefault(name, {}).update(
+                {metric: summarise(self.column(name, metric)) for metric in SUMMARISED}
+            )
             summary[name]["failures"] = int(np.sum(self.column(name, "test_rmse") >= persistence))
             summary[name]["n_parameters"] = self.parameter_counts[name]
             summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
@@ -192,6 +202,7 @@ class Assessment:
                 self.model_table(),
                 self.gradients,
                 self.tuning,
+                self.fresh_checks,
             ),
         )
         self._write_tuning_figures()
@@ -209,6 +220,18 @@ class Assessment:
         save_figure(scatter_figure(self.actual, best), paths.figure("scatter"))
         save_figure(gradient_flow_figure(self.gradients.table), paths.figure("gradient_flow"))
         self._write_horizon_reports()
+
+    def _fresh_seed_checks(self) -> list[FreshSeedCheck]:
+        """Each tuned entry's choice re-scored on its training repeats' fresh seeds, against
+        its shared-setting twin (`evaluation.tuning_check`); none for an entry without one."""
+        checks = []
+        for name, result in self.tuning.items():
+            twin = shared_setting_twin(self.configured, name) if result["tuned"] else None
+            if twin is not None:
+                checks.append(
+                    fresh_seed_check(result, self.histories[name], twin, self.histories[twin])
+                )
+        return checks
 
     def model_table(self) -> pd.DataFrame:
         """Each entry's architecture and size: a comparison is read against its budget."""
@@ -322,6 +345,19 @@ class Assessment:
             frame.insert(0, "model", name)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+
+def fresh_seed_summary(check: FreshSeedCheck) -> dict[str, object]:
+    """A tuned entry's fresh-seed check as metrics.json holds it (validation MSE, scaled)."""
+    return {
+        "tuning_val_loss": check.tuning_score,
+        "fresh_val_loss_mean": check.fresh_mean,
+        "twin_val_loss_mean": check.twin_mean,
+        "repeats_better_than_twin": check.tuned_better,
+        "verdict": (
+            f"worse than {check.twin}" if check.worse_than_twin else f"holds against {check.twin}"
+        ),
+    }
 
 
 def load_repeats(params: Params, paths: ProjectPaths) -> dict[str, list[RecurrentForecaster]]:

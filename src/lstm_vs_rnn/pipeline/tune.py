@@ -1,13 +1,14 @@
-"""The `tune@<entry>` stage's work: choose the entry's settings on the validation tail, on the
-same budget for every entry.
+"""The `tune@<entry>` stage's work: choose the entry's settings on the validation tail, with the
+same candidates and the same budget for every entry.
 
-For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` trial list, enqueues it in
-the Optuna study of this configuration, and runs them on the worker pool (`lstm_vs_rnn.workers`,
-as training's repeats: one process per usable core, or `tune.workers`) until every trial of the
-list is complete, whichever machine ran it (`make tune-worker` elsewhere joins through a shared
-storage). For an entry that does not tune,
-the chosen settings are its listed ones, and nothing heavier than the params is loaded (torch
-and Optuna are imported where the tuned path needs them). Writes tuning/<entry>.json.
+For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` candidates (the first is
+the shared setting), runs successive halving over seeds in the Optuna study of this
+configuration (each rung enqueued once the previous one is complete) on the worker pool
+(`lstm_vs_rnn.workers`, as training's repeats: one process per usable core, or `tune.workers`),
+and ends when the final rung is complete, whichever machine ran its trials (`make tune-worker`
+elsewhere joins through a shared storage). For an entry that does not tune, the chosen settings
+are its listed ones, and nothing heavier than the params is loaded (torch and Optuna are
+imported where the tuned path needs them). Writes tuning/<entry>.json.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from lstm_vs_rnn.workers import WorkerDied, worker_pool
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
 
+    from lstm_vs_rnn.modeling.tuning import ConfigurationRun
+
 # The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both;
-# `{entry}` is the stage's entry, dvc.yaml's `${key}`):
-# what a trial's score depends on (modeling.tuning.study_name), not who runs it. A trial worker
-# trains on one thread, so `train.num_threads` is not among them.
+# `{entry}` is the stage's entry, dvc.yaml's `${key}`): what a trial's score depends on
+# (modeling.tuning.study_name), not who runs it. A trial worker trains on one thread, so
+# `train.num_threads` is not among them.
 PARAMS = (
     "data.window",
     "train.epochs",
@@ -40,7 +43,10 @@ PARAMS = (
     "train.val_fraction",
     "train.grad_clip_norm",
     "tune.n_trials",
-    "tune.seeds",
+    "tune.seed",
+    "tune.first_seeds",
+    "tune.halving",
+    "tune.final_seeds",
     "tune.sampler_seed",
     "tune.space",
     "models.{entry}",
@@ -48,135 +54,119 @@ PARAMS = (
 
 
 @dataclass(frozen=True)
-class TrialRow:
-    """One trial of the study as the stage's run logs it: a nested run and a table row."""
-
-    slot: int
-    params: dict[str, Any]
-    val_loss_per_epoch: list[float]
-    tags: dict[str, str]
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class TuneResult:
-    """A tuned entry's study: the written result, every trial (retried and failed ones
-    included) and the seconds the trials took."""
+    """A tuned entry's study: the written result (tuning/<entry>.json), one record per
+    configuration for its nested run, one row per training (retried and failed ones included)
+    and the seconds the rungs took."""
 
     result: dict[str, Any]
-    trials: list[TrialRow]
+    configurations: list[ConfigurationRun]
+    trainings: list[dict[str, Any]]
     seconds: float
 
 
 def write_listed(params: Params, paths: ProjectPaths, name: str) -> None:
     """tuning/<name>.json of an entry that does not tune: its listed settings, no trial."""
-    write_json(paths.tuning_result(name), tuning_result(params, name, []))
+    write_json(paths.tuning_result(name), tuning_result(params, name))
 
 
 def open_study_storage(params: Params, name: str) -> RDBStorage:
-    """The study storage, once entry `name`'s search space is checked: the stage calls this
-    before it opens its MLflow run, so a bad space or storage touches no run.
+    """The study storage, once entry `name`'s candidates are checked: the stage calls this
+    before it opens its MLflow run, so a bad search space or storage touches no run.
 
-    Raises UserError for a search space that does not fit the entry or a storage that cannot
-    be opened.
+    Raises UserError for a search space that does not fit the entry (or does not hold its
+    shared setting) or a storage that cannot be opened.
     """
-    from lstm_vs_rnn.modeling.tuning import open_storage, search_space, storage_url
+    from lstm_vs_rnn.modeling.tuning import candidate_list, open_storage, storage_url
 
-    search_space(params, name)
+    candidate_list(params, name)
     return open_storage(storage_url(params), params.tune.heartbeat_seconds)
 
 
 def run(params: Params, paths: ProjectPaths, name: str, storage: RDBStorage) -> TuneResult:
-    """Run entry `name`'s study in `storage` to the end and write tuning/<name>.json.
+    """Run every rung of entry `name`'s plan in `storage` and write tuning/<name>.json.
 
     Raises UserError for a failed trial worker or a study in which every trial diverged.
     """
+    from lstm_vs_rnn.modeling.halving import halving_result
     from lstm_vs_rnn.modeling.tuning import (
-        completed_slots,
+        candidate_list,
+        configuration_runs,
         create_study,
-        search_space,
         study_name,
-        trial_list,
-        trial_record,
+        trial_rows,
+        tuning_plan,
+        tuning_seeds,
     )
 
-    space = search_space(params, name)
-    trials = trial_list(space, params.tune.n_trials, params.tune.sampler_seed)
-    study = create_study(storage, study_name(params, name, paths.train_array), trials)
+    candidates = candidate_list(params, name)
+    study = create_study(storage, study_name(params, name, paths.train_array))
     started = time.monotonic()
-    run_trials_on_workers(params, paths, name, storage.url, trials)
+    evaluations = run_rungs_on_workers(params, paths, name, storage.url)
     seconds = time.monotonic() - started
-    done = completed_slots(study)
-    records = [trial_record(slot, done[slot]) for slot in sorted(done)]
-    result = tuning_result(params, name, records)
+    plan, seeds = tuning_plan(params.tune), tuning_seeds(params.tune)
+    result = tuning_result(params, name, halving_result(candidates, plan, seeds, evaluations))
     write_json(paths.tuning_result(name), result)
-    return TuneResult(result, trial_rows(study.get_trials(deepcopy=False)), seconds)
+    trials = study.get_trials(deepcopy=False)
+    return TuneResult(result, configuration_runs(result, trials), trial_rows(trials), seconds)
 
 
-def run_trials_on_workers(
-    params: Params, paths: ProjectPaths, name: str, url: str, trials: list[dict]
-) -> None:
-    """Run the study's trials on `tune.workers` processes of the worker pool (default: one
-    per usable core; one runs them in this process), until every slot of `trials` is complete.
+def run_rungs_on_workers(
+    params: Params, paths: ProjectPaths, name: str, url: str
+) -> dict[tuple[int, int], Any]:
+    """Every rung of the plan on `tune.workers` processes of the worker pool (default: one per
+    usable core; with one, in this process): worker 0 enqueues the rungs and promotes, every
+    worker runs trials. Returns each training's evaluation by (position, seed).
 
     A worker killed outright (SIGKILL, out of memory) loses nothing: its trial stops beating,
     is failed and run again (`modeling.tuning`), and the pool is started anew, at most
-    `len(trials)` times. Raises the first error a worker's job raised, or `workers.WorkerDied`
-    once the restarts are spent."""
+    `tune.n_trials` times. Raises the first error a worker's job raised, or
+    `workers.WorkerDied` once the restarts are spent."""
     from lstm_vs_rnn.modeling.tuning import take_trials
 
-    count = min(params.tune.workers or usable_cores(), len(trials))
-    jobs = [(params, name, paths.train_array, url, trials, worker) for worker in range(count)]
-    for restart in range(len(trials) + 1):
+    count = params.tune.workers or usable_cores()
+    jobs = [(params, name, paths.train_array, url, worker) for worker in range(count)]
+    for restart in range(params.tune.n_trials + 1):
         try:
             with worker_pool(count) as pool:
-                pool.map(take_trials, jobs, describe=lambda i: f"tune@{name}, trial worker {i}")
-            return
+                results = pool.map(
+                    take_trials, jobs, describe=lambda i: f"tune@{name}, trial worker {i}"
+                )
+            return results[0]
         except WorkerDied as died:
-            if restart == len(trials):
+            if restart == params.tune.n_trials:
                 raise
             print(f"{died}; its trial is run again", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
-def write_trial_table(path: Path, trials: list[TrialRow]) -> None:
-    """The table of every trial (one row each, `TrialRow.row`) as CSV at `path`."""
+def write_trial_table(path: Path, trainings: list[dict[str, Any]]) -> None:
+    """The table of every training of the study (one row each) as CSV at `path`."""
     import pandas as pd
 
-    write_csv(path, pd.DataFrame([trial.row for trial in trials]))
+    write_csv(path, pd.DataFrame(trainings))
 
 
-def trial_rows(all_trials: list) -> list[TrialRow]:
-    """Every trial of the list's slots, whoever ran it, as the stage logs it (timings and hosts
-    live in MLflow only, never in a DVC output)."""
-    from lstm_vs_rnn.modeling.tuning import DIVERGED_ATTR, HOST_ATTR, SLOT_ATTR, WORKER_ATTR
-
-    rows = []
-    for trial in all_trials:
-        if SLOT_ATTR not in trial.user_attrs:
-            continue
-        state = trial.state.name.lower()
-        if trial.system_attrs.get("failed_trial") is not None:
-            state += " (retry)"
-        if trial.user_attrs.get(DIVERGED_ATTR):
-            state += " (diverged)"
-        tags = {
-            "trial.state": state,
-            "trial.host": str(trial.user_attrs.get(HOST_ATTR, "unknown")),
-            "trial.worker": str(trial.user_attrs.get(WORKER_ATTR, "unknown")),
-            "trial.slot": str(trial.user_attrs[SLOT_ATTR]),
-            "trial.optuna_number": str(trial.number),
-        }
-        seconds = trial.duration.total_seconds() if trial.duration else None
-        row = {
-            "slot": trial.user_attrs[SLOT_ATTR],
-            "optuna_number": trial.number,
-            "state": state,
-            "value": trial.value,
-            "host": tags["trial.host"],
-            "worker": tags["trial.worker"],
-            "seconds": seconds,
-            **trial.params,
-        }
-        curve = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
-        rows.append(TrialRow(trial.user_attrs[SLOT_ATTR], trial.params, curve, tags, row))
-    return rows
+def tuning_metrics(tuned: TuneResult) -> dict[str, float]:
+    """The stage run's metrics: the winner's score, how sure the choice is, the budget in
+    configurations, trainings and compute (CPU seconds of complete trainings: MLflow only)."""
+    result, budget = tuned.result, tuned.result["budget"]
+    sure = {
+        key: result[key] for key in ("margin_se", "same_winner_fraction") if result[key] is not None
+    }
+    cpu = sum(
+        row["cpu_seconds"] or 0.0
+        for row in tuned.trainings
+        if str(row["state"]).startswith("complete")
+    )
+    return {
+        "best_val_loss": result["best_value"],
+        **sure,
+        "n_trials": budget["configurations"],
+        "trainings": budget["trainings"],
+        "optimizer_steps": budget["optimizer_steps"],
+        "multiply_adds": budget["multiply_adds"],
+        "cpu_seconds": float(cpu),
+        "tune_seconds": tuned.seconds,
+        "trainings_per_minute": 60 * budget["trainings"] / tuned.seconds,
+    }

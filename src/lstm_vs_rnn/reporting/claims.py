@@ -20,9 +20,11 @@ correction gives that test (`statistics`); when they disagree on the side of zer
 says so. Every number comes from the per-repeat table and the forecasts; nothing is typed in.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,9 @@ from lstm_vs_rnn.evaluation.statistics import (
     smallest_sign_flip_p,
 )
 
+if TYPE_CHECKING:
+    from lstm_vs_rnn.evaluation.tuning_check import FreshSeedCheck
+
 # The error rate of each tier: family-wise (Holm) for primary and secondary, the false
 # discovery rate (Benjamini-Hochberg) for exploratory.
 ALPHA = 0.05
@@ -55,6 +60,7 @@ ARTICLE_PAIRS = {
     ("lstm_tuned", "rnn_tuned"): "at each model's tuned settings",
     ("lstm", "rnn"): "at the article's shared setting",
 }
+
 # The architectures claim (e) compares, whatever their entries are named.
 LSTM_ARCH, RNN_ARCH = "lstm", "rnn"
 ONE_REPEAT = f"{NOT_AVAILABLE} (one repeat: no interval)"
@@ -457,8 +463,11 @@ def claims_report(
     models: pd.DataFrame,
     gradients: GradientFlow,
     tuning: dict[str, dict] | None = None,
+    fresh_checks: list[FreshSeedCheck] | None = None,
 ) -> str:
-    """The whole claims.md: how verdicts are reached, the models, then tier by tier."""
+    """The whole claims.md: how verdicts are reached, the models, the tuned settings and how
+    sure each choice is on fresh seeds (`fresh_checks`, `evaluation.tuning_check`), then tier
+    by tier."""
     lines = [
         "# The reference article's claims, tested",
         "",
@@ -473,6 +482,7 @@ def claims_report(
         *_models_section(models),
         "",
         *_tuning_section(tuning or {}),
+        *fresh_seed_section(fresh_checks or []),
         *_primary_section(per_repeat, verdicts),
         "",
         *_secondary_section(per_repeat, verdicts),
@@ -579,27 +589,80 @@ def _models_section(models: pd.DataFrame) -> list[str]:
 
 
 def _tuning_section(tuning: dict[str, dict]) -> list[str]:
-    """What tuning chose for each tuned entry, on the same budget, without the test part."""
+    """What tuning chose for each tuned entry, how sure the choice is, and its budget in
+    configurations, trainings and compute side by side."""
     tuned = {name: result for name, result in tuning.items() if result["tuned"]}
     if not tuned:
         return []
     keys = sorted({key for result in tuned.values() for key in result["chosen"]})
     first = next(iter(tuned.values()))
+    rungs = ", ".join(f"{r['configurations']} x {r['seeds']}" for r in first["rungs"])
     rows = [
         "## Tuned settings",
         "",
-        f"Each tuned entry had {first['n_trials']} trials of random search (the same budget "
-        f"for all; seeds {', '.join(map(str, first['seeds']))} per trial); score: "
-        f"{first['objective']} on the training part's validation tail. The test part was not "
-        "read. Entries not listed train at the settings in params.yaml.",
+        f"Each tuned entry tried the same {first['n_trials']} configurations (the dimensions "
+        "all architectures share drawn once for all; the first is the article's shared "
+        "setting) by successive halving over seeds: configurations x seeds per rung "
+        f"{rungs}, torch {_seed_range(first['seeds'])}, kept apart from the repeats'. "
+        f"Score: {first['objective']} on the training part's validation tail; the test part "
+        "was not read. Margin: the winner's lead over the runner-up on the final rung, in "
+        "standard errors of their paired difference; same winner: the share of bootstrap "
+        "resamples of the final rung's seeds that pick it. Entries not listed train at the "
+        "settings in params.yaml.",
         "",
-        f"| entry | trials | best validation MSE | {' | '.join(keys)} |",
-        "|---|---|---|" + "---|" * len(keys),
+        f"| entry | trials | trainings | optimizer steps | multiply-adds | chosen trial "
+        f"| best validation MSE | margin (SE) | same winner | {' | '.join(keys)} |",
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(keys),
     ]
     for name, result in tuned.items():
         values = " | ".join(_setting(result["chosen"].get(key, "-")) for key in keys)
+        budget = result["budget"]
+        chosen = f"{result['best_trial']}" + (" (shared)" if result["best_trial"] == 0 else "")
         rows.append(
-            f"| {name} | {result['n_trials']} | {_number(result['best_value'])} | {values} |"
+            f"| {name} | {result['n_trials']} | {budget['trainings']} "
+            f"| {budget['optimizer_steps']:,} | {budget['multiply_adds']:.2e} | {chosen} "
+            f"| {_number(result['best_value'])} | {_optional(result['margin_se'], '.2f')} "
+            f"| {_optional(result['same_winner_fraction'], '.0%')} | {values} |"
+        )
+    return [*rows, ""]
+
+
+def _optional(value: float | None, spec: str) -> str:
+    return NOT_AVAILABLE if value is None else format(value, spec)
+
+
+def fresh_seed_section(checks: list[FreshSeedCheck]) -> list[str]:
+    """Each tuned entry's choice on fresh seeds (`evaluation.tuning_check`): its tuning score
+    beside its repeats' validation loss, and beside its shared-setting twin's; an entry worse
+    than its twin is named in bold."""
+    if not checks:
+        return []
+    rows = [
+        "## Does the tuned choice hold on fresh seeds?",
+        "",
+        "The best of many noisy scores is biased low (the winner's curse). Each repeat trains on "
+        "a seed tuning never used, so its final-epoch validation loss (the same validation "
+        "tail) re-scores the chosen setting; the shared-setting twin is the untuned entry of "
+        "the same architecture, trained at the article's setting.",
+        "",
+        "| entry | margin (SE) | same winner | tuning score | fresh seeds: mean [min, max] "
+        "| repeats at or below the tuning score | twin | twin's mean | tuned better, repeats "
+        "| reading |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for check in checks:
+        if check.worse_than_twin:
+            reading = f"**worse than its shared-setting twin `{check.twin}`**"
+        else:
+            reading = f"at or better than `{check.twin}`"
+        rows.append(
+            f"| {check.entry} | {_optional(check.margin_se, '.2f')} "
+            f"| {_optional(check.same_winner_fraction, '.0%')} | {_number(check.tuning_score)} "
+            f"| {_number(check.fresh_mean)} [{_number(check.fresh_low)}, "
+            f"{_number(check.fresh_high)}] "
+            f"| {check.repeats_at_or_below_tuning_score} of {check.n_repeats} | {check.twin} "
+            f"| {_number(check.twin_mean)} | {check.tuned_better} of {check.n_repeats} "
+            f"| {reading} |"
         )
     return [*rows, ""]
 

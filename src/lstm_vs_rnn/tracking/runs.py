@@ -221,9 +221,11 @@ class StageRun:
         params: dict[str, Any],
         val_loss_per_epoch: list[float],
         tags: dict[str, str],
+        metrics: dict[str, float] | None = None,
     ) -> None:
-        """One tuning trial as a finished run nested under this stage's run: its settings, its
-        validation loss per epoch, and `tags` (state, host, slot in the trial list)."""
+        """One tuning trial (a configuration) as a finished run nested under this stage's run:
+        its settings, its validation loss per epoch, `metrics` (score, cost) and `tags` (states,
+        hosts, position in the candidate list)."""
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"{model} · trial {trial}",
@@ -240,6 +242,7 @@ class StageRun:
         nested.log_params(params)
         for epoch, loss in enumerate(val_loss_per_epoch, start=1):
             nested.log_metrics({"val_loss": loss}, step=epoch)
+        nested.log_metrics(metrics or {})
         nested.flush()
         self.client.set_terminated(run.info.run_id, "FINISHED")
 
