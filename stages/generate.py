@@ -26,7 +26,9 @@ def main() -> None:
     with stage_run("generate", params, param_prefixes=PARAMS_USED) as run:
         split = split_point(len(frame), params.data.train_fraction)
         write_csv(PATHS.series_csv, frame)
-        save_figure(series_figure(frame, split, series_labels(params.data)), PATHS.figure("series"))
+        save_figure(
+            series_figure(frame, split, series_labels(params.data, frame)), PATHS.figure("series")
+        )
         run.log_metrics(
             {
                 "n_points": len(frame),

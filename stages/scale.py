@@ -8,7 +8,7 @@ import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it
 # isort: split
 from lstm_vs_rnn.cli import run_entry_point
 from lstm_vs_rnn.data.scaling import MinMaxScaling
-from lstm_vs_rnn.data.sources import read_series
+from lstm_vs_rnn.data.sources import check_learnable, read_series
 from lstm_vs_rnn.files import write_array, write_text
 from lstm_vs_rnn.params import load_params, split_point
 from lstm_vs_rnn.paths import PATHS
@@ -19,6 +19,7 @@ from lstm_vs_rnn.tracking.runs import stage_run
 def main() -> None:
     params = load_params(PATHS.params)
     series = read_series(PATHS.series_csv)["y"].to_numpy()
+    check_learnable(series, params, "data/raw/series.csv", "y")
     with stage_run("scale", params, param_prefixes=("data.train_fraction",)) as run:
         split = split_point(len(series), params.data.train_fraction)
         train, test = series[:split], series[split:]
