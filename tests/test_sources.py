@@ -341,7 +341,11 @@ def test_times_with_a_utc_offset_are_converted_to_utc_and_labelled_so(
     frame = pd.DataFrame({"t": times, "y": np.arange(len(cells), dtype=float)})
     write_csv(tmp_path / "series.csv", frame)
     back = read_series(tmp_path / "series.csv")
-    assert back["t"].dtype.kind == "M" and back["t"].dt.tz is None and back["t"].iloc[0] == pd.Timestamp(first)
+    assert (
+        back["t"].dtype.kind == "M"
+        and back["t"].dt.tz is None
+        and back["t"].iloc[0] == pd.Timestamp(first)
+    )
     params = with_data(source="csv", path="s.csv", column="value", time_column="when")
     assert series_labels(params.data, back).time == "when (UTC)"
 
