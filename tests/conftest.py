@@ -22,6 +22,7 @@ import pytest
 import requests
 from filelock import FileLock
 
+from lstm_vs_rnn.commands.relocate_store import relocate
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
 # Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
@@ -269,31 +270,8 @@ def copy_project(source: Path, root: Path) -> PipelineRepo:
     the stages again, which costs seconds per stage process."""
     shutil.copytree(source, root, symlinks=True)
     if (root / "mlflow.db").exists():
-        relocate_store(root / "mlflow.db", str(source), str(root))
+        relocate(root / "mlflow.db", source.resolve(), root.resolve())
     return PipelineRepo(root, clean_env())
-
-
-def relocate_store(store: Path, old: str, new: str) -> None:
-    """Replace the folder `old` by `new` in every text column of a SQLite MLflow store: the
-    experiment's artifact location and each run's and logged model's artifact URI hold
-    absolute paths."""
-    with sqlite3.connect(store) as connection:
-        tables = [
-            name
-            for (name,) in connection.execute("select name from sqlite_master where type = 'table'")
-        ]
-        for table in tables:
-            columns = [
-                column
-                for _, column, kind, *_ in connection.execute(f"pragma table_info('{table}')")
-                if "CHAR" in kind.upper() or "TEXT" in kind.upper()
-            ]
-            for column in columns:
-                connection.execute(
-                    f'update "{table}" set "{column}" = replace("{column}", ?, ?) '
-                    f'where instr("{column}", ?) > 0',
-                    (old, new, old),
-                )
 
 
 def shared_build(

@@ -5,6 +5,7 @@ real `BEGIN EXCLUSIVE` held by another connection, as a DB browser holds it.
 """
 
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import BuiltPipeline, PipelineRepo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, clean_env, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +129,60 @@ def test_a_refusal_naming_a_password_is_reported_without_it(
         "10.0.0.2/x failed: password *** rejected); check the store (MLFLOW_TRACKING_URI, its "
         "disk or its server log), then re-run"
     )
+
+
+def test_a_moved_project_refuses_before_any_work_and_relocate_store_moves_its_artifacts(
+    built_pipeline: BuiltPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow fixes the experiment's artifact location as an absolute path: a copied or moved
+    project logged its new models into the old folder, and lost them when it was deleted."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from lstm_vs_rnn.commands import relocate_store
+
+    old, moved = tmp_path / "old", tmp_path / "moved"
+    shutil.copytree(built_pipeline.root, old, symlinks=True)
+    relocate_store.relocate(old / "mlflow.db", built_pipeline.root.resolve(), old.resolve())
+    shutil.copytree(old, moved, symlinks=True)
+    shutil.rmtree(old)
+    repo = PipelineRepo(moved, clean_env())
+    runs_before = run_statuses(moved)
+    weights = sorted((moved / "models" / "rnn").iterdir())
+    weights_bytes = [path.read_bytes() for path in weights]
+
+    refused = repo.stage("train@rnn", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: the MLflow store {moved}/mlflow.db was made in {old}: its experiment "
+        f"'lstm-vs-rnn' keeps artifacts in {old}/mlartifacts, not beside the store in "
+        f"{moved}/mlartifacts (the project was moved or copied); run 'make relocate-store' to "
+        f"point the store at {moved}/mlartifacts, or move mlflow.db and mlartifacts/ away for "
+        f"a fresh store"
+    ]
+    assert run_statuses(moved) == runs_before and not old.exists()
+    assert [path.read_bytes() for path in weights] == weights_bytes
+
+    uri = f"sqlite:///{moved / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    relocate_store.main()
+    repo.dvc("repro", "-f", "-s", "train@rnn")
+    assert not old.exists()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lstm-vs-rnn")
+    assert experiment.artifact_location == (moved / "mlartifacts").as_uri()
+    newest = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="name = 'rnn'",
+        order_by=[{"field_name": "creation_time", "ascending": False}],
+        output_format="list",
+    )[0]
+    assert newest.artifact_location.startswith((moved / "mlartifacts").as_uri())
+    forecast = mlflow.pyfunc.load_model(f"models:/{newest.model_id}").predict(
+        np.linspace(0.0, 1.0, 20).reshape(2, 10)
+    )
+    assert forecast.shape[0] == 2
+    evaluate = client.search_runs([experiment.experiment_id], "tags.`dvc.stage` = 'evaluate'")[0]
+    claims = client.download_artifacts(evaluate.info.run_id, "claims/claims.md", str(tmp_path))
+    assert Path(claims).read_text().strip()

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import Params
@@ -320,6 +320,7 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise UserError(f"the MLflow experiment '{name}' exists but cannot be read")
+    check_artifacts_beside_store(experiment.artifact_location, name)
     if experiment.lifecycle_stage != "active":
         raise UserError(
             f"the MLflow experiment '{name}' is deleted; restore it with "
@@ -327,6 +328,40 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
             f"{experiment.experiment_id}' or set MLFLOW_EXPERIMENT_NAME"
         )
     return experiment.experiment_id
+
+
+def check_artifacts_beside_store(artifact_location: str, experiment: str) -> None:
+    """Refuse, before any work, a local store whose experiment keeps its artifacts in another
+    project's `mlartifacts/`: the project was moved or copied after a run.
+
+    MLflow fixes an experiment's artifact location as an absolute path when it creates the
+    experiment (a relative one is resolved against the working directory), and every run's and
+    logged model's artifact URI derives from it: without this check the new runs' artifacts go
+    to the old folder, recreated if it was deleted, and are lost with it. The way out is
+    `make relocate-store` (commands.relocate_store), or a fresh store. Raises UserError.
+    """
+    uri = tracking_uri()
+    expected = local_artifacts_dir(uri)
+    location = local_artifacts_path(artifact_location)
+    if expected is None or location is None or location.name != ARTIFACTS_DIR:
+        return
+    if location.resolve() == expected:
+        return
+    database = sqlite_database(uri)
+    raise UserError(
+        f"the MLflow store {database} was made in {location.parent}: its experiment "
+        f"'{experiment}' keeps artifacts in {location}, not beside the store in {expected} "
+        f"(the project was moved or copied); run 'make relocate-store' to point the store at "
+        f"{expected}, or move {database.name} and {ARTIFACTS_DIR}/ away for a fresh store"
+    )
+
+
+def local_artifacts_path(artifact_location: str) -> Path | None:
+    """The folder of a `file://` (or plain path) artifact location; None for a remote one."""
+    parts = urlsplit(artifact_location)
+    if parts.scheme not in ("", "file"):
+        return None
+    return Path(unquote(parts.path))
 
 
 def local_artifacts_dir(uri: str) -> Path | None:
