@@ -73,6 +73,7 @@ class LocalWorkers:
 
         environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
         command = [sys.executable, "-m", tune_worker.__name__, "--entry", self.entry]
+        command.append(tune_worker.FOR_STAGE)
         self.processes = [
             subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment) for _ in range(self.count)
         ]
@@ -131,7 +132,13 @@ def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
     outputs: hosts and durations live in MLflow only)."""
     import pandas as pd
 
-    from lstm_vs_rnn.modeling.tuning import DIVERGED_ATTR, HOST_ATTR, SLOT_ATTR, WORKER_ATTR
+    from lstm_vs_rnn.modeling.tuning import (
+        DIVERGED_ATTR,
+        HOST_ATTR,
+        INTERRUPTED_ATTR,
+        SLOT_ATTR,
+        WORKER_ATTR,
+    )
 
     rows = []
     for trial in all_trials:
@@ -142,6 +149,8 @@ def log_trials(run: StageRun, name: str, all_trials: list) -> pd.DataFrame:
             state += " (retry)"
         if trial.user_attrs.get(DIVERGED_ATTR):
             state += " (diverged)"
+        if trial.user_attrs.get(INTERRUPTED_ATTR):
+            state += " (interrupted)"
         curve = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
         tags = {
             "trial.state": state,
@@ -180,12 +189,18 @@ def main() -> None:
         write_json(PATHS.tuning_result(name), tuning_result(params, name, []))
         return
     prefixes = ("data.window", "train.", "tune.", f"models.{name}.")
-    from lstm_vs_rnn.modeling.tuning import open_storage, search_space, storage_url
+    from lstm_vs_rnn.modeling.tuning import (
+        open_storage,
+        search_space,
+        storage_refusals_explained,
+        storage_url,
+    )
 
     search_space(params, name)
     storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
     with stage_run(f"tune@{name}", params, param_prefixes=prefixes) as run:
-        records, all_trials, seconds = run_study(params, name, storage)
+        with storage_refusals_explained(storage_url(params)):
+            records, all_trials, seconds = run_study(params, name, storage)
         result = tuning_result(params, name, records)
         table = log_trials(run, name, all_trials)
         with tempfile.TemporaryDirectory() as folder:
@@ -205,4 +220,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main)
+    run_entry_point(
+        main,
+        on_interrupt=(
+            "interrupted: the running trials were failed (marked interrupted) and the MLflow run "
+            "KILLED; 'dvc repro' resumes the study"
+        ),
+    )

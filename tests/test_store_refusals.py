@@ -40,9 +40,11 @@ def exclusive_lock(database: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def start_stage(repo: PipelineRepo, name: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_stage(
+    repo: PipelineRepo, name: str, env: dict[str, str], *args: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, f"stages/{name}.py"],
+        [sys.executable, f"stages/{name}.py", *args],
         cwd=repo.root,
         env={**repo.env, "PYTHONPATH": "src", **env},
         stdout=subprocess.DEVNULL,
@@ -89,6 +91,16 @@ def test_a_lock_released_within_the_bound_only_delays_the_stage(repo: PipelineRe
             r"\(\w+: .*file is not a database.*\); check the store .*, then re-run",
         ),
         (
+            # A store the stage may not write (as on a read-only file system): SQLite's words,
+            # not SQLAlchemy's hint about its session's autoflush.
+            {"MLFLOW_TRACKING_URI": "sqlite:///file:{root}/mlflow.db?mode=ro&uri=true"},
+            r"error: the MLflow store sqlite:///file:.*/mlflow\.db\?mode=ro&uri=true refused the "
+            r"stage's call \(OperationalError: attempt to write a readonly database\); "
+            r"/.*/mlflow\.db or its folder cannot be written \(a read-only file system or "
+            r"permissions\): make both writable, or set MLFLOW_TRACKING_URI to a store you can "
+            r"write",
+        ),
+        (
             {"LSTM_VS_RNN_STORE_WAIT_S": "soon"},
             r"error: LSTM_VS_RNN_STORE_WAIT_S = 'soon' is not allowed; expected seconds >= 0",
         ),
@@ -105,6 +117,25 @@ def test_other_store_refusals_are_one_line(
     assert len(lines) == 1, result.stderr
     assert re.fullmatch(expected, lines[0]), lines[0]
     assert "RUNNING" not in run_statuses(repo.root).values()
+
+
+def test_a_store_deleted_while_a_stage_runs_is_one_line_with_its_cause(
+    built_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    repo = built_pipeline.copy_to(tmp_path / "project")
+    stage = start_stage(repo, "train", {}, "rnn")
+    assert stage.stderr is not None
+    first = stage.stderr.readline()  # the first repeat is done: the run is open
+    (repo.root / "mlflow.db").unlink()
+    rest = stage.communicate(timeout=120)[1]
+    assert stage.returncode == 1, first + rest
+    assert rest.strip().splitlines()[-1] == (
+        f"error: the MLflow store {repo.tracking_uri} refused the stage's call "
+        f"(OperationalError: attempt to write a readonly database); {repo.root}/mlflow.db was "
+        f"deleted or moved while the stage ran: put it back, or re-run the stage to log to a "
+        f"new store"
+    ), first + rest
+    assert "Traceback" not in rest
 
 
 def test_a_refusal_naming_a_password_is_reported_without_it(

@@ -136,8 +136,12 @@ def connect() -> MlflowClient:
 
 
 def sqlite_database(uri: str) -> Path | None:
-    """The database file of a `sqlite:///` store; None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    """The database file of a `sqlite:///` store (a SQLite URI filename such as
+    `sqlite:///file:/path/mlflow.db?mode=ro&uri=true` too); None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///")
+    return Path(unquote(urlsplit(path).path) if path.startswith("file:") else path)
 
 
 def wait_while_locked(database: Path, uri: str) -> None:
@@ -216,6 +220,13 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
     uri = tracking_uri()
     where = f"the MLflow store {redact(uri)}"
     code = getattr(exc, "error_code", "")
+    cause = database_error(exc)
+    if cause is not None:
+        reason = _one_line(str(cause) or type(cause).__name__, uri)
+        return (
+            f"{where} refused the stage's call ({type(cause).__name__}: {reason}); "
+            f"{_database_todo(reason)}"
+        )
     reason = _one_line(str(getattr(exc, "message", None) or exc) or type(exc).__name__, uri)
     if code == "PERMISSION_DENIED":
         user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
@@ -235,6 +246,52 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
     else:
         todo = "check the store (MLFLOW_TRACKING_URI, its disk or its server log), then re-run"
     return f"{where} refused the stage's call ({type(exc).__name__}: {reason}); {todo}"
+
+
+# The packages whose exceptions are the database's own words (DB-API drivers), under MLflow's
+# and SQLAlchemy's wrappers: SQLAlchemy's first line can be a hint about its session
+# ("consider using a session.no_autoflush block") that hides them.
+DATABASE_DRIVERS = ("sqlite3", "psycopg", "psycopg2", "pymysql", "MySQLdb")
+
+
+def database_error(exc: BaseException) -> BaseException | None:
+    """The database driver's exception under `exc` (SQLAlchemy's `orig`, or a `raise ... from`
+    chain), or None when the refusal did not come from the database."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.split(".")[0] in DATABASE_DRIVERS:
+            return current
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def _database_todo(reason: str) -> str:
+    """What to do about the database's own refusal of a `sqlite:///` or other SQL store."""
+    database = sqlite_database(tracking_uri())
+    if database is not None and not database.exists():
+        return (
+            f"{database} was deleted or moved while the stage ran: put it back, or re-run the "
+            f"stage to log to a new store"
+        )
+    if "readonly" in reason or "read-only" in reason:
+        return (
+            f"{database or 'the store'} or its folder cannot be written (a read-only file "
+            f"system or permissions): make both writable, or set MLFLOW_TRACKING_URI to a "
+            f"store you can write"
+        )
+    if "database is locked" in reason:
+        return (
+            "another program holds it open for writing (a DB browser, a second tool): close "
+            "it and re-run"
+        )
+    if "no such table" in reason:
+        return (
+            f"{database or 'the store'} is not a complete MLflow store (replaced while the "
+            f"stage ran?): move it away and re-run to start a new one"
+        )
+    return "check the store (MLFLOW_TRACKING_URI, its disk or its server log), then re-run"
 
 
 def _one_line(text: str, uri: str) -> str:
@@ -366,6 +423,5 @@ def local_artifacts_path(artifact_location: str) -> Path | None:
 
 def local_artifacts_dir(uri: str) -> Path | None:
     """Artifacts live beside a SQLite store; a tracking server decides for itself (None)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve()
+    database = sqlite_database(uri)
+    return None if database is None else (database.parent / ARTIFACTS_DIR).resolve()
