@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,16 @@ SRC_ROOT = Path(__file__).resolve().parents[2]
 # uvicorn without its access log (a line per request, /health polls included) and its INFO
 # start and stop lines; request errors and their tracebacks still print (as `make ui`).
 UVICORN_OPTS = "--no-access-log --log-level warning"
+# Output of the MLflow server that asks nothing of a user (docs/team.md, "The server's log"):
+# starlette's deprecation of the module MLflow 3.17 serves its Flask app through, printed by
+# every worker at every start; and psycopg's note that it dropped the aborted pipeline of a
+# multi-row insert that hit a duplicate key (a race between clients, or a client's retry),
+# after which MLflow rolls back and writes what is missing, so nothing is lost (PostgreSQL's
+# own ERROR line for the statement stays in postgres.log).
+STARLETTE_WARNING_FILTER = "ignore:starlette.middleware.wsgi is deprecated"
+SERVER_NOISE = re.compile(
+    rb"error ignored terminating <psycopg\.Pipeline \[INERROR.*pipeline aborted"
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,7 @@ class TeamServer:
         self.mlflow_log = mlflow_log
         self.postgres: subprocess.Popen[bytes] | None = None
         self.mlflow: subprocess.Popen[bytes] | None = None
+        self.forwarder: threading.Thread | None = None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         check_auth_environment(self.config)
@@ -188,6 +201,8 @@ class TeamServer:
         """The tracking server first (it holds connections), then PostgreSQL's fast shutdown."""
         if self.mlflow is not None:
             _stop_group(self.mlflow, signal.SIGTERM)
+        if self.forwarder is not None:
+            self.forwarder.join(timeout=STOP_TIMEOUT_S)
         if self.postgres is not None:
             _stop_group(self.postgres, signal.SIGINT)
 
@@ -235,6 +250,9 @@ class TeamServer:
             **os.environ,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+            "PYTHONWARNINGS": ",".join(
+                filter(None, (os.environ.get("PYTHONWARNINGS"), STARLETTE_WARNING_FILTER))
+            ),
             # The guard's package, wherever this process found it.
             "PYTHONPATH": os.pathsep.join(
                 filter(None, (str(SRC_ROOT), os.environ.get("PYTHONPATH")))
@@ -246,11 +264,26 @@ class TeamServer:
         self.mlflow = subprocess.Popen(
             [*GROUP_GUARD, *mlflow_command(self.config)],
             env=env,
-            stdout=self.mlflow_log,
-            stderr=subprocess.STDOUT if self.mlflow_log else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        assert self.mlflow.stdout is not None
+        self.forwarder = threading.Thread(
+            target=forward_output,
+            args=(self.mlflow.stdout, self.mlflow_log or sys.stdout.buffer),
+            daemon=True,
+        )
+        self.forwarder.start()
         wait_for_health(self.config.local_url, self.mlflow, timeout)
+
+
+def forward_output(source: IO[bytes], destination: IO[bytes]) -> None:
+    """Copy the MLflow server's output, line by line as it comes, without SERVER_NOISE lines."""
+    for line in iter(source.readline, b""):
+        if not SERVER_NOISE.search(line):
+            destination.write(line)
+            destination.flush()
 
 
 def mlflow_command(config: ServerConfig) -> list[str]:
@@ -260,6 +293,8 @@ def mlflow_command(config: ServerConfig) -> list[str]:
         "mlflow",
         "server",
         "--backend-store-uri",
+        config.database_uri(TRACKING_DB),
+        "--registry-store-uri",
         config.database_uri(TRACKING_DB),
         "--artifacts-destination",
         str(config.artifacts),
