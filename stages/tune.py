@@ -79,9 +79,8 @@ class LocalWorkers:
         ]
 
     def finish(self) -> None:
-        """Every trial is complete: each worker sees the empty queue and exits by itself
-        (stopping one still loading would print that it was interrupted); any left after
-        `FINISH_GRACE_SECONDS` is stopped."""
+        """Every trial is complete: each worker sees the empty queue and exits by itself;
+        any left after `FINISH_GRACE_SECONDS` (one still loading torch) is stopped."""
         deadline = time.monotonic() + FINISH_GRACE_SECONDS
         for process in self.processes:
             try:
