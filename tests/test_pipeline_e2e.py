@@ -17,10 +17,19 @@ from tests.conftest import BuiltPipeline, PipelineRepo, clean_env
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["generate", "scale", "tune@rnn", "tune@lstm", "train@rnn", "train@lstm", "evaluate"]
-# The stages with an MLflow run: a tune stage of an entry that does not tune (the tiny params
-# turn tuning off) has nothing to track.
-TRACKED_STAGES = [stage for stage in STAGES if not stage.startswith("tune@")]
+STAGES = [
+    "check_params",
+    "generate",
+    "scale",
+    "tune@rnn",
+    "tune@lstm",
+    "train@rnn",
+    "train@lstm",
+    "evaluate",
+]
+# The stages with an MLflow run: not the params check, nor a tune stage of an entry that does
+# not tune (the tiny params turn tuning off): they have nothing to track.
+TRACKED_STAGES = [stage for stage in STAGES[1:] if not stage.startswith("tune@")]
 EXPERIMENT = "lstm-vs-rnn"
 
 
@@ -271,7 +280,12 @@ def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:
 def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo) -> None:
     repo.commit("first configuration")
     repo.edit_params({"models.lstm.hidden_size": 12})
-    assert stages_run(repo.dvc("repro").stdout) == ["tune@lstm", "train@lstm", "evaluate"]
+    assert stages_run(repo.dvc("repro").stdout) == [
+        "check_params",
+        "tune@lstm",
+        "train@lstm",
+        "evaluate",
+    ]
     assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
     assert "lstm.test_rmse.mean" in repo.dvc("metrics", "diff").stdout
     client = MlflowClient(repo.tracking_uri)
