@@ -80,6 +80,7 @@ LOCAL_NAMES = ("localhost", "127.0.0.1")
 START_TIMEOUT_S = 120.0
 HEALTH_POLL_S = 0.25
 STOP_TIMEOUT_S = 30.0
+FORWARD_DRAIN_S = 2.0
 # The MLflow server runs under this guard, which takes its process group down with this process.
 GROUP_GUARD = (sys.executable, "-m", "lstm_vs_rnn.commands.group_guard")
 SRC_ROOT = Path(__file__).resolve().parents[2]
@@ -202,7 +203,9 @@ class TeamServer:
         if self.mlflow is not None:
             _stop_group(self.mlflow, signal.SIGTERM)
         if self.forwarder is not None:
-            self.forwarder.join(timeout=STOP_TIMEOUT_S)
+            # The last lines, if any: a uvicorn worker still closing connections keeps the
+            # pipe open after the server exits, and is not waited for (it ends by itself).
+            self.forwarder.join(timeout=FORWARD_DRAIN_S)
         if self.postgres is not None:
             _stop_group(self.postgres, signal.SIGINT)
 
