@@ -342,7 +342,7 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
         )
     }
     repo.edit_params({"data.n_points": 301})
-    assert stages_run(repo.dvc("repro").stdout) == ["generate", "scale", "evaluate"]
+    assert stages_run(repo.dvc("repro").stdout) == ["check_params", "generate", "scale", "evaluate"]
     after = {
         run.info.run_id: run.data.metrics.get("test_rmse")
         for run in client.search_runs(
@@ -395,7 +395,12 @@ def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
     pipeline_repo = built_pipeline.copy_to(tmp_path / "project")
     pipeline_repo.edit_params({"train.repeats": 1})
     # The number of repeats is no input of tuning: its stages stay as they are.
-    assert stages_run(pipeline_repo.dvc("repro").stdout) == ["train@rnn", "train@lstm", "evaluate"]
+    assert stages_run(pipeline_repo.dvc("repro").stdout) == [
+        "check_params",
+        "train@rnn",
+        "train@lstm",
+        "evaluate",
+    ]
     metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())
     assert metrics["lstm"]["test_rmse"]["ci95_low"] == "n/a"
     assert metrics["lstm"]["test_rmse"]["std"] == "n/a"
