@@ -1,4 +1,5 @@
-"""What the tracking store refuses reaches the user as one line; a locked store is waited for.
+"""What the tracking store refuses reaches the user as one line with the database's own cause;
+a locked store is waited for; a moved project's store is refused until it is relocated.
 
 Real stages run as subprocesses in a project copy against a real SQLite store; the lock is a
 real `BEGIN EXCLUSIVE` held by another connection, as a DB browser holds it.

@@ -2,7 +2,8 @@
 a PostgreSQL cluster started by the test), real worker processes, real `dvc repro`.
 
 Checks: the chosen settings are byte-identical whether 1 or 2 workers ran the trials; a worker
-SIGKILLed mid-trial loses nothing (its trial is retried and counted once); two clones join one
+SIGKILLed mid-trial loses nothing (its trial is retried and counted once); Ctrl-C in a terminal
+is one line and ends the running trial FAIL, marked interrupted; two clones join one
 study through PostgreSQL; every bad input stops with one line before any trial; `dvc repro`
 writes a claims.md that names the tuned settings and keeps the shared-setting comparison.
 """
