@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath src)
 
-.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots tune-worker
+.PHONY: setup run push test lint format ui compare plots-template server teammate screenshots clean bench lag-sweep sunspots tune-worker relocate-store
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ run: setup
 	python -m lstm_vs_rnn.commands.prune
 	if dvc remote default >/dev/null 2>&1; then dvc repro --pull; else dvc repro; fi
 	python -m lstm_vs_rnn.commands.ensure_recorded
+
+# After moving or copying the project (with mlflow.db and mlartifacts/): point the MLflow store's
+# artifact paths at this folder (a stage refuses to log while they name the old one).
+relocate-store: setup
+	python -m lstm_vs_rnn.commands.relocate_store
 
 # Outputs and the run-cache (which stage run gave which outputs) to the default DVC remote.
 push: setup

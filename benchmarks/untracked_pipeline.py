@@ -38,7 +38,7 @@ def main(params_file: Path, out: Path) -> None:
     params = params.model_copy(update={"tune": params.tune.model_copy(update={"storage": storage})})
     paths = ProjectPaths(out)
     generate.run(params, paths, load_series(params, params_file.parent))
-    scale.run(params, paths)
+    scale.run(params, paths, scale.read_checked(params, paths))
     for name in params.models:
         if name in params.tuned_entries():
             tune.run(params, paths, name, tune.open_study_storage(params, name))

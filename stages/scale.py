@@ -17,8 +17,9 @@ from lstm_vs_rnn.tracking.runs import stage_run
 
 def main() -> None:
     params = load_params(PATHS.params)
+    series = scale.read_checked(params, PATHS)  # a flat series stops here, before MLflow
     with stage_run("scale", params, scale.PARAMS) as run:
-        run.log_result(scale.run(params, PATHS))
+        run.log_result(scale.run(params, PATHS, series))
 
 
 if __name__ == "__main__":

@@ -61,4 +61,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main)
+    run_entry_point(
+        main,
+        on_interrupt=(
+            "interrupted: the running trials were failed (marked interrupted) and the MLflow run "
+            "KILLED; 'dvc repro' resumes the study"
+        ),
+    )

@@ -4,12 +4,19 @@ real `mlflow server` on 127.0.0.1 (the benchmarks use both too).
 End-to-end tests run the real `dvc` and the real MLflow store there; nothing is mocked.
 """
 
+import contextlib
+import errno
 import os
+import pty
+import re
+import select
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +28,7 @@ import requests
 from filelock import FileLock
 
 from lstm_vs_rnn.commands import mlflow_server
+from lstm_vs_rnn.commands.relocate_store import relocate
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
 
@@ -269,31 +277,8 @@ def copy_project(source: Path, root: Path) -> PipelineRepo:
     the stages again, which costs seconds per stage process."""
     shutil.copytree(source, root, symlinks=True)
     if (root / "mlflow.db").exists():
-        relocate_store(root / "mlflow.db", str(source), str(root))
+        relocate(root / "mlflow.db", source.resolve(), root.resolve())
     return PipelineRepo(root, clean_env())
-
-
-def relocate_store(store: Path, old: str, new: str) -> None:
-    """Replace the folder `old` by `new` in every text column of a SQLite MLflow store: the
-    experiment's artifact location and each run's and logged model's artifact URI hold
-    absolute paths."""
-    with sqlite3.connect(store) as connection:
-        tables = [
-            name
-            for (name,) in connection.execute("select name from sqlite_master where type = 'table'")
-        ]
-        for table in tables:
-            columns = [
-                column
-                for _, column, kind, *_ in connection.execute(f"pragma table_info('{table}')")
-                if "CHAR" in kind.upper() or "TEXT" in kind.upper()
-            ]
-            for column in columns:
-                connection.execute(
-                    f'update "{table}" set "{column}" = replace("{column}", ?, ?) '
-                    f'where instr("{column}", ?) > 0',
-                    (old, new, old),
-                )
 
 
 def shared_build(
@@ -322,6 +307,81 @@ def scaled_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) ->
     """The tiny pipeline after `dvc repro scale` (generate and scale), shared by the test run:
     the start of every test of a later stage. A copy may change any param but `data`."""
     return shared_build(tmp_path_factory, worker_id, "scaled-pipeline", "scale")
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is `folder`: a stage and its workers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == folder:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def start_in_terminal(repo: PipelineRepo, *args: str) -> tuple[int, int]:
+    """Start a stage script in a new pseudo-terminal; return its pid and the terminal's fd."""
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.chdir(repo.root)
+        env = {**repo.env, "PYTHONPATH": "src"}
+        os.execve(sys.executable, [sys.executable, *args], env)
+    return pid, terminal
+
+
+def stop_if_running(pid: int) -> None:
+    """End a stage a failed assertion left running (SIGTERM: its runs end KILLED, its workers
+    with it), so the next test of the module starts from a quiet store."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+
+
+def read_terminal(terminal: int) -> bytes:
+    """The next output of the terminal, b"" once its other side is closed: reading a pty's
+    master then raises EIO on Linux, which is its end of file."""
+    try:
+        return os.read(terminal, 4096)
+    except OSError as error:
+        if error.errno == errno.EIO:
+            return b""
+        raise
+
+
+def read_until(terminal: int, pattern: str, timeout: float) -> str:
+    """What the terminal shows until `pattern` appears in it."""
+    seen, deadline = "", time.monotonic() + timeout
+    while not re.search(pattern, seen):
+        assert time.monotonic() < deadline, seen
+        ready, _, _ = select.select([terminal], [], [], 1)
+        if ready:
+            chunk = read_terminal(terminal)
+            assert chunk, f"the stage closed its terminal before {pattern!r}: {seen}"
+            seen += chunk.decode(errors="replace")
+    return seen
+
+
+def wait_for_exit(pid: int, terminal: int, timeout: float) -> tuple[int, str]:
+    """The exit code of `pid`, draining its terminal meanwhile, and what it printed."""
+    seen, deadline, closed = "", time.monotonic() + timeout, False
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), seen
+        if closed:
+            time.sleep(0.2)
+            continue
+        ready, _, _ = select.select([terminal], [], [], 0.2)
+        if ready:
+            chunk = read_terminal(terminal)
+            closed = not chunk
+            seen += chunk.decode(errors="replace")
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the stage did not exit: {seen}")
 
 
 def free_port() -> int:

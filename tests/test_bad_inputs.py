@@ -262,6 +262,31 @@ def test_bad_params_stop_the_stage_with_one_line_and_change_nothing(
     assert "RUNNING" not in runs_before.values()
 
 
+def test_a_key_no_stage_reads_stops_dvc_repro_and_dvc_exp_run(
+    scaled_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    """A typo'd key changes no key any stage lists, so without the check_params stage (on all
+    of params.yaml) DVC skipped every stage and exited 0."""
+    repo = scaled_pipeline.copy_to(tmp_path / "project")
+    refusal = (
+        "error: params.yaml: unknown key 'train.learning_rte'; did you mean 'train.learning_rate'?"
+    )
+    repo.edit_params({"train.learning_rte": 0.1})
+    typed = repo.dvc("repro", "scale", check=False)
+    assert typed.returncode != 0 and refusal in typed.stderr
+    assert "Running stage 'generate'" not in typed.stdout
+    repo.run("git", "checkout", "params.yaml")
+    queued = repo.dvc("exp", "run", "-S", "+train.learning_rte=0.1", "scale", check=False)
+    assert queued.returncode != 0 and refusal in queued.stderr
+    repo.run("git", "checkout", "params.yaml")
+    # A valid edit of a key no stage tracks runs the check alone: its output is the same bytes.
+    repo.edit_params({"train.workers": 2})
+    valid = repo.dvc("repro", "scale")
+    assert "Running stage 'check_params'" in valid.stdout
+    assert "Stage 'generate' didn't change, skipping" in valid.stdout
+    assert "Stage 'scale' didn't change, skipping" in valid.stdout
+
+
 def test_missing_params_file(prepared: PipelineRepo) -> None:
     path = prepared.root / "params.yaml"
     good = path.read_text()

@@ -157,7 +157,13 @@ def stage_params() -> dict[str, tuple[list[str], str]]:
     result = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        keys = [str(key).replace("${key}", "{entry}") for key in body.get("params", [])]
+        keys = [
+            # A whole params file is listed as a mapping `{file: None}`: `file:` here.
+            f"{next(iter(key))}:"
+            if isinstance(key, dict)
+            else str(key).replace("${key}", "{entry}")
+            for key in body.get("params", [])
+        ]
         result[name] = (keys, f"{PACKAGE}.pipeline.{name}")
     return result
 

@@ -5,22 +5,26 @@ and the progress a user sees in a terminal and in a log.
 Real stage runs in a copy of the project, real signals, a real SQLite MLflow store.
 """
 
-import contextlib
-import errno
 import os
-import pty
 import re
-import select
 import signal
 import sqlite3
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, BuiltPipeline, PipelineRepo, run_statuses
+from conftest import (
+    REPO_ROOT,
+    BuiltPipeline,
+    PipelineRepo,
+    processes_in,
+    read_until,
+    run_statuses,
+    start_in_terminal,
+    stop_if_running,
+    wait_for_exit,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,19 +48,6 @@ def restore_params(repo: PipelineRepo) -> Iterator[None]:
     good = (repo.root / "params.yaml").read_text()
     yield
     (repo.root / "params.yaml").write_text(good)
-
-
-def processes_in(folder: Path) -> list[int]:
-    """Processes whose working directory is `folder`: a stage and its workers."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")) == folder:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def workers_of(stage: int) -> list[int]:
@@ -144,68 +135,6 @@ def test_a_failing_worker_stops_the_others_in_one_line(
     assert "FAILED" in statuses.values() and "RUNNING" not in statuses.values(), statuses
     assert "RUNNING" not in run_statuses(repo.root).values()
     assert processes_in(repo.root) == []
-
-
-def start_in_terminal(repo: PipelineRepo, *args: str) -> tuple[int, int]:
-    """Start a stage script in a new pseudo-terminal; return its pid and the terminal's fd."""
-    pid, terminal = pty.fork()
-    if pid == 0:
-        os.chdir(repo.root)
-        env = {**repo.env, "PYTHONPATH": "src"}
-        os.execve(sys.executable, [sys.executable, *args], env)
-    return pid, terminal
-
-
-def stop_if_running(pid: int) -> None:
-    """End a stage a failed assertion left running (SIGTERM: its runs end KILLED, its workers
-    with it), so the next test of the module starts from a quiet store."""
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
-
-
-def read_terminal(terminal: int) -> bytes:
-    """The next output of the terminal, b"" once its other side is closed: reading a pty's
-    master then raises EIO on Linux, which is its end of file."""
-    try:
-        return os.read(terminal, 4096)
-    except OSError as error:
-        if error.errno == errno.EIO:
-            return b""
-        raise
-
-
-def read_until(terminal: int, pattern: str, timeout: float) -> str:
-    """What the terminal shows until `pattern` appears in it."""
-    seen, deadline = "", time.monotonic() + timeout
-    while not re.search(pattern, seen):
-        assert time.monotonic() < deadline, seen
-        ready, _, _ = select.select([terminal], [], [], 1)
-        if ready:
-            chunk = read_terminal(terminal)
-            assert chunk, f"the stage closed its terminal before {pattern!r}: {seen}"
-            seen += chunk.decode(errors="replace")
-    return seen
-
-
-def wait_for_exit(pid: int, terminal: int, timeout: float) -> tuple[int, str]:
-    """The exit code of `pid`, draining its terminal meanwhile, and what it printed."""
-    seen, deadline, closed = "", time.monotonic() + timeout, False
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status), seen
-        if closed:
-            time.sleep(0.2)
-            continue
-        ready, _, _ = select.select([terminal], [], [], 0.2)
-        if ready:
-            chunk = read_terminal(terminal)
-            closed = not chunk
-            seen += chunk.decode(errors="replace")
-    os.kill(pid, signal.SIGKILL)
-    raise AssertionError(f"the stage did not exit: {seen}")
 
 
 def test_a_terminal_shows_one_live_line_and_ctrl_c_leaves_no_worker_or_running_run(

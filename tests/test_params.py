@@ -230,3 +230,87 @@ def test_a_primary_pair_may_name_an_entry_this_configuration_lacks(tmp_path: Pat
     pair is left out of the run and claims.md says so (reporting.claims)."""
     params = load_params(write_params(tmp_path, {"evaluate.primary": [["lstm_big", "rnn"]]}))
     assert params.evaluate.primary == [["lstm_big", "rnn"]]
+
+
+# Every key params.yaml may hold, with a value it refuses and what the refusal must say the key
+# takes (the words of params.yaml's comments). `test_every_key_of_params_py_is_listed` keeps
+# this table complete: a field added to params.py without its line here fails.
+EVERY_KEY = {
+    "data.source": ("rain", "expected one of sine, lagged, csv"),
+    "data.train_fraction": ("most", "expected a number > 0 and < 1"),
+    "data.window": (2.5, "expected an integer >= 1 and <= 100000"),
+    "data.n_points": ("many", "expected an integer >= 10 and <= 10000000"),
+    "data.t_step": ("0.1s", "expected a number > 0"),
+    "data.noise_std": (-1, "expected a number >= 0"),
+    "data.seed": (-1, "expected an integer >= 0 and <= 4294967295"),
+    "data.lag": ("ten", "expected an integer >= 1 and <= 99999"),
+    "data.phi": (1.5, "expected a number > -1 and < 1"),
+    "data.path": ("", "expected a non-empty text"),
+    "data.column": (5, "expected a non-empty text"),
+    "data.time_column": (" ", "expected a non-empty text, or null (the row number is the time"),
+    "train.epochs": ("ten", "expected an integer >= 1 and <= 100000"),
+    "train.batch_size": (0, "expected an integer >= 1 and <= 1000000"),
+    "train.learning_rate": ("fast", "expected a number > 0 and <= 10"),
+    "train.val_fraction": (1, "expected a number > 0 and < 1"),
+    "train.seed": ("x", "expected an integer >= 0 and <= 4294967295"),
+    "train.repeats": (0, "expected an integer >= 1 and <= 1000"),
+    "train.device": ("tpu", "expected one of auto, cpu, cuda"),
+    "train.num_threads": ("all", "expected an integer >= 1 and <= 256"),
+    "train.grad_clip_norm": ("yes", "expected a number > 0, or null (no clipping)"),
+    "train.workers": (0, "expected an integer >= 1 and <= 256, or null (one process per usable"),
+    "models.lstm.arch": ("transformer", "expected one of rnn, lstm, gru"),
+    "models.lstm.hidden_size": (0, "expected an integer >= 1 and <= 4096"),
+    "models.lstm.num_layers": ("two", "expected an integer >= 1 and <= 16"),
+    "models.lstm.forget_bias": ("one", "expected a number >= -10 and <= 10, or null (keeps Py"),
+    "models.lstm.tune": ("sometimes", "expected true or false, or null (tune when tune.n_tri"),
+    "tune.n_trials": (-1, "expected an integer >= 0 and <= 100000"),
+    "tune.seed": (-1, "expected an integer >= 0 and <= 4294967295"),
+    "tune.first_seeds": (0, "expected an integer >= 1 and <= 1000"),
+    "tune.halving": ("x", "expected an integer >= 2 and <= 100"),
+    "tune.final_seeds": (0, "expected an integer >= 1 and <= 1000"),
+    "tune.sampler_seed": ("x", "expected an integer >= 0 and <= 4294967295"),
+    "tune.workers": ("all", "expected an integer >= 1 and <= 1024, or null (every usable core)"),
+    "tune.storage": ("", "expected a non-empty text, or null (.optuna/studies.db in the works"),
+    "tune.heartbeat_seconds": (0, "expected an integer >= 1 and <= 3600"),
+    "tune.space": ("wide", "expected a mapping of each tuned hyperparameter to {low, high, log}"),
+    "tune.space.learning_rate": (0.01, "expected {low, high, log} (a range: low and high numb"),
+    "tune.space.learning_rate.low": ("small", "expected a number (the range is of integers"),
+    "tune.space.learning_rate.high": (None, "expected a number (the range is of integers"),
+    "tune.space.learning_rate.log": ("yes", "expected true or false (draw log-uniformly)"),
+    "tune.space.hidden_size": ([16, "wide"], "hidden_size.1 = 'wide' is not allowed; expected "
+                               "a choice of the list: a number or null"),
+    "evaluate.horizon": (0, "expected an integer >= 1 and <= 10000"),
+    "evaluate.primary": (5, "expected a list of pairs of model entries"),
+    "evaluate.equivalence_margin": ("x", "expected a number > 0 and <= 1"),
+    "tracking.experiment_name": ("", "expected a non-empty text"),
+}  # fmt: skip
+SOURCE_OF = {"t_step": "sine", "lag": "lagged", "phi": "lagged", "path": "csv", "column": "csv"}
+
+
+def test_every_key_of_params_py_is_listed() -> None:
+    from lstm_vs_rnn import params as module
+
+    sections = {
+        "train": module.TrainParams,
+        "models.lstm": module.ModelParams,
+        "tune": module.TuneParams,
+        "evaluate": module.EvaluateParams,
+        "tracking": module.TrackingParams,
+        "tune.space.learning_rate": module.RangeSpec,
+    }
+    declared = {f"data.{key}" for key in module.DATA_KEYS} | {
+        f"{section}.{key}" for section, model in sections.items() for key in model.model_fields
+    }
+    assert declared <= set(EVERY_KEY)
+
+
+@pytest.mark.parametrize("key", sorted(EVERY_KEY))
+def test_every_keys_refusal_says_what_it_takes(tmp_path: Path, key: str) -> None:
+    value, expected = EVERY_KEY[key]
+    source = SOURCE_OF.get(key.split(".")[-1], "csv" if key == "data.time_column" else None)
+    changes = {"data.source": source} if source and key.startswith("data.") else {}
+    with pytest.raises(UserError) as refused:
+        load_params(write_params(tmp_path, {**changes, key: value}))
+    message = str(refused.value)
+    assert message.startswith(f"params.yaml: {key}")
+    assert expected in message and "\n" not in message

@@ -17,10 +17,19 @@ from tests.conftest import BuiltPipeline, PipelineRepo, clean_env
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["generate", "scale", "tune@rnn", "tune@lstm", "train@rnn", "train@lstm", "evaluate"]
-# The stages with an MLflow run: a tune stage of an entry that does not tune (the tiny params
-# turn tuning off) has nothing to track.
-TRACKED_STAGES = [stage for stage in STAGES if not stage.startswith("tune@")]
+STAGES = [
+    "check_params",
+    "generate",
+    "scale",
+    "tune@rnn",
+    "tune@lstm",
+    "train@rnn",
+    "train@lstm",
+    "evaluate",
+]
+# The stages with an MLflow run: not the params check, nor a tune stage of an entry that does
+# not tune (the tiny params turn tuning off): they have nothing to track.
+TRACKED_STAGES = [stage for stage in STAGES[1:] if not stage.startswith("tune@")]
 EXPERIMENT = "lstm-vs-rnn"
 
 
@@ -286,7 +295,12 @@ def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:
 def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo) -> None:
     repo.commit("first configuration")
     repo.edit_params({"models.lstm.hidden_size": 12})
-    assert stages_run(repo.dvc("repro").stdout) == ["tune@lstm", "train@lstm", "evaluate"]
+    assert stages_run(repo.dvc("repro").stdout) == [
+        "check_params",
+        "tune@lstm",
+        "train@lstm",
+        "evaluate",
+    ]
     assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
     assert "lstm.test_rmse.mean" in repo.dvc("metrics", "diff").stdout
     client = MlflowClient(repo.tracking_uri)
@@ -343,7 +357,7 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
         )
     }
     repo.edit_params({"data.n_points": 301})
-    assert stages_run(repo.dvc("repro").stdout) == ["generate", "scale", "evaluate"]
+    assert stages_run(repo.dvc("repro").stdout) == ["check_params", "generate", "scale", "evaluate"]
     after = {
         run.info.run_id: run.data.metrics.get("test_rmse")
         for run in client.search_runs(
@@ -396,7 +410,12 @@ def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
     pipeline_repo = built_pipeline.copy_to(tmp_path / "project")
     pipeline_repo.edit_params({"train.repeats": 1})
     # The number of repeats is no input of tuning: its stages stay as they are.
-    assert stages_run(pipeline_repo.dvc("repro").stdout) == ["train@rnn", "train@lstm", "evaluate"]
+    assert stages_run(pipeline_repo.dvc("repro").stdout) == [
+        "check_params",
+        "train@rnn",
+        "train@lstm",
+        "evaluate",
+    ]
     metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())
     assert metrics["lstm"]["test_rmse"]["ci95_low"] == "n/a"
     assert metrics["lstm"]["test_rmse"]["std"] == "n/a"

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_vs_rnn.data.sources import lagged_series, load_series, read_series, read_user_csv
+from lstm_vs_rnn.data.sources import (
+    check_learnable,
+    lagged_series,
+    load_series,
+    read_series,
+    read_user_csv,
+    series_labels,
+)
 from lstm_vs_rnn.data.windows import with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.horizon import noise_floor_forecasts
@@ -137,6 +144,35 @@ GOOD_ROWS = "".join(ROWS)
             "data.window can be at most 30",
         ),
         (
+            "year,value\n" + "".join(ROWS[:3]) + '2003,"1,685"\n' + "".join(ROWS[4:]),
+            {},
+            "s.csv, line 5: '1,685' in column 'value' is not a number: its comma is a thousands "
+            "separator or a decimal comma",
+        ),
+        (
+            "year,value\n" + "".join(ROWS[:3]) + '2003,"1,5"\n' + "".join(ROWS[4:]),
+            {},
+            "s.csv, line 5: '1,5' in column 'value' is not a number: its comma is a thousands",
+        ),
+        (
+            "year,value\n" + "".join(f"{2000 + i},7\n" for i in range(40)),
+            {},
+            "s.csv: column 'value' is constant (every value is 7)",
+        ),
+        (
+            "year,value\n" + "".join(f"{2000 + i},{max(i - 31, 0)}\n" for i in range(40)),
+            {},
+            "s.csv: column 'value' is constant over the training part (its first 32 values, "
+            "data.train_fraction = 0.8, are all 0)",
+        ),
+        (
+            "year,value\n"
+            + "".join(f"{2000 + i},{max(5 - i, 0) + max(i - 31, 0)}\n" for i in range(40)),
+            {},
+            "s.csv: column 'value' takes one value, 0, from its value 6 to the end of the "
+            "training part (value 32): every training window (data.window = 5)",
+        ),
+        (
             "year,value\n" + GOOD_ROWS,
             {"path": "/etc/passwd"},
             "data.path = '/etc/passwd' is not allowed; expected a path relative to",
@@ -159,6 +195,11 @@ GOOD_ROWS = "".join(ROWS)
         "time-backwards",
         "too-few-values",
         "window-too-long",
+        "thousands-separator",
+        "decimal-comma",
+        "constant",
+        "constant-training-part",
+        "one-target-for-every-window",
         "absolute-path",
         "path-outside-the-repository",
     ],
@@ -234,12 +275,15 @@ def test_iso_dates_are_the_time_axis(
         ("2020-02-30", "'2020-02-30' in column 'when' is not a date"),
         ("last week", "'last week' in column 'when' is not a date"),
         ("2020", "'2020' in column 'when' is not a date"),
+        ("2001-09-01 00:00", "'2001-09-01 00:00' in column 'when' lacks a UTC offset, unlike"),
     ],
 )
 def test_a_cell_that_is_not_a_date_is_named_with_its_line(
     tmp_path: Path, bad: str, expected: str
 ) -> None:
     cells = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(36)]
+    if "lacks" in expected:
+        cells = [f"{cell}-01 00:00+09:00" for cell in cells]
     cells[20] = bad
     with pytest.raises(UserError) as raised:
         read_times(tmp_path, cells)
@@ -272,5 +316,52 @@ def test_series_csv_keeps_dates_as_dates(tmp_path: Path) -> None:
     assert (tmp_path / "series.csv").read_text().splitlines()[1] == "2000-01-01,0"
     back = read_series(tmp_path / "series.csv")
     assert back["t"].dtype.kind == "M" and back["t"].equals(times)
+    params = with_data(source="csv", path="s.csv", column="value", time_column="when")
+    assert series_labels(params.data, back).time == "when"
     write_csv(tmp_path / "numbers.csv", pd.DataFrame({"t": np.arange(3.0), "y": np.ones(3)}))
     assert read_series(tmp_path / "numbers.csv")["t"].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("cells", "first", "last"),
+    [
+        ([f"2018-01-{day:02d} 09:00:00+09:00" for day in range(1, 31)],
+         "2018-01-01 00:00", "2018-01-30 00:00"),
+        ([f"2018-01-{day:02d}T12:00Z" for day in range(1, 31)],
+         "2018-01-01 12:00", "2018-01-30 12:00"),
+        # Europe/Berlin over the change to summer time: 02:00 local does not exist that night.
+        ([f"2018-03-25 {h:02d}:30:00+01:00" for h in range(2)]
+         + [f"2018-03-25 {h:02d}:30:00+02:00" for h in range(3, 24)]
+         + [f"2018-03-26 {h:02d}:30:00-0000" for h in range(7)],
+         "2018-03-24 23:30", "2018-03-26 06:30"),
+    ],
+    ids=["offset", "zulu", "dst-change"],
+)  # fmt: skip
+def test_times_with_a_utc_offset_are_converted_to_utc_and_labelled_so(
+    tmp_path: Path, cells: list[str], first: str, last: str
+) -> None:
+    times = read_times(tmp_path, cells)
+    assert (times.iloc[0], times.iloc[-1]) == (
+        pd.Timestamp(first, tz="UTC"),
+        pd.Timestamp(last, tz="UTC"),
+    )
+    frame = pd.DataFrame({"t": times, "y": np.arange(len(cells), dtype=float)})
+    write_csv(tmp_path / "series.csv", frame)
+    back = read_series(tmp_path / "series.csv")
+    assert (
+        back["t"].dtype.kind == "M"
+        and back["t"].dt.tz is None
+        and back["t"].iloc[0] == pd.Timestamp(first)
+    )
+    params = with_data(source="csv", path="s.csv", column="value", time_column="when")
+    assert series_labels(params.data, back).time == "when (UTC)"
+
+
+def test_scale_refuses_a_generated_series_with_a_constant_training_part() -> None:
+    params = with_data(source="lagged", lag=3, phi=0.8, n_points=80, noise_std=1.0, seed=5)
+    values = np.concatenate([np.full(64, 2.5), np.arange(16.0)])
+    with pytest.raises(UserError, match=re.escape(
+        "data/raw/series.csv: column 'y' is constant over the training part (its first 64"
+    )):  # fmt: skip
+        check_learnable(values, params, "data/raw/series.csv", "y")
+    check_learnable(np.arange(80.0), params, "data/raw/series.csv", "y")

@@ -173,7 +173,8 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(dated_run: 
     notes = [line for line in output.splitlines() if "no installed font has the glyphs" in line]
     if missing_characters("销量年份"):  # no CJK font here: one line per drawing process
         assert notes and all("CJK (" in note for note in notes)
-        assert len(notes) == len(set(re.findall(r"Running stage '([^']+)'", output)))
+        drawing = set(re.findall(r"Running stage '([^']+)'", output)) - {"check_params"}
+        assert len(notes) == len(drawing)
     else:
         assert notes == []
     assert (series["t"].iloc[0], series["t"].iloc[-1]) == ("1950-01-01", "1961-12-01")

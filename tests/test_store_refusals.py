@@ -1,10 +1,12 @@
-"""What the tracking store refuses reaches the user as one line; a locked store is waited for.
+"""What the tracking store refuses reaches the user as one line with the database's own cause;
+a locked store is waited for; a moved project's store is refused until it is relocated.
 
 Real stages run as subprocesses in a project copy against a real SQLite store; the lock is a
 real `BEGIN EXCLUSIVE` held by another connection, as a DB browser holds it.
 """
 
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -12,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import BuiltPipeline, PipelineRepo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, clean_env, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +41,11 @@ def exclusive_lock(database: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def start_stage(repo: PipelineRepo, name: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_stage(
+    repo: PipelineRepo, name: str, env: dict[str, str], *args: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, f"stages/{name}.py"],
+        [sys.executable, f"stages/{name}.py", *args],
         cwd=repo.root,
         env={**repo.env, "PYTHONPATH": "src", **env},
         stdout=subprocess.DEVNULL,
@@ -87,6 +92,16 @@ def test_a_lock_released_within_the_bound_only_delays_the_stage(repo: PipelineRe
             r"\(\w+: .*file is not a database.*\); check the store .*, then re-run",
         ),
         (
+            # A store the stage may not write (as on a read-only file system): SQLite's words,
+            # not SQLAlchemy's hint about its session's autoflush.
+            {"MLFLOW_TRACKING_URI": "sqlite:///file:{root}/mlflow.db?mode=ro&uri=true"},
+            r"error: the MLflow store sqlite:///file:.*/mlflow\.db\?mode=ro&uri=true refused the "
+            r"stage's call \(OperationalError: attempt to write a readonly database\); "
+            r"/.*/mlflow\.db or its folder cannot be written \(a read-only file system or "
+            r"permissions\): make both writable, or set MLFLOW_TRACKING_URI to a store you can "
+            r"write",
+        ),
+        (
             {"LSTM_VS_RNN_STORE_WAIT_S": "soon"},
             r"error: LSTM_VS_RNN_STORE_WAIT_S = 'soon' is not allowed; expected seconds >= 0",
         ),
@@ -103,6 +118,25 @@ def test_other_store_refusals_are_one_line(
     assert len(lines) == 1, result.stderr
     assert re.fullmatch(expected, lines[0]), lines[0]
     assert "RUNNING" not in run_statuses(repo.root).values()
+
+
+def test_a_store_deleted_while_a_stage_runs_is_one_line_with_its_cause(
+    built_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    repo = built_pipeline.copy_to(tmp_path / "project")
+    stage = start_stage(repo, "train", {}, "rnn")
+    assert stage.stderr is not None
+    first = stage.stderr.readline()  # the first repeat is done: the run is open
+    (repo.root / "mlflow.db").unlink()
+    rest = stage.communicate(timeout=120)[1]
+    assert stage.returncode == 1, first + rest
+    assert rest.strip().splitlines()[-1] == (
+        f"error: the MLflow store {repo.tracking_uri} refused the stage's call "
+        f"(OperationalError: attempt to write a readonly database); {repo.root}/mlflow.db was "
+        f"deleted or moved while the stage ran: put it back, or re-run the stage to log to a "
+        f"new store"
+    ), first + rest
+    assert "Traceback" not in rest
 
 
 def test_a_refusal_naming_a_password_is_reported_without_it(
@@ -127,3 +161,60 @@ def test_a_refusal_naming_a_password_is_reported_without_it(
         "10.0.0.2/x failed: password *** rejected); check the store (MLFLOW_TRACKING_URI, its "
         "disk or its server log), then re-run"
     )
+
+
+def test_a_moved_project_refuses_before_any_work_and_relocate_store_moves_its_artifacts(
+    built_pipeline: BuiltPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow fixes the experiment's artifact location as an absolute path: a copied or moved
+    project logged its new models into the old folder, and lost them when it was deleted."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from lstm_vs_rnn.commands import relocate_store
+
+    old, moved = tmp_path / "old", tmp_path / "moved"
+    shutil.copytree(built_pipeline.root, old, symlinks=True)
+    relocate_store.relocate(old / "mlflow.db", built_pipeline.root.resolve(), old.resolve())
+    shutil.copytree(old, moved, symlinks=True)
+    shutil.rmtree(old)
+    repo = PipelineRepo(moved, clean_env())
+    runs_before = run_statuses(moved)
+    weights = sorted((moved / "models" / "rnn").iterdir())
+    weights_bytes = [path.read_bytes() for path in weights]
+
+    refused = repo.stage("train@rnn", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: the MLflow store {moved}/mlflow.db was made in {old}: its experiment "
+        f"'lstm-vs-rnn' keeps artifacts in {old}/mlartifacts, not beside the store in "
+        f"{moved}/mlartifacts (the project was moved or copied); run 'make relocate-store' to "
+        f"point the store at {moved}/mlartifacts, or move mlflow.db and mlartifacts/ away for "
+        f"a fresh store"
+    ]
+    assert run_statuses(moved) == runs_before and not old.exists()
+    assert [path.read_bytes() for path in weights] == weights_bytes
+
+    uri = f"sqlite:///{moved / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    relocate_store.main()
+    repo.dvc("repro", "-f", "-s", "train@rnn")
+    assert not old.exists()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lstm-vs-rnn")
+    assert experiment.artifact_location == (moved / "mlartifacts").as_uri()
+    newest = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="name = 'rnn'",
+        order_by=[{"field_name": "creation_time", "ascending": False}],
+        output_format="list",
+    )[0]
+    assert newest.artifact_location.startswith((moved / "mlartifacts").as_uri())
+    forecast = mlflow.pyfunc.load_model(f"models:/{newest.model_id}").predict(
+        np.linspace(0.0, 1.0, 20).reshape(2, 10)
+    )
+    assert forecast.shape[0] == 2
+    evaluate = client.search_runs([experiment.experiment_id], "tags.`dvc.stage` = 'evaluate'")[0]
+    claims = client.download_artifacts(evaluate.info.run_id, "claims/claims.md", str(tmp_path))
+    assert Path(claims).read_text().strip()

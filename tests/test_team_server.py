@@ -8,6 +8,7 @@ its machine while another machine's run is left alone; the server's data survive
 and Ctrl-C frees the port. The DVC remote round trip reuses a clone's finished pipeline.
 """
 
+import io
 import os
 import shutil
 import signal
@@ -24,9 +25,10 @@ import pytest
 import requests
 from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
 
-from lstm_vs_rnn.commands.mlflow_server import ensure_port_free
-from lstm_vs_rnn.commands.team_server import ServerConfig, TeamServer
+from lstm_vs_rnn.commands.mlflow_server import ensure_port_free, forward_output
+from lstm_vs_rnn.commands.team_server import SERVER_NOISE, ServerConfig, TeamServer
 from lstm_vs_rnn.params import dump_yaml
+from lstm_vs_rnn.pipeline.evaluate import REPEAT_METRICS
 from lstm_vs_rnn.tracking.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
 
 pytestmark = pytest.mark.e2e
@@ -182,6 +184,118 @@ def test_two_clones_at_once_give_one_experiment_one_parent_and_lose_nothing(
             assert not [value for value in values if folder in value], folder
     metrics = {metric["key"] for metric in parents[0]["data"]["metrics"]}
     assert {"lstm.test_rmse.mean", "persistence.test_rmse"} <= metrics
+
+
+def run_record(team: Team, run: dict) -> dict[str, object]:
+    """What a client sent to one run: its params, each metric's number of points, its tags'
+    keys and its artifacts (two levels deep), without the values that differ between
+    machines and moments (durations, hosts, process ids)."""
+    run_id = run["info"]["run_id"]
+    history = {
+        metric["key"]: len(
+            team.api(
+                "GET", "metrics/get-history", params={"run_id": run_id, "metric_key": metric["key"]}
+            ).get("metrics", [])
+        )
+        for metric in run["data"].get("metrics", [])
+    }
+    listed = team.api("GET", "artifacts/list", params={"run_id": run_id}).get("files", [])
+    artifacts = []
+    for item in listed:
+        if item["is_dir"]:
+            inner = team.api(
+                "GET", "artifacts/list", params={"run_id": run_id, "path": item["path"]}
+            )
+            artifacts += [entry["path"] for entry in inner.get("files", [])]
+        else:
+            artifacts.append(item["path"])
+    return {
+        "params": {item["key"]: item["value"] for item in run["data"].get("params", [])},
+        "metric_points": history,
+        "tags": sorted(tags_of(run)),
+        "artifacts": sorted(artifacts),
+    }
+
+
+def children_by_params(team: Team, run: dict) -> dict[str, dict[str, object]]:
+    """The records of the runs nested under `run`, keyed by their params (a repeat's)."""
+    children = team.runs(f"tags.`mlflow.parentRunId` = '{run['info']['run_id']}'")
+    records = [run_record(team, child) for child in children]
+    return {str(record["params"]): record for record in records}
+
+
+def test_the_two_clones_runs_hold_the_same_records_nothing_lost(
+    team: Team, clones: list[PipelineRepo]
+) -> None:
+    """The same code and params send the same params, metric points, tags and artifacts: under
+    concurrency the server lost none (issue 28: psycopg's 'pipeline aborted' lines)."""
+    stages = team.runs("tags.`pipeline.role` = 'stage'")
+    by_stage: dict[str, list[dict]] = {}
+    for run in sorted(stages, key=lambda run: run["info"]["start_time"]):
+        by_stage.setdefault(tags_of(run)["dvc.stage"], []).append(run)
+    for stage, runs in by_stage.items():
+        first, second = (run_record(team, run) for run in runs[:2])
+        assert first == second, stage
+        nested = [children_by_params(team, run) for run in runs[:2]]
+        assert nested[0].keys() == nested[1].keys(), stage
+        for key, record in nested[0].items():
+            mine, theirs = dict(record["metric_points"]), dict(nested[1][key]["metric_points"])
+            # Each evaluation adds a point of each repeat's test metrics to the newest run that
+            # trained exactly those weights, one of the two clones' runs: two points in all.
+            for metric in REPEAT_METRICS:
+                assert mine.pop(metric, 0) + theirs.pop(metric, 0) == 2, (stage, key)
+            assert {**record, "metric_points": mine} == {
+                **nested[1][key],
+                "metric_points": theirs,
+            }, (stage, key)
+    train = by_stage["train@lstm"][0]["info"]["run_id"]
+    (repeat, *_) = team.runs(f"tags.`mlflow.parentRunId` = '{train}'")
+    points = run_record(team, repeat)["metric_points"]
+    assert points["train_loss"] == points["val_loss"] == 3  # train.epochs of TINY_PARAMS
+
+
+def test_a_batch_sent_twice_is_recovered_and_the_log_shows_what_a_user_needs(
+    team: Team, data_dir: Path
+) -> None:
+    """A client retrying a batch (its first try timed out but was written) makes the server's
+    multi-row insert hit a duplicate key: MLflow rolls back and keeps one of each."""
+    experiment = team.api("GET", "experiments/get-by-name", params={"experiment_name": EXPERIMENT})[
+        "experiment"
+    ]["experiment_id"]
+    run_id = team.api("POST", "runs/create", json={"experiment_id": experiment})["run"]["info"][
+        "run_id"
+    ]
+    batch = {
+        "run_id": run_id,
+        "metrics": [{"key": f"m{i}", "value": i, "timestamp": 1, "step": 0} for i in range(5)],
+        "params": [{"key": f"p{i}", "value": "v"} for i in range(5)],
+        "tags": [{"key": f"t{i}", "value": "v"} for i in range(5)],
+    }
+    for _ in range(2):
+        team.api("POST", "runs/log-batch", json=batch)
+    team.api("POST", "runs/update", json={"run_id": run_id, "status": "FINISHED"})
+    run = team.api("GET", "runs/get", params={"run_id": run_id})["run"]
+    record = run_record(team, run)
+    assert record["metric_points"] == {f"m{i}": 1 for i in range(5)}
+    assert record["params"] == {f"p{i}": "v" for i in range(5)}
+    assert {f"t{i}" for i in range(5)} <= set(record["tags"])
+    postgres_log = (data_dir / "postgres.log").read_text(errors="replace")
+    assert 'duplicate key value violates unique constraint "metric_pk"' in postgres_log
+    server_log = (data_dir / "mlflow.log").read_text(errors="replace")
+    for noise in ("StarletteDeprecationWarning", "error ignored terminating", "Registry store"):
+        assert noise not in server_log, server_log
+
+
+def test_the_server_output_drops_psycopgs_note_on_an_aborted_pipeline() -> None:
+    line = (
+        b"error ignored terminating <psycopg.Pipeline [INERROR, pipeline=ON] "
+        b"(host=/srv/.team-server/postgres port=5051 user=mlflow database=mlflow) at "
+        b"0x7f3a2c1d5e10>: pipeline aborted\n"
+    )
+    kept = b"2026/12/07 10:00:00 ERROR mlflow.server: a request failed\n"
+    destination = io.BytesIO()
+    forward_output(io.BytesIO(line + kept + line), destination, SERVER_NOISE)
+    assert destination.getvalue() == kept
 
 
 def run_generate(

@@ -2,8 +2,9 @@
 file, a PostgreSQL cluster started by the test), real worker processes, real `dvc repro`.
 
 Checks: the tuning result (successive halving over seeds, promotion between rungs included) is
-byte-identical whether 1 or 2 workers ran the trials; a worker
-SIGKILLed mid-trial loses nothing (its trial is retried and counted once); two clones join one
+byte-identical whether 1 or 2 workers ran the trials; a worker SIGKILLed mid-trial loses
+nothing (its trial is retried and counted once); Ctrl-C in a terminal is one line and ends the
+running trial FAIL, marked interrupted; two clones join one
 study through PostgreSQL; every bad input stops with one line before any trial; `dvc repro`
 writes a claims.md that names the tuned settings and keeps the shared-setting comparison.
 """
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -23,10 +25,26 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import BuiltPipeline, PipelineRepo, free_port, run_statuses
+from conftest import (
+    BuiltPipeline,
+    PipelineRepo,
+    free_port,
+    processes_in,
+    run_statuses,
+    start_in_terminal,
+    stop_if_running,
+    wait_for_exit,
+)
 
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
-from lstm_vs_rnn.modeling.tuning import CONFIGURATION_ATTR, SEED_ATTR, WORKER_ATTR
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.modeling.tuning import (
+    CONFIGURATION_ATTR,
+    INTERRUPTED_ATTR,
+    SEED_ATTR,
+    WORKER_ATTR,
+    storage_refusals_explained,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -145,6 +163,53 @@ def test_a_worker_killed_mid_trial_loses_nothing(
     result = json.loads((repo.root / "tuning" / "rnn_tuned.json").read_text())
     assert [trial["trial"] for trial in result["trials"]] == [0, 1]
     assert "RUNNING" not in run_statuses(repo.root).values()
+
+
+def test_ctrl_c_in_a_tune_stage_is_one_line_and_its_trial_ends_failed_as_interrupted(
+    tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+) -> None:
+    """Through a terminal, as a user presses it: SIGINT reaches the stage and its workers."""
+    repo = tuning_repo(
+        tmp_path / "project",
+        **{"tune.workers": 1, "tune.space": {"epochs": [100_000], "hidden_size": [8, 16]}},
+    )
+    pid, terminal = start_in_terminal(repo, "stages/tune.py", "rnn_tuned")
+    try:
+        running_trial_worker(repo, timeout=120)
+        os.write(terminal, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group
+        code, shown = wait_for_exit(pid, terminal, timeout=60)
+    finally:
+        stop_if_running(pid)
+        os.close(terminal)
+    assert code == 130, shown
+    assert shown.replace("^C", "").strip().splitlines() == [  # the terminal echoes ^C
+        "interrupted: the running trials were failed (marked interrupted) and the MLflow run "
+        "KILLED; 'dvc repro' resumes the study"
+    ]
+    trials = local_study(repo).get_trials()
+    assert "RUNNING" not in {trial.state.name for trial in trials}
+    interrupted = [trial for trial in trials if trial.user_attrs.get(INTERRUPTED_ATTR)]
+    assert [trial.state.name for trial in interrupted] == ["FAIL"]
+    assert "RUNNING" not in run_statuses(repo.root).values()
+    assert processes_in(repo.root) == []
+
+
+def test_a_locked_study_storage_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 0.2}})
+    study = optuna.create_study(storage=storage, study_name="s")
+    holder = sqlite3.connect(tmp_path / "studies.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # as a DB browser writing to it holds it
+    try:
+        with pytest.raises(UserError) as refused, storage_refusals_explained(url):
+            study.enqueue_trial({"x": 1})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(refused.value) == (
+        f"a call was refused by the study storage {url}: database is locked; another program "
+        f"holds it open for writing (a DB browser, a second tool): close it and re-run"
+    )
 
 
 def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:

@@ -29,7 +29,8 @@ def run_entry_point(
         "'dvc repro' redoes the stage"
     ),
 ) -> None:
-    """Run `main`; exit non-zero with one readable line for anything the user can fix.
+    """Run `main`; exit non-zero with one readable line for anything the user can fix, and
+    with the line `on_interrupt` (none if empty) on Ctrl-C or SIGTERM.
 
     On success the process ends at once with `os._exit`: by then every output file is closed
     and renamed into place and every MLflow call has returned, and the interpreter's own
@@ -44,7 +45,8 @@ def run_entry_point(
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        print(on_interrupt, file=sys.stderr)
+        if on_interrupt:
+            print(on_interrupt, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     _exit_now()
 

@@ -89,7 +89,7 @@ class CsvData(_SplitAndWindow):
     source: Literal["csv"]
     path: NonBlank
     column: NonBlank
-    time_column: NonBlank | None
+    time_column: NonBlank | None = Field(description="the row number is the time axis")
 
 
 DataParams = SineData | LaggedData | CsvData
@@ -112,11 +112,13 @@ class TrainParams(_Section):
     seed: Seed
     device: Literal["auto", "cpu", "cuda"]
     num_threads: Annotated[int, Field(ge=1, le=256)]
-    grad_clip_norm: Annotated[float, Field(gt=0)] | None
+    grad_clip_norm: Annotated[float, Field(gt=0)] | None = Field(description="no clipping")
     repeats: Annotated[int, Field(ge=1, le=MAX_REPEATS)]
     # Processes that train repeats side by side; null: one per usable core. Changes no output
     # (see EXECUTION_KEYS), so DVC does not track it and it is not part of a configuration.
-    workers: Annotated[int, Field(ge=1, le=256)] | None = None
+    workers: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        default=None, description="one process per usable core"
+    )
 
 
 # Keys that decide how the work is spread over the machine, never what it computes: left out of
@@ -134,10 +136,12 @@ class ModelParams(_Section):
     num_layers: Annotated[int, Field(ge=1, le=16)]
     # LSTM only, optional: the forget gate's initial bias (Jozefowicz et al. 2015 recommend 1);
     # absent or null keeps PyTorch's initialisation (uniform, about 0).
-    forget_bias: Annotated[float, Field(ge=-10, le=10)] | None = None
+    forget_bias: Annotated[float, Field(ge=-10, le=10)] | None = Field(
+        default=None, description="keeps PyTorch's initialisation, about 0"
+    )
     # Tune this entry (`tune@<name>`)? Absent or null: when `tune.n_trials` > 0; false: train at
     # the settings listed here (the shared-setting comparison); true: tune, n_trials must be > 0.
-    tune: bool | None = None
+    tune: bool | None = Field(default=None, description="tune when tune.n_trials > 0")
 
 
 class RangeSpec(_Section):
@@ -165,8 +169,8 @@ class TuneParams(_Section):
     halving: Annotated[int, Field(ge=2, le=100)]
     final_seeds: Annotated[int, Field(ge=1, le=1000)]
     sampler_seed: Seed
-    workers: Annotated[int, Field(ge=1, le=1024)] | None
-    storage: NonBlank | None
+    workers: Annotated[int, Field(ge=1, le=1024)] | None = Field(description="every usable core")
+    storage: NonBlank | None = Field(description=".optuna/studies.db in the workspace")
     heartbeat_seconds: Annotated[int, Field(ge=1, le=3600)]
     space: dict[str, RangeSpec | list[int | float | None]]
 
@@ -445,16 +449,38 @@ def _active_data_keys(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "data": active}
 
 
+# What `tune.space` and its entries take, in params.yaml's words (the union's branches and
+# pydantic's own names would say less).
+SPACE_TEXT = "a mapping of each tuned hyperparameter to {low, high, log} or a list of choices"
+SPACE_ENTRY_TEXT = (
+    "{low, high, log} (a range: low and high numbers, log true or false and optional) or a "
+    "list of choices (numbers or null)"
+)
+SPACE_ENTRY_PARTS = {
+    "low": "a number (the range is of integers when low and high both are)",
+    "high": "a number (the range is of integers when low and high both are)",
+    "log": "true or false (draw log-uniformly)",
+}
+SPACE_CHOICE_TEXT = "a choice of the list: a number or null"
+
+
 def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
     """The first problem pydantic found, as one line for the person editing the file."""
+
     # An unknown key first: a typo also makes the intended key missing, and the unknown key
-    # is the one to name, with its "did you mean".
-    problem = sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden")[0]
-    kind, loc, value = problem["type"], _user_location(problem["loc"]), problem.get("input")
+    # is the one to name, with its "did you mean". Then the deepest key in the file: of a
+    # union's branches (a range or a list of choices), the one the file's value took.
+    def rank(item: Any) -> tuple[bool, int]:
+        depth = len(_user_location(item["loc"], raw, keep_last=item["type"] == "missing"))
+        return item["type"] != "extra_forbidden", -depth
+
+    problem = min(error.errors(), key=rank)
+    kind, value = problem["type"], problem.get("input")
+    loc = _user_location(problem["loc"], raw, keep_last=kind == "missing")
     key = ".".join(loc)
     if kind == "missing":
         where = ".".join(loc[:-1]) or "the top level"
-        return f"missing key '{key}' in {where}"
+        return f"missing key '{key}' in {where}{_section_hint(loc[:-1])}"
     if kind == "extra_forbidden":
         return _unknown_key(loc, raw)
     if kind == "union_tag_not_found":
@@ -466,27 +492,72 @@ def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
             f"evaluate.primary = {raw['evaluate']['primary']!r} is not allowed; expected a list "
             f"of pairs of model entries, e.g. [[lstm_tuned, rnn_tuned], [lstm, rnn]], or []"
         )
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{key} must be a mapping of keys {_allowed_keys(loc)}, got {value!r}"
     if loc[0] == "models" and len(loc) == 2 and kind == "string_pattern_mismatch":
         return (
             f"model entry name '{key}' is not allowed; expected lower-case letters, digits "
             f"and '_', starting with a letter, at most 32 characters"
         )
-    if loc == ("models",) and kind == "too_short":
+    value = _value_at(loc, raw, value)
+    if loc == ("models",):
         return (
-            "models must map at least one entry name to its settings "
-            "{arch, hidden_size, num_layers}, got {}"
+            f"models must map at least one entry name to its settings "
+            f"{{arch, hidden_size, num_layers}}, got {value!r}"
         )
-    return f"{key} = {value!r} is not allowed; expected {_expected(_field_at(loc, raw))}"
+    if _is_section(loc) and not isinstance(value, dict):
+        return f"{key} must be a mapping of keys {_allowed_keys(loc)}, got {value!r}"
+    return f"{key} = {value!r} is not allowed; expected {_expected_at(loc, raw)}"
 
 
-def _user_location(loc: tuple[int | str, ...]) -> tuple[str, ...]:
-    """pydantic's location without its internal steps: the union's tag, a dict key marker."""
-    parts = [str(part) for part in loc if part != "[key]"]
-    if len(parts) > 1 and parts[0] == "data" and parts[1] in DATA_SOURCES:
-        del parts[1]
+def _user_location(
+    loc: tuple[int | str, ...], raw: dict[str, Any], keep_last: bool = False
+) -> tuple[str, ...]:
+    """The path of keys (and list positions) in the file that pydantic's location points at,
+    without its internal steps (a union's branch names, the tag of `data`, a dict-key marker);
+    `keep_last` keeps a last step the file lacks (the name of a missing key)."""
+    parts: list[str] = []
+    node: Any = raw
+    for part in loc:
+        child = _child(node, part)
+        if child is not _ABSENT:
+            node = child
+            parts.append(str(part))
+    if keep_last and (not parts or parts[-1] != str(loc[-1])):
+        parts.append(str(loc[-1]))
     return tuple(parts)
+
+
+def _value_at(loc: tuple[str, ...], raw: dict[str, Any], default: object) -> object:
+    """The value the file holds at `loc` (pydantic's input may be a union branch's part)."""
+    node: Any = raw
+    for part in loc:
+        node = _child(node, int(part) if isinstance(node, list) else part)
+        if node is _ABSENT:
+            return default
+    return node
+
+
+_ABSENT = object()
+
+
+def _child(node: object, part: int | str) -> object:
+    """`node[part]` for a key of a mapping or a position in a list; _ABSENT otherwise."""
+    if isinstance(node, dict) and isinstance(part, str) and part in node:
+        return node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _ABSENT
+
+
+def _is_section(loc: tuple[str, ...]) -> bool:
+    """Whether `loc` names a mapping of keys: a section, or one entry of `models`."""
+    return len(loc) == 1 or (loc[0] == "models" and len(loc) == 2)
+
+
+def _section_hint(section: tuple[str, ...]) -> str:
+    """For a key missing from a range of `tune.space`: what a range holds."""
+    if section[:2] == ("tune", "space") and len(section) == 3:
+        return " (a range is {low, high, log}, log optional)"
+    return ""
 
 
 def _unknown_key(loc: tuple[str, ...], raw: dict[str, Any]) -> str:
@@ -503,12 +574,36 @@ def _allowed_keys(section: tuple[str, ...]) -> str:
         return ", ".join(Params.model_fields)
     if section[0] == "data":
         return ", ".join(sorted(DATA_KEYS))
+    if section[:2] == ("tune", "space") and len(section) == 3:
+        return ", ".join(RangeSpec.model_fields)
     return ", ".join(sorted(_section_model(section[0]).model_fields))
 
 
 def _section_model(section: str) -> type[BaseModel]:
     """The model of a non-data section; `models.<name>` entries are all ModelParams."""
     return ModelParams if section == "models" else Params.model_fields[section].annotation
+
+
+def _expected_at(loc: tuple[str, ...], raw: dict[str, Any]) -> str:
+    """What the key at `loc` takes, in params.yaml's words."""
+    if loc[:2] == ("tune", "space"):
+        if len(loc) == 2:
+            return SPACE_TEXT
+        if len(loc) == 3:
+            return SPACE_ENTRY_TEXT
+        return SPACE_ENTRY_PARTS.get(loc[3], SPACE_CHOICE_TEXT)
+    if loc[:2] == ("tune", "seeds"):
+        field = TuneParams.model_fields["seeds"]
+        seed = _expected(FieldInfo.from_annotation(Seed))
+        sizes = {type(item): item for item in field.metadata}
+        low, high = (
+            sizes[annotated_types.MinLen].min_length,
+            sizes[annotated_types.MaxLen].max_length,
+        )
+        if len(loc) == 2:
+            return f"a list of {low} to {high} seeds, each {seed}"
+        return f"a seed, {seed}"
+    return _expected(_field_at(loc, raw))
 
 
 def _field_at(loc: tuple[str, ...], raw: dict[str, Any]) -> FieldInfo:
@@ -520,7 +615,8 @@ def _field_at(loc: tuple[str, ...], raw: dict[str, Any]) -> FieldInfo:
 
 
 def _expected(field: FieldInfo) -> str:
-    """'an integer >= 1 and <= 100000', 'one of auto, cpu, cuda', ... from the declaration."""
+    """'an integer >= 1 and <= 100000', 'one of auto, cpu, cuda', 'true or false', ... from the
+    declaration; a field that may be null says what null means (its description)."""
     annotation, optional = field.annotation, False
     if typing.get_origin(annotation) in (typing.Union, type(int | None)):
         optional = type(None) in typing.get_args(annotation)
@@ -533,11 +629,13 @@ def _expected(field: FieldInfo) -> str:
         text = f"one of {', '.join(map(str, typing.get_args(annotation)))}"
     elif annotation is str:
         text = "a non-empty text"
+    elif annotation is bool:
+        text = "true or false"
     else:
         noun = "an integer" if annotation is int else "a number"
         bounds = [_bound_text(item) for item in metadata if _bound_text(item)]
         text = f"{noun} {' and '.join(bounds)}" if bounds else noun
-    return f"{text}, or null to turn it off" if optional else text
+    return f"{text}, or null ({field.description})" if optional else text
 
 
 def _bound_text(item: object) -> str:

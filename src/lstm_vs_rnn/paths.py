@@ -29,6 +29,11 @@ class ProjectPaths:
         return self.root / "params.yaml"
 
     @property
+    def params_checked(self) -> Path:
+        """Written by check_params when all of params.yaml is valid; every stage depends on it."""
+        return self.root / "data" / "params_checked.txt"
+
+    @property
     def series_csv(self) -> Path:
         return self.root / "data" / "raw" / "series.csv"
 

@@ -11,10 +11,12 @@ would leave holding the port). `start()` returns once the server answers /health
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +33,8 @@ GROUP_GUARD = (sys.executable, "-m", "lstm_vs_rnn.commands.group_guard")
 UVICORN_OPTS = "--no-access-log --log-level warning"
 HEALTH_POLL_S = 0.25
 STOP_TIMEOUT_S = 30.0
+# How long a stopped server's last output lines are waited for.
+FORWARD_DRAIN_S = 2.0
 # Held back while the server is being started, so a Ctrl-C then cannot leave it unsupervised.
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -79,7 +83,11 @@ def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    env.setdefault("PYTHONWARNINGS", "ignore::UserWarning:mlflow.server.fastapi_app")
+    env.setdefault(
+        "PYTHONWARNINGS",
+        "ignore::UserWarning:mlflow.server.fastapi_app,"
+        "ignore:starlette.middleware.wsgi is deprecated",
+    )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(SRC_ROOT), env.get("PYTHONPATH"))))
     return env
 
@@ -89,7 +97,8 @@ class MlflowServer:
 
     `url` is where this machine reaches it (for the health check); `env` the environment it
     starts from (default: this process's; see `server_env`); its output goes to `log`
-    (appended) or, without one, to this process's terminal.
+    (appended) or, without one, to this process's terminal, less the lines `drop` matches
+    (copied by a thread of this process when `drop` is given).
     """
 
     def __init__(
@@ -99,13 +108,16 @@ class MlflowServer:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
         cwd: Path | None = None,
+        drop: re.Pattern[bytes] | None = None,
     ) -> None:
         self.command = command
         self.url = url
         self.env = server_env(env)
         self.log = log
         self.cwd = cwd
+        self.drop = drop
         self.process: subprocess.Popen[bytes] | None = None
+        self.forwarder: threading.Thread | None = None
 
     def start(self, timeout: float) -> None:
         """Start the server; return once it answers /health. Raises UserError (the server
@@ -122,6 +134,10 @@ class MlflowServer:
         """Stop the whole group: SIGTERM, SIGKILL after STOP_TIMEOUT_S."""
         if self.process is not None:
             stop_group(self.process, signal.SIGTERM)
+        if self.forwarder is not None:
+            # Its last lines, if any: a uvicorn worker still closing connections keeps the
+            # pipe open after the server exits, and is not waited for (it ends by itself).
+            self.forwarder.join(timeout=FORWARD_DRAIN_S)
 
     def wait(self) -> int:
         """Block until the server exits; its exit code."""
@@ -133,12 +149,14 @@ class MlflowServer:
         return None if self.process is None else self.process.poll()
 
     def _popen(self) -> subprocess.Popen[bytes]:
+        if self.drop is not None:
+            return self._spawn_filtered()
         if self.log is None:
             return self._spawn(None)
         with self.log.open("ab") as log:
             return self._spawn(log)
 
-    def _spawn(self, log: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    def _spawn(self, log: IO[bytes] | int | None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [*GROUP_GUARD, *self.command],
             env=self.env,
@@ -148,8 +166,28 @@ class MlflowServer:
             start_new_session=True,
         )
 
+    def _spawn_filtered(self) -> subprocess.Popen[bytes]:
+        """The server with its output through a pipe, copied by a thread without the lines
+        `drop` matches, to `log` or this process's standard output."""
+        process = self._spawn(subprocess.PIPE)
+        assert process.stdout is not None and self.drop is not None
+        destination = self.log.open("ab") if self.log else sys.stdout.buffer
+        self.forwarder = threading.Thread(
+            target=forward_output, args=(process.stdout, destination, self.drop), daemon=True
+        )
+        self.forwarder.start()
+        return process
+
     def _where_messages_are(self) -> str:
         return f"see {self.log}" if self.log else "its messages are above"
+
+
+def forward_output(source: IO[bytes], destination: IO[bytes], drop: re.Pattern[bytes]) -> None:
+    """Copy a server's output, line by line as it comes, without the lines `drop` matches."""
+    for line in iter(source.readline, b""):
+        if not drop.search(line):
+            destination.write(line)
+            destination.flush()
 
 
 @contextmanager

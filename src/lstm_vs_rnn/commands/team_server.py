@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -81,6 +82,14 @@ SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 # Names every client on this machine uses; `--allowed-hosts` replaces MLflow's defaults.
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 START_TIMEOUT_S = 120.0
+# Output of the MLflow server that asks nothing of a user (docs/team.md, "The server's log"):
+# psycopg's note that it dropped the aborted pipeline of a multi-row insert that hit a
+# duplicate key (a race between clients, or a client's retry), after which MLflow rolls back
+# and writes what is missing, so nothing is lost (PostgreSQL's own ERROR line for the
+# statement stays in postgres.log).
+SERVER_NOISE = re.compile(
+    rb"error ignored terminating <psycopg\.Pipeline \[INERROR.*pipeline aborted"
+)
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,7 @@ class TeamServer:
             self.config.local_url,
             env=mlflow_env(self.config),
             log=self.mlflow_log,
+            drop=SERVER_NOISE,
         )
         self.mlflow.start(timeout)
 
@@ -242,7 +252,12 @@ class TeamServer:
 def mlflow_command(config: ServerConfig) -> list[str]:
     """The tracking server on PostgreSQL, answering to the allowed host names, with basic
     auth if asked for."""
-    options = ["--allowed-hosts", ",".join(config.host_patterns())]
+    options = [
+        "--allowed-hosts",
+        ",".join(config.host_patterns()),
+        "--registry-store-uri",
+        config.database_uri(TRACKING_DB),
+    ]
     if config.auth:
         options += ["--app-name", "basic-auth"]
     return server_command(

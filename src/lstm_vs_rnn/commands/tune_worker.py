@@ -9,12 +9,16 @@ keeps taking trials rung after rung until the stage marks the study finished (or
 been waiting or running for a minute: the stage is gone).
 
 Usage: python -m lstm_vs_rnn.commands.tune_worker [--entry NAME ...] [--wait SECONDS]
+
+Ctrl-C or SIGTERM fails the trial it is running, marked with the user attribute `interrupted`.
 """
 
 import lstm_vs_rnn.pin_kernels  # noqa: F401  (first: torch reads the pins as it loads)
 
 # isort: split
 import argparse
+import signal
+import sys
 import time
 
 import optuna
@@ -26,6 +30,7 @@ from lstm_vs_rnn.modeling.tuning import (
     load_study,
     objective,
     open_storage,
+    storage_refusals_explained,
     storage_url,
     study_name,
     training_data,
@@ -34,12 +39,24 @@ from lstm_vs_rnn.modeling.tuning import (
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
 
+FOR_STAGE = "--for-stage"
+INTERRUPTED = (
+    "tune worker interrupted: a trial it was running is failed (marked interrupted) and run "
+    "again by another worker"
+)
+
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", action="append", help="a tuned model entry (default: all)")
     parser.add_argument(
         "--wait", type=float, default=0.0, help="seconds to wait for a study to be created"
+    )
+    parser.add_argument(
+        FOR_STAGE,
+        action="store_true",
+        help="started by the tune stage, which alone takes Ctrl-C and then stops this worker "
+        "(quietly: the stage says it was interrupted)",
     )
     return parser.parse_args()
 
@@ -57,6 +74,8 @@ def wait_for_study(storage: optuna.storages.RDBStorage, name: str, seconds: floa
 
 def main() -> None:
     arguments = parse_arguments()
+    if arguments.for_stage:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     params = load_params(PATHS.params)
     torch.set_num_threads(1)
     entries = arguments.entry or params.tuned_entries()
@@ -73,15 +92,10 @@ def main() -> None:
         if not wait_for_study(storage, name, arguments.wait):
             print(f"{entry}: no study {name} in the storage; nothing to do")
             continue
-        ran = work(load_study(storage, name), objective(params, entry, data))
+        with storage_refusals_explained(storage_url(params)):
+            ran = work(load_study(storage, name), objective(params, entry, data))
         print(f"{entry}: ran {ran} trial(s) of study {name}")
 
 
 if __name__ == "__main__":
-    run_entry_point(
-        main,
-        on_interrupt=(
-            "tune worker interrupted: a trial it was running is failed and run again by "
-            "another worker"
-        ),
-    )
+    run_entry_point(main, on_interrupt="" if FOR_STAGE in sys.argv else INTERRUPTED)

@@ -5,6 +5,7 @@ clean signal is known, `y_clean` (the best possible forecast, which sets the noi
 """
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lstm_vs_rnn.data.time_axis import is_iso_date, time_text
+from lstm_vs_rnn.data.time_axis import has_utc_offset, is_iso_date, time_text
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.files import read_numeric_csv
 from lstm_vs_rnn.params import (
@@ -22,7 +23,14 @@ from lstm_vs_rnn.params import (
     Params,
     SineData,
     check_series_length,
+    split_point,
 )
+
+# A frame's attribute set when its dated time axis was converted to UTC from UTC offsets.
+TIME_IN_UTC = "time_in_utc"
+# "1,685" or "-12,345.5": a thousands separator; "1,5": a decimal comma.
+GROUPED_DIGITS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,13 @@ class SeriesLabels:
     description: str
 
 
-def series_labels(data: DataParams) -> SeriesLabels:
+def series_labels(data: DataParams, series: pd.DataFrame | None = None) -> SeriesLabels:
+    """The labels of the configured source; a time axis converted to UTC says so."""
     if isinstance(data, CsvData):
-        return SeriesLabels(
-            data.column, data.time_column or "row", f"{data.column} from {data.path}"
-        )
+        time = data.time_column or "row"
+        if series is not None and series.attrs.get(TIME_IN_UTC):
+            time = f"{time} (UTC)"
+        return SeriesLabels(data.column, time, f"{data.column} from {data.path}")
     if isinstance(data, LaggedData):
         return SeriesLabels("y", "t", f"y(t) = {data.phi:g}·y(t-{data.lag}) + noise")
     return SeriesLabels("y", "t", "y(t) = sin(t) + noise")
@@ -120,17 +130,55 @@ def read_user_csv(data: CsvData, root: Path, params: Params) -> pd.DataFrame:
             )
     values = _numbers(rows, header.index(data.column), data.column, data.path)
     check_series_length(len(values), params, data.path)
+    check_learnable(values, params, data.path, data.column)
     if data.time_column:
         time = time_axis(rows, header.index(data.time_column), data.time_column, data.path)
         _check_in_time_order(time, rows, data.path)
     else:
         time = pd.Series(np.arange(len(values), dtype=float))
-    return pd.DataFrame({"t": time.to_numpy(), "y": values})
+    frame = pd.DataFrame({"t": time.array, "y": values})
+    frame.attrs[TIME_IN_UTC] = isinstance(time.dtype, pd.DatetimeTZDtype)
+    return frame
+
+
+def check_learnable(values: np.ndarray, params: Params, shown: str, column: str) -> None:
+    """Refuse, before any training, a series the models cannot learn from.
+
+    `values` (n,) is the whole series; the training part is its first `data.train_fraction`.
+    Refused: a constant series, a constant training part (min-max scaling has no range to fit)
+    and a training part whose values after the first window are all one value (every training
+    window is followed by the same target: nothing to learn, and every model scores alike).
+    `shown` and `column` name the file and its column. Raises UserError.
+    """
+    data = params.data
+    split = split_point(len(values), data.train_fraction)
+    train, targets = values[:split], values[data.window : split]
+    where = f"{shown}: column '{column}'"
+    if np.ptp(values) == 0:
+        raise UserError(
+            f"{where} is constant (every value is {values[0]:g}); the models need a series "
+            f"that varies"
+        )
+    if np.ptp(train) == 0:
+        raise UserError(
+            f"{where} is constant over the training part (its first {split} values, "
+            f"data.train_fraction = {data.train_fraction}, are all {train[0]:g}): scaling has "
+            f"no range to fit and the models nothing to learn; use a series that varies there"
+        )
+    if np.ptp(targets) == 0:
+        raise UserError(
+            f"{where} takes one value, {targets[0]:g}, from its value {data.window + 1} to "
+            f"the end of the training part (value {split}): every training window "
+            f"(data.window = {data.window}) is followed by it, so the models have nothing to "
+            f"learn; use a series that varies there, or a shorter data.window"
+        )
 
 
 def time_axis(rows: list[tuple[int, list[str]]], index: int, column: str, shown: str) -> pd.Series:
     """The time column: numbers (a year, a step), or ISO 8601 dates read by pandas
-    (`2020-01-01`, a year-month period `1950-01`, a date and time `2020-01-01 12:30`).
+    (`2020-01-01`, a year-month period `1950-01`, a date and time `2020-01-01 12:30`). Times
+    with a UTC offset (`2018-01-04 09:00:00+09:00`, `2018-01-04T00:00Z`) come back in UTC
+    (a timezone-aware series), so a change of offset (DST) keeps them in order.
 
     The column's first cell decides: a number makes every cell a number, anything else makes
     every cell a date. Raises UserError naming the file, the line and the cell otherwise.
@@ -139,14 +187,21 @@ def time_axis(rows: list[tuple[int, list[str]]], index: int, column: str, shown:
     if not first or _is_number(first):
         return pd.Series(_numbers(rows, index, column, shown))
     cells = [row[index].strip() if index < len(row) else "" for _, row in rows]
+    offset = has_utc_offset(first)
     for (line, _), cell in zip(rows, cells, strict=True):
         if not is_iso_date(cell):
             raise UserError(
                 f"{shown}, line {line}: '{cell}' in column '{column}' is not a date; expected "
-                f"ISO 8601 like {first!r} (YYYY-MM-DD, YYYY-MM or YYYY-MM-DD HH:MM), as in "
-                f"the first row"
+                f"ISO 8601 like {first!r} (YYYY-MM-DD, YYYY-MM or YYYY-MM-DD HH:MM, optionally "
+                f"with a UTC offset such as +09:00 or Z), as in the first row"
             )
-    return pd.Series(pd.to_datetime(cells, format="ISO8601"))
+        if has_utc_offset(cell) != offset:
+            raise UserError(
+                f"{shown}, line {line}: '{cell}' in column '{column}' "
+                f"{'lacks' if offset else 'has'} a UTC offset, unlike the first row's "
+                f"{first!r}; give every time an offset (+09:00, Z) or none"
+            )
+    return pd.Series(pd.to_datetime(cells, format="ISO8601", utc=offset))
 
 
 def _is_number(cell: str) -> bool:
@@ -212,6 +267,12 @@ def _numbers(rows: list[tuple[int, list[str]]], index: int, column: str, shown: 
             number = float(cell)
         except ValueError:
             number = math.nan
+        if GROUPED_DIGITS.fullmatch(cell) or DECIMAL_COMMA.fullmatch(cell):
+            raise UserError(
+                f"{shown}, line {line}: '{cell}' in column '{column}' is not a number: its comma "
+                f"is a thousands separator or a decimal comma, which read differently by "
+                f"locale; write plain numbers with '.' as the decimal mark (1685, 1.685)"
+            )
         if not math.isfinite(number):
             raise UserError(
                 f"{shown}, line {line}: '{cell}' in column '{column}' is not a finite number"
@@ -222,7 +283,8 @@ def _numbers(rows: list[tuple[int, list[str]]], index: int, column: str, shown: 
 
 def _check_in_time_order(time: pd.Series, rows: list[tuple[int, list[str]]], shown: str) -> None:
     """The split is chronological, so rows must be in time order, dates as numbers alike."""
-    order = time.to_numpy()
+    order = time.dt.tz_convert(None) if isinstance(time.dtype, pd.DatetimeTZDtype) else time
+    order = order.to_numpy()
     backwards = np.flatnonzero(order[1:] <= order[:-1])
     if backwards.size:
         later, earlier = backwards[0] + 1, backwards[0]
@@ -234,8 +296,12 @@ def _check_in_time_order(time: pd.Series, rows: list[tuple[int, list[str]]], sho
 
 def read_series(path: Path) -> pd.DataFrame:
     """The series generate wrote; `y_clean` is optional (a real series has no known clean
-    signal). A `t` of ISO dates (a CSV's date column) comes back as datetime64."""
+    signal). A `t` of ISO dates (a CSV's date column) comes back as datetime64; times written
+    in UTC (`+00:00`, converted from UTC offsets) come back as UTC without a zone, with the
+    frame's attribute TIME_IN_UTC set so that figures label the axis UTC."""
     frame = read_numeric_csv(path, ("t", "y"), "generate", min_rows=2, text_columns=("t",))
     if not pd.api.types.is_numeric_dtype(frame["t"]):
-        frame["t"] = pd.to_datetime(frame["t"], format="ISO8601")
+        times = pd.to_datetime(frame["t"], format="ISO8601")
+        frame.attrs[TIME_IN_UTC] = isinstance(times.dtype, pd.DatetimeTZDtype)
+        frame["t"] = times.dt.tz_convert(None) if frame.attrs[TIME_IN_UTC] else times
     return frame

@@ -1,13 +1,21 @@
-"""The time axis of a series: numbers (a year, a step) or ISO 8601 dates, and how to show one."""
+"""The time axis of a series: numbers (a year, a step) or ISO 8601 dates, and how to show one.
+
+Dates with a UTC offset (`2018-01-04 09:00:00+09:00`, `...Z`, a DST change of offset) are
+converted to UTC, so that the axis is one zone and in order across a change of offset.
+"""
 
 import re
 
 import numpy as np
 import pandas as pd
 
-# YYYY-MM (a month), YYYY-MM-DD, optionally with HH:MM[:SS[.fff]]: the forms pandas reads
-# without guessing the order of day and month.
-ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?)?")
+# YYYY-MM (a month), YYYY-MM-DD, optionally with HH:MM[:SS[.fff]] and a UTC offset (Z, +09:00,
+# -0500): the forms pandas reads without guessing the order of day and month.
+UTC_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)"
+ISO_DATE = re.compile(
+    rf"\d{{4}}-\d{{2}}(-\d{{2}}([ T]\d{{2}}:\d{{2}}(:\d{{2}}(\.\d+)?)?{UTC_OFFSET}?)?)?"
+)
+ENDS_IN_OFFSET = re.compile(rf"[ T]\d{{2}}:\d{{2}}(:\d{{2}}(\.\d+)?)?{UTC_OFFSET}$")
 
 
 def is_iso_date(cell: str) -> bool:
@@ -19,6 +27,11 @@ def is_iso_date(cell: str) -> bool:
     except (ValueError, OverflowError):
         return False
     return True
+
+
+def has_utc_offset(cell: str) -> bool:
+    """Whether an ISO 8601 date and time ends in a UTC offset: `Z`, `+09:00`, `-0500`."""
+    return ENDS_IN_OFFSET.search(cell) is not None
 
 
 def time_text(value: object) -> str:

@@ -35,10 +35,12 @@ import hashlib
 import json
 import math
 import os
+import signal
 import socket
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,7 @@ DIVERGED_ATTR = "diverged"
 FINISHED_ATTR = "finished"
 # Second RandomSampler stream, for the dimensions only some architectures have.
 ARCH_STREAM = 1
+INTERRUPTED_ATTR = "interrupted"
 # The code a trial's score depends on: a change gives a new study, never reusing old trials.
 SCORED_BY = (
     "src/lstm_vs_rnn/modeling/tuning.py",
@@ -294,10 +297,20 @@ def evaluate(model: ModelParams, train: TrainParams, data: TrainingData, seed: i
 
 def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna.Trial], float]:
     """The Optuna objective of entry `name`: runs enqueued trials only (see module doc); a
-    trial's value is its training's final validation loss (inf: diverged)."""
+    trial's value is its training's final validation loss (inf: diverged).
+
+    A trial interrupted by Ctrl-C or SIGTERM ends FAIL with user attribute `interrupted`
+    (see `_end_interrupted`), and the interrupt goes on to stop the worker."""
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
+        try:
+            return run_listed_trial(trial)
+        except KeyboardInterrupt:
+            _end_interrupted(trial)
+            raise
+
+    def run_listed_trial(trial: optuna.Trial) -> float:
         # Every trial of the study names who ran it, the extra one pruned below included.
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
@@ -319,6 +332,20 @@ def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _end_interrupted(trial: optuna.Trial) -> None:
+    """Say on `trial` that it was interrupted; Optuna then records it FAIL and re-raises.
+
+    A second signal (Ctrl-C reaches a worker once from the terminal, then the stage stops it)
+    must not cut that storage write short, leaving the trial RUNNING until its heartbeat goes
+    stale, so both are ignored from here: the worker is ending anyway. So is Optuna's warning
+    with the interrupt's traceback: the interrupted process says so in one line.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    trial.set_user_attr(INTERRUPTED_ATTR, True)
 
 
 def _suggest(trial: optuna.Trial, key: str, distribution: BaseDistribution) -> Any:
@@ -409,11 +436,43 @@ def _serialize_sqlite_transactions(engine: Any) -> None:
     engine.dispose()
 
 
-def _unusable(url: str, error: Exception) -> UserError:
-    """One line naming the storage and the first line of `error`, the password hidden."""
-    text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
-    return UserError(redact(f"cannot open the study storage {url}: {first}"))
+def _unusable(url: str, error: Exception, what: str = "cannot open") -> UserError:
+    """One line: `what` happened to the storage at `url` (password hidden), the database's own
+    words (the driver's error under Optuna's and SQLAlchemy's, which can hide it behind a
+    generic message or a session hint) and what to do."""
+    cause: BaseException = error
+    while (inner := getattr(cause, "orig", None) or cause.__cause__) is not None:
+        cause = inner
+    text = str(cause).strip()
+    first = text.splitlines()[0] if text else type(cause).__name__
+    return UserError(redact(f"{what} the study storage {url}: {first}; {_storage_todo(first)}"))
+
+
+def _storage_todo(reason: str) -> str:
+    """What to do about a refusal of the study storage, from the database's words."""
+    if "database is locked" in reason:
+        return (
+            "another program holds it open for writing (a DB browser, a second tool): close it "
+            "and re-run"
+        )
+    if "readonly" in reason or "read-only" in reason:
+        return (
+            f"it or its folder cannot be written: make both writable, or set {STORAGE_ENV} "
+            f"(or tune.storage) to a storage you can write"
+        )
+    return f"check {STORAGE_ENV} or tune.storage, and the database it names, then re-run"
+
+
+@contextmanager
+def storage_refusals_explained(url: str) -> Iterator[None]:
+    """Anything the study storage at `url` refuses while trials are enqueued, run or waited
+    for, as one line naming it (password hidden) and what to do; raises UserError."""
+    import sqlalchemy
+
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        raise _unusable(url, error, "a call was refused by") from None
 
 
 # SQLSTATEs of a `create table` that lost a race with another one: unique_violation (on the
@@ -713,6 +772,8 @@ def trial_state(trial: FrozenTrial) -> str:
         state += " (retry)"
     if trial.user_attrs.get(DIVERGED_ATTR):
         state += " (diverged)"
+    if trial.user_attrs.get(INTERRUPTED_ATTR):
+        state += " (interrupted)"
     return state
 
 

@@ -213,7 +213,7 @@ class Assessment:
         save_figure(paired_differences_figure(pairs), paths.figure("paired_differences"))
         save_figure(loss_figure(self.histories), paths.figure("losses"))
         save_figure(
-            predictions_figure(t, self.actual, best, series_labels(self.params.data)),
+            predictions_figure(t, self.actual, best, series_labels(self.params.data, self.series)),
             paths.figure("predictions"),
         )
         save_figure(error_histogram_figure(self.actual, best), paths.figure("errors"))

@@ -23,7 +23,9 @@ def run(params: Params, paths: ProjectPaths, frame: pd.DataFrame) -> StageResult
     """
     split = split_point(len(frame), params.data.train_fraction)
     write_csv(paths.series_csv, frame)
-    save_figure(series_figure(frame, split, series_labels(params.data)), paths.figure("series"))
+    save_figure(
+        series_figure(frame, split, series_labels(params.data, frame)), paths.figure("series")
+    )
     return StageResult(
         metrics={
             "n_points": len(frame),

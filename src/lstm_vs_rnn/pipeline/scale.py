@@ -1,8 +1,10 @@
 """The `scale` stage's work: the chronological split, and min-max scaling fitted on the
 training part only (no information from the test part reaches the models)."""
 
+import numpy as np
+
 from lstm_vs_rnn.data.scaling import MinMaxScaling
-from lstm_vs_rnn.data.sources import read_series
+from lstm_vs_rnn.data.sources import check_learnable, read_series
 from lstm_vs_rnn.files import write_array, write_text
 from lstm_vs_rnn.params import Params, split_point
 from lstm_vs_rnn.paths import ProjectPaths
@@ -13,13 +15,22 @@ from lstm_vs_rnn.stage_result import StageResult
 PARAMS = ("data.train_fraction",)
 
 
-def run(params: Params, paths: ProjectPaths) -> StageResult:
-    """Write data/processed/{train,test}.npy (scaled, float64), the scaler's parameters as JSON
-    (no pickle) and reports/figures/scaling.png; return the scaler's range and the parts' sizes.
+def read_checked(params: Params, paths: ProjectPaths) -> np.ndarray:
+    """The values of data/raw/series.csv, once checked that the models can learn from them
+    (the stage reads them before it opens its MLflow run).
 
-    Raises UserError when data/raw/series.csv is missing or unreadable.
+    Raises UserError when the file is missing or unreadable, or the series (or its training
+    part) is flat (`data.sources.check_learnable`).
     """
     series = read_series(paths.series_csv)["y"].to_numpy()
+    check_learnable(series, params, paths.series_csv.relative_to(paths.root).as_posix(), "y")
+    return series
+
+
+def run(params: Params, paths: ProjectPaths, series: np.ndarray) -> StageResult:
+    """Split `series` (`read_checked`), write data/processed/{train,test}.npy (scaled,
+    float64), the scaler's parameters as JSON (no pickle) and reports/figures/scaling.png;
+    return the scaler's range and the parts' sizes."""
     split = split_point(len(series), params.data.train_fraction)
     train, test = series[:split], series[split:]
     scaler = MinMaxScaling.fit(train)

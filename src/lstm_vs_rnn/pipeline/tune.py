@@ -86,13 +86,15 @@ def open_study_storage(params: Params, name: str) -> RDBStorage:
 def run(params: Params, paths: ProjectPaths, name: str, storage: RDBStorage) -> TuneResult:
     """Run every rung of entry `name`'s plan in `storage` and write tuning/<name>.json.
 
-    Raises UserError for a failed trial worker or a study in which every trial diverged.
+    Raises UserError for a failed trial worker, a study in which every trial diverged, or
+    anything the study storage refuses while the trials run (one line: its own cause).
     """
     from lstm_vs_rnn.modeling.halving import halving_result
     from lstm_vs_rnn.modeling.tuning import (
         candidate_list,
         configuration_runs,
         create_study,
+        storage_refusals_explained,
         study_name,
         trial_rows,
         tuning_plan,
@@ -102,7 +104,8 @@ def run(params: Params, paths: ProjectPaths, name: str, storage: RDBStorage) -> 
     candidates = candidate_list(params, name)
     study = create_study(storage, study_name(params, name, paths.train_array))
     started = time.monotonic()
-    evaluations = run_rungs_on_workers(params, paths, name, storage.url)
+    with storage_refusals_explained(storage.url):
+        evaluations = run_rungs_on_workers(params, paths, name, storage.url)
     seconds = time.monotonic() - started
     plan, seeds = tuning_plan(params.tune), tuning_seeds(params.tune)
     result = tuning_result(params, name, halving_result(candidates, plan, seeds, evaluations))

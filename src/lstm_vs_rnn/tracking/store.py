@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from filelock import FileLock
 
@@ -117,8 +117,12 @@ def connect() -> MlflowClient:
 
 
 def sqlite_database(uri: str) -> Path | None:
-    """The database file of a `sqlite:///` store; None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    """The database file of a `sqlite:///` store (a SQLite URI filename such as
+    `sqlite:///file:/path/mlflow.db?mode=ro&uri=true` too); None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///")
+    return Path(unquote(urlsplit(path).path) if path.startswith("file:") else path)
 
 
 def wait_while_locked(database: Path, uri: str) -> None:
@@ -197,6 +201,13 @@ def _refusal(exc: Exception, experiment: str | None) -> str:
     uri = tracking_uri()
     where = f"the MLflow store {redact(uri)}"
     code = getattr(exc, "error_code", "")
+    cause = database_error(exc)
+    if cause is not None:
+        reason = _one_line(str(cause) or type(cause).__name__, uri)
+        return (
+            f"{where} refused the stage's call ({type(cause).__name__}: {reason}); "
+            f"{_database_todo(reason)}"
+        )
     reason = refusal_reason(exc)
     if code == "PERMISSION_DENIED":
         user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
@@ -222,6 +233,52 @@ def refusal_reason(exc: Exception) -> str:
     """The refused call's own words in one line, cut to MAX_REASON_CHARS, passwords removed."""
     text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
     return _one_line(text, tracking_uri())
+
+
+# The packages whose exceptions are the database's own words (DB-API drivers), under MLflow's
+# and SQLAlchemy's wrappers: SQLAlchemy's first line can be a hint about its session
+# ("consider using a session.no_autoflush block") that hides them.
+DATABASE_DRIVERS = ("sqlite3", "psycopg", "psycopg2", "pymysql", "MySQLdb")
+
+
+def database_error(exc: BaseException) -> BaseException | None:
+    """The database driver's exception under `exc` (SQLAlchemy's `orig`, or a `raise ... from`
+    chain), or None when the refusal did not come from the database."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.split(".")[0] in DATABASE_DRIVERS:
+            return current
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def _database_todo(reason: str) -> str:
+    """What to do about the database's own refusal of a `sqlite:///` or other SQL store."""
+    database = sqlite_database(tracking_uri())
+    if database is not None and not database.exists():
+        return (
+            f"{database} was deleted or moved while the stage ran: put it back, or re-run the "
+            f"stage to log to a new store"
+        )
+    if "readonly" in reason or "read-only" in reason:
+        return (
+            f"{database or 'the store'} or its folder cannot be written (a read-only file "
+            f"system or permissions): make both writable, or set MLFLOW_TRACKING_URI to a "
+            f"store you can write"
+        )
+    if "database is locked" in reason:
+        return (
+            "another program holds it open for writing (a DB browser, a second tool): close "
+            "it and re-run"
+        )
+    if "no such table" in reason:
+        return (
+            f"{database or 'the store'} is not a complete MLflow store (replaced while the "
+            f"stage ran?): move it away and re-run to start a new one"
+        )
+    return "check the store (MLFLOW_TRACKING_URI, its disk or its server log), then re-run"
 
 
 def _one_line(text: str, uri: str) -> str:
@@ -304,6 +361,7 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise UserError(f"the MLflow experiment '{name}' exists but cannot be read")
+    check_artifacts_beside_store(experiment.artifact_location, name)
     if experiment.lifecycle_stage != "active":
         raise UserError(
             f"the MLflow experiment '{name}' is deleted; restore it with "
@@ -313,8 +371,41 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     return experiment.experiment_id
 
 
+def check_artifacts_beside_store(artifact_location: str, experiment: str) -> None:
+    """Refuse, before any work, a local store whose experiment keeps its artifacts in another
+    project's `mlartifacts/`: the project was moved or copied after a run.
+
+    MLflow fixes an experiment's artifact location as an absolute path when it creates the
+    experiment (a relative one is resolved against the working directory), and every run's and
+    logged model's artifact URI derives from it: without this check the new runs' artifacts go
+    to the old folder, recreated if it was deleted, and are lost with it. The way out is
+    `make relocate-store` (commands.relocate_store), or a fresh store. Raises UserError.
+    """
+    uri = tracking_uri()
+    expected = local_artifacts_dir(uri)
+    location = local_artifacts_path(artifact_location)
+    if expected is None or location is None or location.name != ARTIFACTS_DIR:
+        return
+    if location.resolve() == expected:
+        return
+    database = sqlite_database(uri)
+    raise UserError(
+        f"the MLflow store {database} was made in {location.parent}: its experiment "
+        f"'{experiment}' keeps artifacts in {location}, not beside the store in {expected} "
+        f"(the project was moved or copied); run 'make relocate-store' to point the store at "
+        f"{expected}, or move {database.name} and {ARTIFACTS_DIR}/ away for a fresh store"
+    )
+
+
+def local_artifacts_path(artifact_location: str) -> Path | None:
+    """The folder of a `file://` (or plain path) artifact location; None for a remote one."""
+    parts = urlsplit(artifact_location)
+    if parts.scheme not in ("", "file"):
+        return None
+    return Path(unquote(parts.path))
+
+
 def local_artifacts_dir(uri: str) -> Path | None:
     """Artifacts live beside a SQLite store; a tracking server decides for itself (None)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve()
+    database = sqlite_database(uri)
+    return None if database is None else (database.parent / ARTIFACTS_DIR).resolve()
