@@ -171,7 +171,11 @@ def test_ctrl_c_in_a_tune_stage_is_one_line_and_its_trial_ends_failed_as_interru
     """Through a terminal, as a user presses it: SIGINT reaches the stage and its workers."""
     repo = tuning_repo(
         tmp_path / "project",
-        **{"tune.workers": 1, "tune.space": {"epochs": [100_000], "hidden_size": [8, 16]}},
+        **{
+            "train.epochs": 100_000,  # the shared setting is a candidate: in the space too
+            "tune.workers": 1,
+            "tune.space": {"epochs": [100_000], "hidden_size": [8, 16]},
+        },
     )
     pid, terminal = start_in_terminal(repo, "stages/tune.py", "rnn_tuned")
     try:
