@@ -80,10 +80,24 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
-    """Rows: trials per minute with 1 worker, every usable core, and two joined copies."""
+def reused_copy(scaled: PipelineRepo, root: Path, params: dict[str, Any]) -> PipelineRepo:
+    """A copy of `scaled` (its generate and scale stages ran at the data params `params`
+    keeps) with `params`."""
+    repo = copy_project(scaled.root, root)
+    repo.edit_params(params)
+    return repo
+
+
+def run(workdir: Path, params: dict[str, Any], scaled: PipelineRepo | None = None) -> list[Row]:
+    """Rows: trials per minute with 1 worker, every usable core, and two joined copies.
+
+    With `scaled` (smoke sizes: every stage process costs seconds), the tuning copy starts from
+    a copy of it instead of running generate and scale again."""
     n_trials = params["tune.n_trials"]
-    repo = tuning_copy(workdir / "tuning", params)
+    if scaled is None:
+        repo = tuning_copy(workdir / "tuning", params)
+    else:
+        repo = reused_copy(scaled, workdir / "tuning", params)
     joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
     cores = len(os.sched_getaffinity(0))
     one = timed_stage(repo, 1, {})
