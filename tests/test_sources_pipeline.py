@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lstm_vs_rnn.data.sources import load_series
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import load_params
 from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo, run_statuses
 
 pytestmark = pytest.mark.e2e
@@ -85,22 +88,46 @@ def test_lagged_source_keeps_its_noise_floor(tmp_path: Path) -> None:
     assert metrics["persistence"]["test_rmse"] > metrics["noise_floor"]["test_rmse"]
 
 
-@pytest.mark.parametrize(
-    ("csv_text", "expected"),
-    [
-        (None, "error: data/own.csv: file not found (data.path in params.yaml)"),
-        ("t,level\n1,2\n2,\n", "error: data/own.csv, line 3: empty cell in column 'level'"),
-        ("t,value\n1,2\n", "error: data/own.csv: no column 'level' (set by data.column)"),
-    ],
-    ids=["missing-file", "empty-cell", "missing-column"],
-)
-def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
-    csv_repo: PipelineRepo, csv_text: str | None, expected: str
-) -> None:
-    csv = csv_repo.root / "data" / "own.csv"
+BAD_CSVS = [
+    (None, "error: data/own.csv: file not found (data.path in params.yaml)"),
+    ("t,level\n1,2\n2,\n", "error: data/own.csv, line 3: empty cell in column 'level'"),
+    ("t,value\n1,2\n", "error: data/own.csv: no column 'level' (set by data.column)"),
+]
+BAD_CSV_IDS = ["missing-file", "empty-cell", "missing-column"]
+
+
+def write_csv_text(repo: PipelineRepo, csv_text: str | None) -> None:
+    csv = repo.root / "data" / "own.csv"
     csv.unlink(missing_ok=True)
     if csv_text is not None:
         csv.write_text(csv_text)
+
+
+@pytest.mark.parametrize(("csv_text", "expected"), BAD_CSVS, ids=BAD_CSV_IDS)
+def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
+    csv_repo: PipelineRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    csv_text: str | None,
+    expected: str,
+) -> None:
+    """In this process, as generate reads the series (`load_series`, before its MLflow run
+    opens); one stage process refusing a bad CSV is the test below."""
+    write_csv_text(csv_repo, csv_text)
+    monkeypatch.chdir(csv_repo.root)  # the error names the path as given in params.yaml
+    params = load_params(csv_repo.root / "params.yaml")
+    with pytest.raises(UserError) as raised:
+        load_series(params, Path("."))
+    line = f"error: {raised.value}"  # as the stage prints it (cli.run_entry_point)
+    assert "\n" not in line and line.startswith(expected), line
+    assert not (csv_repo.root / "data" / "raw").exists()
+    assert not (csv_repo.root / "mlflow.db").exists()
+
+
+def test_generate_refusing_a_bad_csv_prints_one_line_and_writes_nothing(
+    csv_repo: PipelineRepo,
+) -> None:
+    csv_text, expected = BAD_CSVS[1]
+    write_csv_text(csv_repo, csv_text)
     result = csv_repo.stage("generate", check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 1
