@@ -63,8 +63,10 @@ class Sizes:
     # The smoke run's pipeline params already are its scale params, so its one full run
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
-    # Likewise the vs-base section's current side (the base still runs).
+    # Likewise the vs-base section's current side (the base still runs), and the tuning
+    # section's generate and scale (its params change no data key).
     base_reuses_full_run: bool = False
+    tuning_reuses_full_run: bool = False
 
 
 FULL = Sizes(
@@ -106,7 +108,7 @@ SMOKE = Sizes(
     edit_repeats=1,
     scale_points=400,
     scale_window=10,
-    logged_epochs=1_000,
+    logged_epochs=50,
     logging_repeats=1,
     stage_repeats=1,
     tracked_models=("rnn",),
@@ -127,6 +129,7 @@ SMOKE = Sizes(
     peer_libraries=False,
     scale_reuses_full_run=True,
     base_reuses_full_run=True,
+    tuning_reuses_full_run=True,
 )
 
 
@@ -170,7 +173,9 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         sizes.base_repeats,
         measured if sizes.base_reuses_full_run else None,
     )
-    rows += tuning.run(workdir, sizes.tuning_params)
+    rows += tuning.run(
+        workdir, sizes.tuning_params, repo.repo if sizes.tuning_reuses_full_run else None
+    )
     rows += repeat_workers.run(
         workdir, sizes.pipeline_params, sizes.worker_points, sizes.worker_repeats
     )

@@ -89,9 +89,23 @@ def trainings(repo: PipelineRepo) -> int:
     return result["budget"]["trainings"]
 
 
-def run(workdir: Path, params: dict[str, Any]) -> list[Row]:
-    """Rows: trainings per minute with 1 worker, every usable core, and two joined copies."""
-    repo = tuning_copy(workdir / "tuning", params)
+def reused_copy(scaled: PipelineRepo, root: Path, params: dict[str, Any]) -> PipelineRepo:
+    """A copy of `scaled` (its generate and scale stages ran at the data params `params`
+    keeps) with `params`."""
+    repo = copy_project(scaled.root, root)
+    repo.edit_params(params)
+    return repo
+
+
+def run(workdir: Path, params: dict[str, Any], scaled: PipelineRepo | None = None) -> list[Row]:
+    """Rows: trainings per minute with 1 worker, every usable core, and two joined copies.
+
+    With `scaled` (smoke sizes: every stage process costs seconds), the tuning copy starts from
+    a copy of it instead of running generate and scale again."""
+    if scaled is None:
+        repo = tuning_copy(workdir / "tuning", params)
+    else:
+        repo = reused_copy(scaled, workdir / "tuning", params)
     joined = joined_through_postgres(workdir, repo)  # first: the copies start with no study
     cores = usable_cores()
     one = timed_stage(repo, 1, {})

@@ -57,26 +57,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # The test files that take longest (measured with --durations on 2 cores), longest first: they
 # start first, so the two pytest-xdist workers (--dist loadfile, which hands out the first files
 # in turn) finish at about the same time instead of one waiting idle while the other runs a
-# long file alone. The benchmark smoke, one test of about 3 minutes, must not come last.
+# long file alone. The benchmark smoke, one long test, must not come last.
 SLOWEST_FILES_FIRST = (
-    "test_benchmarks_smoke.py",
     "test_pipeline_e2e.py",
-    "test_tuning.py",
-    "test_sources_pipeline.py",
-    "test_faults.py",
     "test_team_server.py",
-    "test_compare.py",
-    "test_parallel_repeats.py",
-    "test_parallel_queue.py",
+    "test_benchmarks_smoke.py",
+    "test_tuning.py",
+    "test_faults.py",
     "test_logged_model_env.py",
-    "test_bad_inputs.py",
-    "test_ui_browser.py",
-    "test_safety.py",
-    "test_team_server_signals.py",
-    "test_reproducibility.py",
+    "test_sources_pipeline.py",
+    "test_committed_results.py",
     "test_ui_command.py",
-    "test_store_refusals.py",
+    "test_team_server_signals.py",
     "test_prune.py",
+    "test_safety.py",
+    "test_kernel_digests.py",
+    "test_store_refusals.py",
+    "test_parallel_repeats.py",
+    "test_compare.py",
+    "test_parallel_queue.py",
+    "test_bad_inputs.py",
+    "test_forecaster_model.py",
+    "test_ci_skips.py",
+    "test_ui_browser.py",
 )
 
 
@@ -265,6 +268,8 @@ class BuiltPipeline:
 
     root: Path
     repro_output: str
+    # What the stages printed on stderr (their progress lines) during that `dvc repro`.
+    repro_stderr: str
 
     def copy_to(self, root: Path) -> PipelineRepo:
         """A copy at `root`, as if `dvc repro` had run there (see `copy_project`)."""
@@ -292,8 +297,12 @@ def shared_build(
     with FileLock(str(shared / f"{name}.lock")):
         if not (folder / "repro.out").exists():
             repo = make_pipeline_repo(folder / "project")
-            (folder / "repro.out").write_text(repo.dvc("repro", *targets).stdout)
-    return BuiltPipeline(folder / "project", (folder / "repro.out").read_text())
+            result = repo.dvc("repro", *targets)
+            (folder / "repro.err").write_text(result.stderr)
+            (folder / "repro.out").write_text(result.stdout)
+    return BuiltPipeline(
+        folder / "project", (folder / "repro.out").read_text(), (folder / "repro.err").read_text()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -382,6 +391,24 @@ def wait_for_exit(pid: int, terminal: int, timeout: float) -> tuple[int, str]:
             seen += chunk.decode(errors="replace")
     os.kill(pid, signal.SIGKILL)
     raise AssertionError(f"the stage did not exit: {seen}")
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite MLflow store with MLflow's schema, made once per test process: creating
+    the schema (every migration) costs seconds, copying the file does not."""
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path_factory.mktemp("migrated-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{store}").search_experiments()  # creates the schema
+    return store
+
+
+@pytest.fixture
+def sqlite_store(migrated_store: Path, tmp_path: Path) -> str:
+    """The tracking URI of a new, empty SQLite MLflow store of this test (tmp_path/mlflow.db)."""
+    shutil.copy2(migrated_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def free_port() -> int:

@@ -1,8 +1,12 @@
 """Bad params and corrupt stage inputs stop a stage with one readable line and change nothing.
 
-Every case runs the real stage script in a subprocess against a real copy of the project
-(conftest.scaled_pipeline) whose `generate` and `scale` stages already ran, so there are
-outputs that must stay untouched and an MLflow store whose runs can be counted.
+Each case calls, in this process, what the stage calls on that input (`load_params` and the
+stage's own checks, the reader of the corrupt file) in a real copy of the project
+(conftest.scaled_pipeline) whose `generate` and `scale` stages already ran, so there are outputs
+that must stay untouched and an MLflow store whose runs can be counted. A stage process costs
+seconds to start, so the contract around the message (exactly one line on stderr, a non-zero
+exit, no output written, no MLflow run left RUNNING) is checked on real stage processes for
+one case of each kind: a refusal before the stage's run opens, and one inside it.
 """
 
 import hashlib
@@ -14,12 +18,17 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from conftest import BuiltPipeline, PipelineRepo, run_statuses
+from conftest import BuiltPipeline, PipelineRepo, run_statuses, set_dotted
 
-from lstm_vs_rnn.files import write_csv
-from lstm_vs_rnn.modeling.checkpoints import save_weights
+from lstm_vs_rnn.data.scaling import MinMaxScaling
+from lstm_vs_rnn.data.sources import read_series
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.evaluation.horizon import check_horizon
+from lstm_vs_rnn.files import read_array, write_csv
+from lstm_vs_rnn.modeling.checkpoints import load_model, save_weights
 from lstm_vs_rnn.modeling.networks import build_model
-from lstm_vs_rnn.params import ModelParams, dump_yaml, parse_yaml
+from lstm_vs_rnn.params import EXPERIMENT_NAME_ENV, ModelParams, dump_yaml, load_params, parse_yaml
+from lstm_vs_rnn.paths import ProjectPaths
 
 pytestmark = pytest.mark.e2e
 
@@ -234,29 +243,51 @@ def test_at_least_25_bad_params_cases() -> None:
     assert len({case[0] for case in BAD_PARAMS}) == len(BAD_PARAMS)
 
 
+def refusal(call: Callable[[], object]) -> str:
+    """The line a stage prints for the UserError `call` raises (cli.run_entry_point)."""
+    with pytest.raises(UserError) as raised:
+        call()
+    return f"error: {raised.value}"
+
+
+def check_params_as(stage: str, root: Path) -> None:
+    """What `stage` does with params.yaml before any work: validate it, and (evaluate) check
+    the horizon against the test part."""
+    params = load_params(root / "params.yaml")
+    if stage == "evaluate":
+        check_horizon(params, ProjectPaths(root))
+
+
+@pytest.fixture
+def no_experiment_name_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stages run with conftest.clean_env: no MLFLOW_EXPERIMENT_NAME of the caller's."""
+    monkeypatch.delenv(EXPERIMENT_NAME_ENV, raising=False)
+
+
 @pytest.mark.parametrize(
     ("stage", "edit", "fragments"),
     [case[1:] for case in BAD_PARAMS],
     ids=[case[0] for case in BAD_PARAMS],
 )
 def test_bad_params_stop_the_stage_with_one_line_and_change_nothing(
-    prepared: PipelineRepo, stage: str, edit: dict[str, Any] | str, fragments: tuple[str, ...]
+    prepared: PipelineRepo,
+    no_experiment_name_env: None,
+    stage: str,
+    edit: dict[str, Any] | str,
+    fragments: tuple[str, ...],
 ) -> None:
     good = (prepared.root / "params.yaml").read_text()
     before, runs_before = snapshot(prepared.root), run_statuses(prepared.root)
     try:
         apply_edit(prepared, good, edit)
-        result = prepared.stage(stage, check=False, timeout=120)
+        line = refusal(lambda: check_params_as(stage, prepared.root))
     finally:
         (prepared.root / "params.yaml").write_text(good)
 
-    assert result.returncode != 0
-    lines = stderr_lines(result)
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("error: params.yaml"), lines[0]
-    assert "Traceback" not in result.stderr
+    assert "\n" not in line, line
+    assert line.startswith("error: params.yaml"), line
     for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} missing from: {lines[0]}"
+        assert fragment in line, f"{fragment!r} missing from: {line}"
     assert snapshot(prepared.root) == before, "a bad params.yaml created or modified a file"
     assert run_statuses(prepared.root) == runs_before, "a bad params.yaml touched MLflow"
     assert "RUNNING" not in runs_before.values()
@@ -293,13 +324,10 @@ def test_missing_params_file(prepared: PipelineRepo) -> None:
     before = snapshot(prepared.root)
     path.unlink()
     try:
-        result = prepared.stage("generate", check=False)
+        line = refusal(lambda: load_params(path))
     finally:
         path.write_text(good)
-    assert result.returncode == 1
-    assert stderr_lines(result) == [
-        f"error: {path}: file not found; the pipeline needs its params file"
-    ]
+    assert line == f"error: {path}: file not found; the pipeline needs its params file"
     assert snapshot(prepared.root) == before
 
 
@@ -413,6 +441,20 @@ def with_models(prepared: PipelineRepo) -> PipelineRepo:
     return prepared
 
 
+def read_as_the_stages_do(root: Path, relative: str) -> None:
+    """Read `relative` in the project at `root` as the stages that read it do (the weights as
+    evaluate does, at the 'lstm' entry's settings in params.yaml)."""
+    path = root / relative
+    if path.suffix == ".csv":
+        read_series(path)
+    elif path.suffix == ".npy":
+        read_array(path, "scale")
+    elif path.suffix == ".json":
+        MinMaxScaling.from_json(path)
+    else:
+        load_model("lstm", load_params(root / "params.yaml").models["lstm"], path)
+
+
 @pytest.mark.parametrize(
     ("stage", "relative", "corrupt", "fragment"),
     [case[1:] for case in CORRUPT_INPUTS],
@@ -425,14 +467,78 @@ def test_corrupt_input_is_one_line_naming_the_file(
     corrupt: Callable[[bytes], bytes],
     fragment: str,
 ) -> None:
+    """`stage` reads `relative` (scale and evaluate the series, train the scaled training part,
+    evaluate the scaler and the weights) with the reader called here."""
     repo = with_models
     path = repo.root / relative
     good = path.read_bytes()
-    outputs = ("reports/metrics.json", "reports/plots/losses/lstm.csv", "data/processed/test.npy")
-    existed = {output: _contents(repo.root / output) for output in outputs}
+    before, runs_before = snapshot(repo.root), run_statuses(repo.root)
+    path.write_bytes(corrupt(good))
+    try:
+        line = refusal(lambda: read_as_the_stages_do(repo.root, relative))
+    finally:
+        path.write_bytes(good)
+
+    assert "\n" not in line, line
+    assert line.startswith(f"error: {path}: "), line
+    assert fragment in line, line
+    # Every other file untouched (the corrupted one was written twice by this test).
+    after = snapshot(repo.root)
+    assert after.pop(relative)[1] == before.pop(relative)[1]
+    assert after == before
+    assert run_statuses(repo.root) == runs_before
+
+
+# --- the one-line contract of a stage process -------------------------------------------------
+
+
+def with_param(params_yaml: bytes, dotted: str, value: Any) -> bytes:
+    tree = parse_yaml(params_yaml)
+    set_dotted(tree, dotted, value)
+    return dump_yaml(tree).encode()
+
+
+# (id, stage, the file the case changes, its new content from the old, the line's start)
+STAGE_REFUSALS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
+    (
+        "bad-param-before-the-run",
+        "train@lstm",
+        "params.yaml",
+        lambda old: with_param(old, "train.epochs", 0),
+        "error: params.yaml: train.epochs = 0",
+    ),
+    (
+        "corrupt-weights-inside-the-run",
+        "evaluate",
+        "models/lstm/repeat_001.pt",
+        lambda old: weights_bytes("rnn", 8),
+        "error: {path}: weights do not fit the 'lstm' model",
+    ),
+]
+# The outputs of the stages above and of train@lstm: none may change.
+OUTPUTS = ("reports/metrics.json", "reports/plots/losses/lstm.csv", "data/processed/test.npy")
+
+
+@pytest.mark.parametrize(
+    ("stage", "relative", "change", "start"),
+    [case[1:] for case in STAGE_REFUSALS],
+    ids=[case[0] for case in STAGE_REFUSALS],
+)
+def test_a_refusing_stage_prints_one_line_exits_1_and_leaves_no_output_or_running_run(
+    with_models: PipelineRepo,
+    stage: str,
+    relative: str,
+    change: Callable[[bytes], bytes],
+    start: str,
+) -> None:
+    repo = with_models
+    path = repo.root / relative
+    good = path.read_bytes()
+    existed = {output: _contents(repo.root / output) for output in OUTPUTS}
     assert existed["reports/plots/losses/lstm.csv"]  # written by train@lstm: the check can fail
     runs_before = run_statuses(repo.root)
-    path.write_bytes(corrupt(good))
+    path.write_bytes(change(good))
+    assert path.read_bytes() != good
     try:
         result = repo.stage(stage, check=False, timeout=120)
     finally:
@@ -442,14 +548,16 @@ def test_corrupt_input_is_one_line_naming_the_file(
     lines = stderr_lines(result)
     assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
     assert "Traceback" not in result.stderr
-    assert lines[0].startswith(f"error: {path}: "), lines[0]
-    assert fragment in lines[0], lines[0]
-    assert {output: _contents(repo.root / output) for output in outputs} == existed
+    assert lines[0].startswith(start.format(path=path)), lines[0]
+    assert {output: _contents(repo.root / output) for output in OUTPUTS} == existed
     statuses = run_statuses(repo.root)
     assert "RUNNING" not in statuses.values()
-    # A failure inside the stage's MLflow run ends that run FAILED.
-    new = {status for run, status in statuses.items() if run not in runs_before}
-    assert new <= {"FAILED"}, new
+    # A refusal before the stage's MLflow run opens logs nothing; one inside it ends it FAILED.
+    new = [status for run, status in statuses.items() if run not in runs_before]
+    if relative == "params.yaml":
+        assert new == [], new
+    else:
+        assert new and set(new) == {"FAILED"}, new
 
 
 def _contents(path: Path) -> bytes | None:

@@ -19,10 +19,10 @@ from lstm_vs_rnn.tracking.liveness import (
 )
 
 
-def test_the_sweep_ends_this_machines_dead_runs_only(tmp_path: Path) -> None:
+def test_the_sweep_ends_this_machines_dead_runs_only(tmp_path: Path, sqlite_store: str) -> None:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store)
     experiment = client.create_experiment("sweep", artifact_location=(tmp_path / "a").as_uri())
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()

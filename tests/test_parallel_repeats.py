@@ -1,6 +1,7 @@
-"""Repeats trained side by side on worker processes: the same bytes for any number of workers,
-a failing or killed worker stops the stage cleanly, Ctrl-C in a terminal leaves nothing behind,
-and the progress a user sees in a terminal and in a log.
+"""Repeats trained side by side on worker processes: a failing or killed worker stops the stage
+cleanly, Ctrl-C in a terminal leaves nothing behind, and the progress a user sees in a terminal.
+The same bytes for one and two workers, and the progress lines in a log, are checked in
+test_pipeline_e2e.py (a fresh clone training on two workers).
 
 Real stage runs in a copy of the project, real signals, a real SQLite MLflow store.
 """
@@ -27,8 +28,6 @@ from conftest import (
 )
 
 pytestmark = pytest.mark.e2e
-
-REPEATS = 3
 
 
 @pytest.fixture(scope="module")
@@ -74,44 +73,6 @@ def repeat_runs(root: Path) -> dict[str, str]:
             "where name = 'train@lstm' order by start_time desc limit 1)"
         )
         return dict(rows)
-
-
-def outputs(root: Path) -> dict[str, bytes]:
-    files = sorted((root / "models" / "lstm").iterdir())
-    files += [root / "reports" / "plots" / "losses" / "lstm.csv", root / "dvc.lock"]
-    return {str(path.relative_to(root)): path.read_bytes() for path in files}
-
-
-def test_one_and_two_workers_write_the_same_bytes_and_a_log_line_per_repeat(
-    repo: PipelineRepo, restore_params: None
-) -> None:
-    repo.edit_params({"train.workers": 1})
-    one = repo.dvc("repro", "train@lstm")
-    first = outputs(repo.root)
-    repo.edit_params({"train.workers": 2})
-    # The number of workers is no tracked param: nothing is out of date.
-    assert "up to date" in repo.dvc("status", "train@lstm").stdout
-    two = repo.dvc("repro", "--force", "--single-item", "train@lstm")
-    assert outputs(repo.root) == first
-    assert len(first) == REPEATS + 2
-
-    with sqlite3.connect(f"file:{repo.root / 'mlflow.db'}?mode=ro", uri=True) as connection:
-        (epochs_logged,) = connection.execute(
-            "select count(*) from metrics m join runs r on r.run_uuid = m.run_uuid "
-            "where m.key = 'val_loss' and r.name like 'lstm · repeat %'"
-        ).fetchone()
-    assert epochs_logged == 2 * REPEATS * 3  # two executions x repeats x epochs
-    assert set(run_statuses(repo.root).values()) == {"FINISHED"}
-    for result in (one, two):
-        progress = [line for line in result.stderr.splitlines() if line.startswith("train@lstm")]
-        assert len(progress) == REPEATS, result.stderr
-        done = [
-            int(re.match(r"train@lstm: (\d)/3 done \(repeat \d, seed 4\d", line)[1])
-            for line in progress
-        ]
-        assert done == [1, 2, 3]
-        assert "INFO" not in result.stderr and "epoch" not in result.stderr
-        assert "Warning" not in result.stderr, result.stderr  # e.g. MLflow's "Add type hints"
 
 
 def test_a_failing_worker_stops_the_others_in_one_line(

@@ -13,8 +13,9 @@ from lstm_vs_rnn.tracking.tags import MERGED_TAG
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+def client(sqlite_store: str) -> MlflowClient:
+    """A client of a new SQLite store at tmp_path/mlflow.db."""
+    return MlflowClient(tracking_uri=sqlite_store)
 
 
 def test_a_duplicate_is_tagged_and_deleted(client: MlflowClient) -> None:

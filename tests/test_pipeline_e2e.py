@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tests.conftest import BuiltPipeline, PipelineRepo, clean_env
+from lstm_vs_rnn.params import parse_yaml
+from tests.conftest import BuiltPipeline, PipelineRepo, clean_env, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -317,25 +319,75 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     repo.commit("second configuration")
 
 
-def test_a_fresh_clone_records_a_complete_configuration(repo: PipelineRepo, tmp_path: Path) -> None:
-    """Reports are in git and models come out byte-identical, so DVC skips evaluation in a
-    fresh clone; `make run`'s completion step must still leave a complete record."""
+def output_hashes(lock: bytes) -> dict[str, str]:
+    """Every output of every stage, path -> md5, as dvc.lock records it."""
+    stages = parse_yaml(lock)["stages"]
+    return {
+        f"{stage}:{out['path']}": out.get("md5", "")
+        for stage, entry in stages.items()
+        for out in entry.get("outs", [])
+    }
+
+
+def repeat_progress(stderr: str) -> list[int]:
+    """The count of finished repeats in each line train@lstm printed for a finished repeat."""
+    progress = [line for line in stderr.splitlines() if line.startswith("train@lstm")]
+    return [
+        int(re.match(r"train@lstm: (\d)/3 done \(repeat \d, seed 4\d", line)[1])
+        for line in progress
+    ]
+
+
+def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_records_it(
+    repo: PipelineRepo, built_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    """The one byte-identity test: the same params and code give the same bytes, whatever the
+    number of training workers (the repro above trained on one, this clone on two).
+
+    Reports are in git and models come out byte-identical, so DVC skips evaluation in a fresh
+    clone; `make run`'s completion step must still leave a complete record, and evaluation
+    re-run there writes the very same reports."""
     clone = PipelineRepo(tmp_path / "clone", clean_env())
     repo.run("git", "clone", "-q", str(repo.root), str(clone.root))
     shutil.rmtree(clone.root / ".dvc" / "cache", ignore_errors=True)
-    first = stages_run(clone.dvc("repro").stdout)
+    clone.edit_params({"train.workers": 2})  # no tracked param: changes no stage
+    repro = clone.dvc("repro")
+    first = stages_run(repro.stdout)
     assert "evaluate" not in first and "train@lstm" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
     assert lock_before == (repo.root / "dvc.lock").read_bytes()  # same params, same bytes
+    hashes = output_hashes(lock_before)
+    assert {"train@lstm:models/lstm", "train@rnn:models/rnn"} <= set(hashes)
+    assert all(hashes.values()), hashes
+    # The thread count that makes LSTM weights reproducible is a tracked param of training;
+    # the number of worker processes changes no output, so DVC does not track it.
+    tracked = parse_yaml(lock_before)["stages"]["train@lstm"]["params"]["params.yaml"]
+    assert tracked["train.num_threads"] == 1
+    assert "train.workers" not in tracked
+    # One line per finished repeat, on one worker and on two, and nothing else of MLflow's.
+    for stderr in (built_pipeline.repro_stderr, repro.stderr):
+        assert repeat_progress(stderr) == [1, 2, 3], stderr
+        assert "INFO" not in stderr and "epoch" not in stderr
+        assert "Warning" not in stderr, stderr  # e.g. MLflow's "Add type hints"
+
     completion = clone.run(
         "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )
     assert stages_run(completion.stdout) == ["evaluate"]
     assert (clone.root / "dvc.lock").read_bytes() == lock_before
+    for report in ("reports/metrics.json", "reports/plots/repeats.csv"):
+        assert (clone.root / report).read_bytes() == (repo.root / report).read_bytes()
     client = MlflowClient(clone.tracking_uri)
     (parent,) = parents(client)
     assert sorted(children(client, parent.info.run_id)) == sorted(TRACKED_STAGES)
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(parent.data.metrics)
+    assert set(run_statuses(clone.root).values()) == {"FINISHED"}
+    with sqlite3.connect(f"file:{clone.root / 'mlflow.db'}?mode=ro", uri=True) as connection:
+        (epochs_logged,) = connection.execute(
+            "select count(*) from metrics m join runs r on r.run_uuid = m.run_uuid "
+            "where m.key = 'val_loss' and r.name like 'lstm · repeat %'"
+        ).fetchone()
+    assert epochs_logged == 3 * 3  # repeats x epochs, from the two workers
     again = clone.run(
         "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )

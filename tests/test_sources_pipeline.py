@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lstm_vs_rnn.data.sources import load_series
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import load_params
 from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo, run_statuses
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +27,12 @@ CSV_SOURCE = {
 }
 
 
+# Every stage of the tiny params' two entries (which do not tune), in the order DVC runs them.
+STAGES = ["generate", "scale", "tune@rnn", "tune@lstm", "train@rnn", "train@lstm", "evaluate"]
+# The stages whose figures show the series' own names (its column and time column): the
+# series figure and the predictions figure.
+STAGES_DRAWING_THE_NAMES = ("generate", "evaluate")
+
 # One entry where the test is about the data, not a comparison: two stages fewer to run.
 ONE_MODEL = {"models": {"lstm": TINY_PARAMS["models"]["lstm"]}}
 
@@ -32,17 +41,15 @@ def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
-def test_the_users_csv_runs_end_to_end_and_an_edit_to_it_reruns_the_pipeline(
+def test_the_users_csv_is_the_series_and_an_edit_to_it_reruns_the_pipeline(
     tmp_path: Path,
 ) -> None:
+    """As far as `scale`: a CSV through evaluation is test_a_dated_csv_with_chinese_and_..."""
     repo = make_pipeline_repo(tmp_path / "project", CSV_SOURCE)
-    repo.dvc("repro")
+    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
 
     series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     assert (len(series), series["t"].iloc[0], series["t"].iloc[-1]) == (309, 1700, 2008)
-    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
-    assert "noise_floor" not in metrics  # no clean signal is known for real data
-    assert {"persistence", "ar", "lstm_vs_rnn"} <= set(metrics)
     client = MlflowClient(repo.tracking_uri)
     (parent,) = client.search_runs(
         [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
@@ -83,22 +90,46 @@ def test_lagged_source_keeps_its_noise_floor(tmp_path: Path) -> None:
     assert metrics["persistence"]["test_rmse"] > metrics["noise_floor"]["test_rmse"]
 
 
-@pytest.mark.parametrize(
-    ("csv_text", "expected"),
-    [
-        (None, "error: data/own.csv: file not found (data.path in params.yaml)"),
-        ("t,level\n1,2\n2,\n", "error: data/own.csv, line 3: empty cell in column 'level'"),
-        ("t,value\n1,2\n", "error: data/own.csv: no column 'level' (set by data.column)"),
-    ],
-    ids=["missing-file", "empty-cell", "missing-column"],
-)
-def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
-    csv_repo: PipelineRepo, csv_text: str | None, expected: str
-) -> None:
-    csv = csv_repo.root / "data" / "own.csv"
+BAD_CSVS = [
+    (None, "error: data/own.csv: file not found (data.path in params.yaml)"),
+    ("t,level\n1,2\n2,\n", "error: data/own.csv, line 3: empty cell in column 'level'"),
+    ("t,value\n1,2\n", "error: data/own.csv: no column 'level' (set by data.column)"),
+]
+BAD_CSV_IDS = ["missing-file", "empty-cell", "missing-column"]
+
+
+def write_csv_text(repo: PipelineRepo, csv_text: str | None) -> None:
+    csv = repo.root / "data" / "own.csv"
     csv.unlink(missing_ok=True)
     if csv_text is not None:
         csv.write_text(csv_text)
+
+
+@pytest.mark.parametrize(("csv_text", "expected"), BAD_CSVS, ids=BAD_CSV_IDS)
+def test_a_bad_csv_stops_generate_with_one_line_and_writes_nothing(
+    csv_repo: PipelineRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    csv_text: str | None,
+    expected: str,
+) -> None:
+    """In this process, as generate reads the series (`load_series`, before its MLflow run
+    opens); one stage process refusing a bad CSV is the test below."""
+    write_csv_text(csv_repo, csv_text)
+    monkeypatch.chdir(csv_repo.root)  # the error names the path as given in params.yaml
+    params = load_params(csv_repo.root / "params.yaml")
+    with pytest.raises(UserError) as raised:
+        load_series(params, Path("."))
+    line = f"error: {raised.value}"  # as the stage prints it (cli.run_entry_point)
+    assert "\n" not in line and line.startswith(expected), line
+    assert not (csv_repo.root / "data" / "raw").exists()
+    assert not (csv_repo.root / "mlflow.db").exists()
+
+
+def test_generate_refusing_a_bad_csv_prints_one_line_and_writes_nothing(
+    csv_repo: PipelineRepo,
+) -> None:
+    csv_text, expected = BAD_CSVS[1]
+    write_csv_text(csv_repo, csv_text)
     result = csv_repo.stage("generate", check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 1
@@ -142,7 +173,6 @@ def dated_run(tmp_path_factory: pytest.TempPathFactory) -> DatedRun:
             "data.path": "data/user/sales.csv",
             "data.column": "销量 (Продажи)",
             "data.time_column": "年份",
-            **ONE_MODEL,
         },
     )
     (repo.root / "data" / "user").mkdir(parents=True)
@@ -169,14 +199,18 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(dated_run: 
     repo, result = dated_run.repo, dated_run.result
     series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     output = result.stdout + result.stderr
+    assert stages_run(result.stdout) == STAGES  # every stage, as far as evaluate
     assert "Glyph" not in output  # matplotlib's warning per glyph
     notes = [line for line in output.splitlines() if "no installed font has the glyphs" in line]
-    if missing_characters("销量年份"):  # no CJK font here: one line per drawing process
+    if missing_characters("销量年份"):  # no CJK font here: one line per process that draws them
         assert notes and all("CJK (" in note for note in notes)
-        drawing = set(re.findall(r"Running stage '([^']+)'", output)) - {"check_params"}
-        assert len(notes) == len(drawing)
+        assert len(notes) == len(STAGES_DRAWING_THE_NAMES), notes
     else:
         assert notes == []
+    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    assert "noise_floor" not in metrics  # no clean signal is known for real data
+    assert {"persistence", "ar", "lstm_vs_rnn"} <= set(metrics)
+    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     assert (series["t"].iloc[0], series["t"].iloc[-1]) == ("1950-01-01", "1961-12-01")
     predictions = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
     assert predictions["date"].iloc[-1] == "1961-12-01"

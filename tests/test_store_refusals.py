@@ -1,8 +1,9 @@
 """What the tracking store refuses reaches the user as one line with the database's own cause;
 a locked store is waited for; a moved project's store is refused until it is relocated.
 
-Real stages run as subprocesses in a project copy against a real SQLite store; the lock is a
-real `BEGIN EXCLUSIVE` held by another connection, as a DB browser holds it.
+Real stages run as subprocesses in a project copy against a real SQLite store (other refusals:
+what the stage calls to open its run, in this process); the lock is a real `BEGIN EXCLUSIVE`
+held by another connection, as a DB browser holds it.
 """
 
 import re
@@ -17,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import BuiltPipeline, PipelineRepo, clean_env, run_statuses
+
+from lstm_vs_rnn.errors import UserError
+from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.tracking.runs import stage_run
 
 pytestmark = pytest.mark.e2e
 
@@ -108,16 +113,36 @@ def test_a_lock_released_within_the_bound_only_delays_the_stage(repo: PipelineRe
     ],
 )
 def test_other_store_refusals_are_one_line(
-    repo: PipelineRepo, env: dict[str, str], expected: str
+    repo: PipelineRepo, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
 ) -> None:
+    """In this process, as the stage opens its run (`stage_run`): a stage process costs seconds
+    to start, and the locked-store tests above run real ones."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
     (repo.root / "not-a-database.db").write_bytes(b"this is a text file, not SQLite\n" * 64)
-    env = {key: value.format(root=repo.root) for key, value in env.items()}
-    result = repo.stage("scale", check=False, env=env)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1
-    assert len(lines) == 1, result.stderr
-    assert re.fullmatch(expected, lines[0]), lines[0]
-    assert "RUNNING" not in run_statuses(repo.root).values()
+    # The stage's environment (its workspace, its store), restored afterwards.
+    monkeypatch.setenv("DVC_ROOT", str(repo.root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", repo.tracking_uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.format(root=repo.root))
+    params = load_params(repo.root / "params.yaml")
+    runs_before = run_statuses(repo.root)
+    previous_uri = utils._tracking_uri  # connect() sets MLflow's global tracking URI
+    try:
+        with (
+            pytest.raises(UserError) as raised,
+            stage_run("scale", params, param_prefixes=("data.train_fraction",)),
+        ):
+            pass
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    line = f"error: {raised.value}"  # as the stage prints it (cli.run_entry_point)
+    assert "\n" not in line
+    assert re.fullmatch(expected, line), line
+    assert run_statuses(repo.root) == runs_before
+    assert "RUNNING" not in runs_before.values()
 
 
 def test_a_store_deleted_while_a_stage_runs_is_one_line_with_its_cause(

@@ -5,10 +5,13 @@ Checks what issue 10 found broken: two clones starting at once against a new exp
 one experiment and one parent; a wrong password, a wrong host name or a missing grant stop a
 stage with one line before any work; a SIGKILLed stage's run ends KILLED at the next stage on
 its machine while another machine's run is left alone; the server's data survives a restart
-and Ctrl-C frees the port. The DVC remote round trip reuses a clone's finished pipeline.
+and Ctrl-C frees the port. The DVC remote round trip reuses a clone's finished pipeline. Tuning
+shares the same server: two clones join one Optuna study in its PostgreSQL, which only the
+study role reaches over TCP. The server starts once for the whole module.
 """
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -17,16 +20,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 import requests
-from conftest import PipelineRepo, clean_env, free_port, make_pipeline_repo
+from conftest import BuiltPipeline, PipelineRepo, clean_env, free_port, make_pipeline_repo
+from test_tuning import TUNING
 
 from lstm_vs_rnn.commands.mlflow_server import ensure_port_free, forward_output
-from lstm_vs_rnn.commands.team_server import SERVER_NOISE, ServerConfig, TeamServer
+from lstm_vs_rnn.commands.team_server import OPTUNA_DB, SERVER_NOISE, ServerConfig, TeamServer
+from lstm_vs_rnn.modeling.tuning import CONFIGURATION_ATTR, WORKER_ATTR
 from lstm_vs_rnn.params import dump_yaml
 from lstm_vs_rnn.pipeline.evaluate import REPEAT_METRICS
 from lstm_vs_rnn.tracking.liveness import BOOT_TAG, ENDED_BY_TAG, HOST_TAG, PID_TAG
@@ -451,6 +457,123 @@ def test_dvc_remote_push_clone_pull_then_nothing_to_run(
         repo.root / "reports" / "metrics.json"
     ).read_bytes()
     assert not (other.root / "mlflow.db").exists()
+
+
+# --- tuning through the server's PostgreSQL (tune.storage) ----------------------------------
+
+
+@dataclass(frozen=True)
+class Storages:
+    """One PostgreSQL study database, as the server's machine and as other machines reach it."""
+
+    local: str  # the Unix socket, as `make server` prints OPTUNA_STORAGE
+    remote: str  # TCP with the study role's password, as in optuna-storage.url
+    config: ServerConfig
+
+
+@pytest.fixture(scope="module")
+def postgres_storage(team: Team) -> Storages:
+    """The team server's study database (tune.storage), as `make server` prints it."""
+    config = team.server.config
+    remote = config.study_url_file.read_text().strip()
+    return Storages(config.database_uri(OPTUNA_DB), remote, config)
+
+
+@pytest.fixture
+def tuning_repo(scaled_pipeline: BuiltPipeline) -> Callable[..., PipelineRepo]:
+    """Makes a copy of the scaled tiny pipeline at a root, with test_tuning's TUNING and
+    `changes`."""
+
+    def make(root: Path, **changes: object) -> PipelineRepo:
+        repo = scaled_pipeline.copy_to(root)
+        repo.edit_params({**TUNING, **changes})
+        repo.commit("tuning params")
+        return repo
+
+    return make
+
+
+def test_two_clones_share_one_study_through_postgresql(
+    postgres_storage: Storages, tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
+) -> None:
+    """The stage on the server's machine (Unix socket) and a tune worker that joins over TCP
+    with the study role's password, as one on another machine would."""
+    # Trials of seconds (30 epochs), so both workers are up before the list is done.
+    space = {**TUNING["tune.space"], "epochs": [30]}
+    clones = [
+        tuning_repo(
+            tmp_path / f"clone{i}",
+            **{"tune.workers": 1, "tune.space": space, "train.epochs": 30},
+        )
+        for i in (1, 2)
+    ]
+    stage = subprocess.Popen(
+        ["python", "stages/tune.py", "lstm_tuned"],
+        cwd=clones[0].root,
+        env={**clones[0].env, "PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.local},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    helper = clones[1].run(
+        "python",
+        "-m",
+        "lstm_vs_rnn.commands.tune_worker",
+        "--entry",
+        "lstm_tuned",
+        "--wait",
+        "60",
+        env={"PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.remote},
+    )
+    output = stage.communicate(timeout=300)[0]
+    assert stage.returncode == 0, output
+    (summary,) = [
+        s
+        for s in optuna.get_all_study_summaries(postgres_storage.remote)
+        if s.study_name.startswith("lstm_tuned-")
+    ]
+    study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage.local)
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == 6
+    assert {t.user_attrs[CONFIGURATION_ATTR] for t in complete} == {0, 1, 2, 3}
+    assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
+    result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
+    assert result["n_trials"] == 4
+
+
+def test_over_tcp_only_the_study_role_with_its_password_gets_in(
+    postgres_storage: Storages, pipeline_repo: PipelineRepo
+) -> None:
+    """The password file and URL are private; a wrong password is one line naming the storage
+    without it; the tracking database's superuser role gets nothing over TCP."""
+    import psycopg
+
+    config = postgres_storage.config
+    for private in (config.study_password_file, config.study_url_file):
+        assert private.stat().st_mode & 0o777 == 0o600
+    password = config.study_password_file.read_text().strip()
+    assert postgres_storage.remote == (
+        f"postgresql://optuna:{password}@127.0.0.1:{config.study_port}/optuna"
+    )
+    wrong = postgres_storage.remote.replace(password, "wrong-password")
+    pipeline_repo.edit_params(TUNING)
+    result = pipeline_repo.stage(
+        "tune@rnn_tuned", check=False, timeout=120, env={"OPTUNA_STORAGE": wrong}
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot open the study storage postgresql://optuna:***@")
+    assert "wrong-password" not in result.stderr
+    for role, database in (("mlflow", "mlflow"), ("mlflow", "optuna"), ("optuna", "mlflow")):
+        with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry|password"):
+            psycopg.connect(
+                host="127.0.0.1",
+                port=config.study_port,
+                user=role,
+                dbname=database,
+                password=password,
+                connect_timeout=5,
+            )
 
 
 def test_make_server_restarts_with_its_data_and_ctrl_c_frees_the_port(

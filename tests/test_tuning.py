@@ -4,9 +4,10 @@ file, a PostgreSQL cluster started by the test), real worker processes, real `dv
 Checks: the tuning result (successive halving over seeds, promotion between rungs included) is
 byte-identical whether 1 or 2 workers ran the trials; a worker SIGKILLed mid-trial loses
 nothing (its trial is retried and counted once); Ctrl-C in a terminal is one line and ends the
-running trial FAIL, marked interrupted; two clones join one
-study through PostgreSQL; every bad input stops with one line before any trial; `dvc repro`
-writes a claims.md that names the tuned settings and keeps the shared-setting comparison.
+running trial FAIL, marked interrupted; every bad input stops with one line before any trial;
+`dvc repro` writes a claims.md that names the tuned settings and keeps the shared-setting
+comparison. Two clones joining one study through the team server's PostgreSQL are in
+test_team_server.py, which starts that server once for every test needing it.
 """
 
 import json
@@ -15,10 +16,8 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from itertools import takewhile
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import yaml
 from conftest import (
     BuiltPipeline,
     PipelineRepo,
-    free_port,
+    make_pipeline_repo,
     processes_in,
     run_statuses,
     start_in_terminal,
@@ -36,15 +35,17 @@ from conftest import (
     wait_for_exit,
 )
 
-from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.modeling.tuning import (
     CONFIGURATION_ATTR,
     INTERRUPTED_ATTR,
     SEED_ATTR,
+    STORAGE_ENV,
     WORKER_ATTR,
     storage_refusals_explained,
 )
+from lstm_vs_rnn.params import EXPERIMENT_NAME_ENV, load_params
+from lstm_vs_rnn.pipeline import tune
 
 pytestmark = pytest.mark.e2e
 
@@ -234,6 +235,18 @@ def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:
     raise AssertionError("no trial started running")
 
 
+def check_tuning_input_as_the_stage_does(root: Path, name: str) -> None:
+    """What stages/tune.py does before its first trial for an entry that tunes: validate
+    params.yaml, draw the candidates, open the study storage."""
+    tune.open_study_storage(load_params(root / "params.yaml"), name)
+
+
+@pytest.fixture(scope="module")
+def untuned_repo(tmp_path_factory: pytest.TempPathFactory) -> PipelineRepo:
+    """A project copy where nothing ran; each test below restores its params.yaml."""
+    return make_pipeline_repo(tmp_path_factory.mktemp("bad-tuning") / "project")
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
@@ -263,128 +276,28 @@ def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:
     ],
 )
 def test_bad_tuning_input_stops_in_one_line_before_any_trial(
-    pipeline_repo: PipelineRepo, changes: dict, expected: str
+    untuned_repo: PipelineRepo, monkeypatch: pytest.MonkeyPatch, changes: dict, expected: str
 ) -> None:
-    pipeline_repo.edit_params({**TUNING, **changes})
-    result = pipeline_repo.stage("tune@rnn_tuned", check=False, timeout=120)
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert expected in lines[0]
-    assert "secret" not in result.stderr
-    assert not (pipeline_repo.root / ".optuna").exists()
-    assert not (pipeline_repo.root / "tuning" / "rnn_tuned.json").exists()
-    assert "RUNNING" not in run_statuses(pipeline_repo.root).values()
-
-
-@dataclass(frozen=True)
-class Storages:
-    """One PostgreSQL study database, as the server's machine and as other machines reach it."""
-
-    local: str  # the Unix socket, as `make server` prints OPTUNA_STORAGE
-    remote: str  # TCP with the study role's password, as in optuna-storage.url
-    config: ServerConfig
-
-
-@pytest.fixture(scope="module")
-def postgres_storage() -> Iterator[Storages]:
-    """A real PostgreSQL (and MLflow server) started as `make server` does."""
-    folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-tune-"))
-    os.chmod(folder, 0o755)
-    # Only its PostgreSQL is used.
-    config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
-    log = folder / "mlflow.log"
-    server = TeamServer(config, mlflow_log=log)
-    server.start()
+    """In this process (a stage process costs seconds to start); a stage process refusing a
+    storage in one line, its password hidden, is in test_team_server.py."""
+    repo = untuned_repo
+    monkeypatch.setenv("DVC_ROOT", str(repo.root))  # the workspace of the default storage
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    monkeypatch.delenv(EXPERIMENT_NAME_ENV, raising=False)
+    good = (repo.root / "params.yaml").read_text()
+    repo.edit_params({**TUNING, **changes})
     try:
-        remote = config.study_url_file.read_text().strip()
-        yield Storages(config.database_uri(OPTUNA_DB), remote, config)
+        with pytest.raises(UserError) as raised:
+            check_tuning_input_as_the_stage_does(repo.root, "rnn_tuned")
     finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_two_clones_share_one_study_through_postgresql(
-    postgres_storage: Storages, tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
-) -> None:
-    """The stage on the server's machine (Unix socket) and a tune worker that joins over TCP
-    with the study role's password, as one on another machine would."""
-    # Trials of seconds (30 epochs), so both workers are up before the list is done.
-    space = {**TUNING["tune.space"], "epochs": [30]}
-    clones = [
-        tuning_repo(
-            tmp_path / f"clone{i}",
-            **{"tune.workers": 1, "tune.space": space, "train.epochs": 30},
-        )
-        for i in (1, 2)
-    ]
-    stage = subprocess.Popen(
-        ["python", "stages/tune.py", "lstm_tuned"],
-        cwd=clones[0].root,
-        env={**clones[0].env, "PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.local},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    helper = clones[1].run(
-        "python",
-        "-m",
-        "lstm_vs_rnn.commands.tune_worker",
-        "--entry",
-        "lstm_tuned",
-        "--wait",
-        "60",
-        env={"PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.remote},
-    )
-    output = stage.communicate(timeout=300)[0]
-    assert stage.returncode == 0, output
-    (summary,) = [
-        s
-        for s in optuna.get_all_study_summaries(postgres_storage.remote)
-        if s.study_name.startswith("lstm_tuned-")
-    ]
-    study = optuna.load_study(study_name=summary.study_name, storage=postgres_storage.local)
-    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
-    assert len(complete) == 6
-    assert {t.user_attrs[CONFIGURATION_ATTR] for t in complete} == {0, 1, 2, 3}
-    assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
-    result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
-    assert result["n_trials"] == 4
-
-
-def test_over_tcp_only_the_study_role_with_its_password_gets_in(
-    postgres_storage: Storages, pipeline_repo: PipelineRepo
-) -> None:
-    """The password file and URL are private; a wrong password is one line naming the storage
-    without it; the tracking database's superuser role gets nothing over TCP."""
-    import psycopg
-
-    config = postgres_storage.config
-    for private in (config.study_password_file, config.study_url_file):
-        assert private.stat().st_mode & 0o777 == 0o600
-    password = config.study_password_file.read_text().strip()
-    assert postgres_storage.remote == (
-        f"postgresql://optuna:{password}@127.0.0.1:{config.study_port}/optuna"
-    )
-    wrong = postgres_storage.remote.replace(password, "wrong-password")
-    pipeline_repo.edit_params(TUNING)
-    result = pipeline_repo.stage(
-        "tune@rnn_tuned", check=False, timeout=120, env={"OPTUNA_STORAGE": wrong}
-    )
-    assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: cannot open the study storage postgresql://optuna:***@")
-    assert "wrong-password" not in result.stderr
-    for role, database in (("mlflow", "mlflow"), ("mlflow", "optuna"), ("optuna", "mlflow")):
-        with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry|password"):
-            psycopg.connect(
-                host="127.0.0.1",
-                port=config.study_port,
-                user=role,
-                dbname=database,
-                password=password,
-                connect_timeout=5,
-            )
+        (repo.root / "params.yaml").write_text(good)
+    line = f"error: {raised.value}"  # as the stage prints it (cli.run_entry_point)
+    assert "\n" not in line
+    assert expected in line
+    assert "secret" not in line
+    assert not (repo.root / ".optuna").exists()
+    assert not (repo.root / "tuning" / "rnn_tuned.json").exists()
+    assert not (repo.root / "mlflow.db").exists()
 
 
 def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(

@@ -1,5 +1,5 @@
 """`make ui` as a terminal user sees it: when the URL appears, what the server prints while it
-is browsed, and what Ctrl-C leaves on the screen.
+is browsed, and what Ctrl-C leaves on the screen; and that it listens on 127.0.0.1 only.
 
 Real `make`, the project's Makefile, `python -m lstm_vs_rnn.commands.ui` and `mlflow server` on
 127.0.0.1; Ctrl-C is SIGINT to the whole process group, as a terminal sends it.
@@ -98,6 +98,20 @@ def browse(base: str) -> None:
         ).raise_for_status()
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses in LISTEN state on `port`, from /proc/net/tcp and tcp6."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
 def test_make_ui_prints_a_working_url_logs_no_requests_and_stops_in_one_line(
     repo_with_makefile: PipelineRepo,
 ) -> None:
@@ -109,6 +123,7 @@ def test_make_ui_prints_a_working_url_logs_no_requests_and_stops_in_one_line(
         output.until(URL_LINE, START_S)
         # Printed once the server answers: the first request must succeed, with no retry.
         assert requests.get(f"{base}/health", timeout=5).ok
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 by default, nothing else
         output.until("  Ctrl-C stops it.", 5)
         browse(base)
         time.sleep(1)  # time for any log line the requests caused to arrive
