@@ -120,7 +120,7 @@ SMOKE = Sizes(
         "tune.n_trials": 2,
         "tune.first_seeds": 1,
         "tune.final_seeds": 1,
-        "tune.space": {"hidden_size": [4, 8], "epochs": [3]},
+        "tune.space": {"hidden_size": [4, 8], "epochs": [1]},  # the shared setting: 1 epoch
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
     peer_repeats=1,

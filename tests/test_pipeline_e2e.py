@@ -350,12 +350,18 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     clone = PipelineRepo(tmp_path / "clone", clean_env())
     repo.run("git", "clone", "-q", str(repo.root), str(clone.root))
     shutil.rmtree(clone.root / ".dvc" / "cache", ignore_errors=True)
-    clone.edit_params({"train.workers": 2})  # no tracked param: changes no stage
+    # Read by no stage but check_params, which validates the whole file and records it.
+    clone.edit_params({"train.workers": 2})
     repro = clone.dvc("repro")
     first = stages_run(repro.stdout)
     assert "evaluate" not in first and "train@lstm" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
-    assert lock_before == (repo.root / "dvc.lock").read_bytes()  # same params, same bytes
+    ours, theirs = (
+        parse_yaml(lock)["stages"] for lock in (lock_before, (repo.root / "dvc.lock").read_bytes())
+    )
+    recorded = [stages["check_params"].pop("params")["params.yaml"] for stages in (ours, theirs)]
+    assert (recorded[0]["train"]["workers"], recorded[1]["train"]["workers"]) == (2, 1)
+    assert ours == theirs  # same params, same bytes: every output and every other record
     hashes = output_hashes(lock_before)
     assert {"train@lstm:models/lstm", "train@rnn:models/rnn"} <= set(hashes)
     assert all(hashes.values()), hashes

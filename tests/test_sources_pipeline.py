@@ -28,7 +28,16 @@ CSV_SOURCE = {
 
 
 # Every stage of the tiny params' two entries (which do not tune), in the order DVC runs them.
-STAGES = ["generate", "scale", "tune@rnn", "tune@lstm", "train@rnn", "train@lstm", "evaluate"]
+STAGES = [
+    "check_params",
+    "generate",
+    "scale",
+    "tune@rnn",
+    "tune@lstm",
+    "train@rnn",
+    "train@lstm",
+    "evaluate",
+]
 # The stages whose figures show the series' own names (its column and time column): the
 # series figure and the predictions figure.
 STAGES_DRAWING_THE_NAMES = ("generate", "evaluate")
@@ -46,7 +55,7 @@ def test_the_users_csv_is_the_series_and_an_edit_to_it_reruns_the_pipeline(
 ) -> None:
     """As far as `scale`: a CSV through evaluation is test_a_dated_csv_with_chinese_and_..."""
     repo = make_pipeline_repo(tmp_path / "project", CSV_SOURCE)
-    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
+    assert stages_run(repo.dvc("repro", "scale").stdout) == ["check_params", "generate", "scale"]
 
     series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
     assert (len(series), series["t"].iloc[0], series["t"].iloc[-1]) == (309, 1700, 2008)
@@ -245,7 +254,7 @@ def assert_drawn_over_the_dates(spec: dict, dates: list[str]) -> None:
     rows = spec["data"]["values"]
     assert all(row.get("date") for row in rows)  # none is left for the step layer
     assert [row["date"] for row in rows if row["model"] == "actual"] == dates
-    assert {row["model"] for row in rows} == {"actual", "lstm"}
+    assert {row["model"] for row in rows} == {"actual", "lstm", "rnn"}
 
 
 def test_an_experiment_copy_lacks_an_untracked_csv_and_the_documented_ways_out_work(

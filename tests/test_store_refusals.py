@@ -133,7 +133,7 @@ def test_other_store_refusals_are_one_line(
     try:
         with (
             pytest.raises(UserError) as raised,
-            stage_run("scale", params, param_prefixes=("data.train_fraction",)),
+            stage_run("scale", params, ("data.train_fraction",)),
         ):
             pass
     finally:
