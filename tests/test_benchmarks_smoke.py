@@ -20,6 +20,7 @@ EXPECTED_SECTIONS = {
     "6 vs base",
     "7 tuning",
     "8 peers",
+    "9 repeat workers",
 }
 
 
