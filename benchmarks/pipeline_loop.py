@@ -31,7 +31,8 @@ OUTSIDE_WORK_TARGET = 0.15
 # A one-entry edit's `dvc repro` against the work of the stages it runs.
 EDIT_VS_WORK_TARGET = 1.3
 EDITED_MODEL = "rnn"
-EXPECTED_AFTER_EDIT = [f"tune@{EDITED_MODEL}", f"train@{EDITED_MODEL}", "evaluate"]
+# check_params validates the whole params.yaml, so it runs after any edit of it (in 0.2 s).
+EXPECTED_AFTER_EDIT = ["check_params", f"tune@{EDITED_MODEL}", f"train@{EDITED_MODEL}", "evaluate"]
 # Heavy modules a stage has no use for: generate and scale never touch torch or scikit-learn.
 UNUSED_MODULES = {"generate": ("torch", "sklearn"), "scale": ("torch", "sklearn")}
 
@@ -116,8 +117,9 @@ def import_rows(result: ReproResult) -> list[Row]:
 
 
 def stage_count(entries: int) -> int:
-    """Stages of a full run: generate, scale and evaluate, and tune@ and train@ per entry."""
-    return 3 + 2 * entries
+    """Stages of a full run: check_params, generate, scale and evaluate, and tune@ and train@
+    per entry."""
+    return 4 + 2 * entries
 
 
 def summary_rows(runs: FullRuns, repeats: int, stages: int) -> list[Row]:
