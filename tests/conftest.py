@@ -121,6 +121,19 @@ TINY_PARAMS = {
 }
 
 
+# Every stage of TINY_PARAMS' two entries (which do not tune), in the order DVC runs them.
+TINY_STAGES = [
+    "check_params",
+    "generate",
+    "scale",
+    "tune@rnn",
+    "tune@lstm",
+    "train@rnn",
+    "train@lstm",
+    "evaluate",
+]
+
+
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *sections, key = dotted.split(".")
     for section in sections:
@@ -374,6 +387,13 @@ def read_until(terminal: int, pattern: str, timeout: float) -> str:
     return seen
 
 
+def press_ctrl_c(pid: int, terminal: int, timeout: float = 60) -> tuple[int, str]:
+    """Press Ctrl-C in the terminal (SIGINT to its foreground group, as a user's key does);
+    the exit code of `pid` and what it printed."""
+    os.write(terminal, b"\x03")
+    return wait_for_exit(pid, terminal, timeout)
+
+
 def wait_for_exit(pid: int, terminal: int, timeout: float) -> tuple[int, str]:
     """The exit code of `pid`, draining its terminal meanwhile, and what it printed."""
     seen, deadline, closed = "", time.monotonic() + timeout, False
@@ -507,3 +527,41 @@ def running_mlflow_server(root: Path, auth: bool = False) -> Iterator[MlflowServ
         yield server
     finally:
         server.stop()
+
+
+# Tiny: a trial is one seed of 2 epochs of a 4- or 8-unit network on 300 points; 4
+# configurations on 1 seed, the best 2 on a second one: 6 trials.
+TUNING = {
+    "train.epochs": 2,
+    "tune.n_trials": 4,
+    "tune.first_seeds": 1,
+    "tune.halving": 2,
+    "tune.final_seeds": 2,
+    "tune.heartbeat_seconds": 1,
+    "tune.space": {
+        "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
+        "hidden_size": [4, 8],
+        "epochs": [2],
+        "grad_clip_norm": [None, 1.0],
+    },
+    "models": {
+        "rnn": {"arch": "rnn", "hidden_size": 8, "num_layers": 1, "tune": False},
+        "lstm": {"arch": "lstm", "hidden_size": 8, "num_layers": 1, "tune": False},
+        "rnn_tuned": {"arch": "rnn", "hidden_size": 8, "num_layers": 1},
+        "lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1},
+    },
+}
+
+
+@pytest.fixture
+def tuning_repo(scaled_pipeline: BuiltPipeline) -> Callable[..., PipelineRepo]:
+    """Makes a copy of the scaled tiny pipeline at a root, with TUNING and `changes` (the
+    tuning tests, and the team server's tests of tuning through PostgreSQL)."""
+
+    def make(root: Path, **changes: object) -> PipelineRepo:
+        repo = scaled_pipeline.copy_to(root)
+        repo.edit_params({**TUNING, **changes})
+        repo.commit("tuning params")
+        return repo
+
+    return make

@@ -19,6 +19,7 @@ from conftest import (
     REPO_ROOT,
     BuiltPipeline,
     PipelineRepo,
+    press_ctrl_c,
     processes_in,
     read_until,
     run_statuses,
@@ -120,8 +121,7 @@ def test_a_terminal_shows_one_live_line_and_ctrl_c_leaves_no_worker_or_running_r
             live,
         ), live
         assert len(workers_of(pid)) == 2
-        os.write(terminal, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group
-        code, shown = wait_for_exit(pid, terminal, timeout=60)
+        code, shown = press_ctrl_c(pid, terminal)
     finally:
         stop_if_running(pid)
         os.close(terminal)

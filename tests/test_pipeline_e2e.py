@@ -15,20 +15,11 @@ from mlflow.tracking import MlflowClient
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstm_vs_rnn.params import parse_yaml
-from tests.conftest import BuiltPipeline, PipelineRepo, clean_env, run_statuses
+from tests.conftest import TINY_STAGES, BuiltPipeline, PipelineRepo, clean_env, run_statuses
 
 pytestmark = pytest.mark.e2e
 
-STAGES = [
-    "check_params",
-    "generate",
-    "scale",
-    "tune@rnn",
-    "tune@lstm",
-    "train@rnn",
-    "train@lstm",
-    "evaluate",
-]
+STAGES = TINY_STAGES
 # The stages with an MLflow run: not the params check, nor a tune stage of an entry that does
 # not tune (the tiny params turn tuning off): they have nothing to track.
 TRACKED_STAGES = [stage for stage in STAGES[1:] if not stage.startswith("tune@")]

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from lstm_vs_rnn.data.sources import load_series
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
-from tests.conftest import TINY_PARAMS, PipelineRepo, make_pipeline_repo, run_statuses
+from tests.conftest import TINY_PARAMS, TINY_STAGES, PipelineRepo, make_pipeline_repo, run_statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +27,7 @@ CSV_SOURCE = {
 }
 
 
-# Every stage of the tiny params' two entries (which do not tune), in the order DVC runs them.
-STAGES = [
-    "check_params",
-    "generate",
-    "scale",
-    "tune@rnn",
-    "tune@lstm",
-    "train@rnn",
-    "train@lstm",
-    "evaluate",
-]
+STAGES = TINY_STAGES
 # The stages whose figures show the series' own names (its column and time column): the
 # series figure and the predictions figure.
 STAGES_DRAWING_THE_NAMES = ("generate", "evaluate")

@@ -27,8 +27,7 @@ from pathlib import Path
 import optuna
 import pytest
 import requests
-from conftest import BuiltPipeline, PipelineRepo, clean_env, free_port, make_pipeline_repo
-from test_tuning import TUNING
+from conftest import TUNING, PipelineRepo, clean_env, free_port, make_pipeline_repo
 
 from lstm_vs_rnn.commands.mlflow_server import ensure_port_free, forward_output
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, SERVER_NOISE, ServerConfig, TeamServer
@@ -477,20 +476,6 @@ def postgres_storage(team: Team) -> Storages:
     config = team.server.config
     remote = config.study_url_file.read_text().strip()
     return Storages(config.database_uri(OPTUNA_DB), remote, config)
-
-
-@pytest.fixture
-def tuning_repo(scaled_pipeline: BuiltPipeline) -> Callable[..., PipelineRepo]:
-    """Makes a copy of the scaled tiny pipeline at a root, with test_tuning's TUNING and
-    `changes`."""
-
-    def make(root: Path, **changes: object) -> PipelineRepo:
-        repo = scaled_pipeline.copy_to(root)
-        repo.edit_params({**TUNING, **changes})
-        repo.commit("tuning params")
-        return repo
-
-    return make
 
 
 def test_two_clones_share_one_study_through_postgresql(

@@ -25,14 +25,14 @@ import optuna
 import pytest
 import yaml
 from conftest import (
-    BuiltPipeline,
+    TUNING,
     PipelineRepo,
     make_pipeline_repo,
+    press_ctrl_c,
     processes_in,
     run_statuses,
     start_in_terminal,
     stop_if_running,
-    wait_for_exit,
 )
 
 from lstm_vs_rnn.errors import UserError
@@ -48,42 +48,6 @@ from lstm_vs_rnn.params import EXPERIMENT_NAME_ENV, load_params
 from lstm_vs_rnn.pipeline import tune
 
 pytestmark = pytest.mark.e2e
-
-# Tiny: a trial is one seed of 2 epochs of a 4- or 8-unit network on 300 points; 4
-# configurations on 1 seed, the best 2 on a second one: 6 trials.
-TUNING = {
-    "train.epochs": 2,
-    "tune.n_trials": 4,
-    "tune.first_seeds": 1,
-    "tune.halving": 2,
-    "tune.final_seeds": 2,
-    "tune.heartbeat_seconds": 1,
-    "tune.space": {
-        "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
-        "hidden_size": [4, 8],
-        "epochs": [2],
-        "grad_clip_norm": [None, 1.0],
-    },
-    "models": {
-        "rnn": {"arch": "rnn", "hidden_size": 8, "num_layers": 1, "tune": False},
-        "lstm": {"arch": "lstm", "hidden_size": 8, "num_layers": 1, "tune": False},
-        "rnn_tuned": {"arch": "rnn", "hidden_size": 8, "num_layers": 1},
-        "lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1},
-    },
-}
-
-
-@pytest.fixture
-def tuning_repo(scaled_pipeline: BuiltPipeline) -> Callable[..., PipelineRepo]:
-    """Makes a copy of the scaled tiny pipeline at a root, with TUNING and `changes`."""
-
-    def make(root: Path, **changes: object) -> PipelineRepo:
-        repo = scaled_pipeline.copy_to(root)
-        repo.edit_params({**TUNING, **changes})
-        repo.commit("tuning params")
-        return repo
-
-    return make
 
 
 def local_study(repo: PipelineRepo) -> optuna.Study:
@@ -181,8 +145,7 @@ def test_ctrl_c_in_a_tune_stage_is_one_line_and_its_trial_ends_failed_as_interru
     pid, terminal = start_in_terminal(repo, "stages/tune.py", "rnn_tuned")
     try:
         running_trial_worker(repo, timeout=120)
-        os.write(terminal, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group
-        code, shown = wait_for_exit(pid, terminal, timeout=60)
+        code, shown = press_ctrl_c(pid, terminal)
     finally:
         stop_if_running(pid)
         os.close(terminal)
