@@ -148,8 +148,12 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
     rows += loop_rows
     if sizes.scale_reuses_full_run:
         entries = len(sizes.pipeline_params["models"])
+        folds = len(sizes.pipeline_params.get("evaluate.folds", TINY_PARAMS["evaluate.folds"]))
         rows += scale_run.summarize(
-            sizes.scale_points, sizes.scale_window, full_run, pipeline_loop.stage_count(entries)
+            sizes.scale_points,
+            sizes.scale_window,
+            full_run,
+            pipeline_loop.stage_count(entries, folds),
         )
     else:
         rows += scale_run.run(

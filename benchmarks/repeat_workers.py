@@ -1,7 +1,7 @@
 """Section 9: training repeats on 1 worker against 2, by series length.
 
 Each size is a fresh project copy (default params but `data.n_points`), generated and scaled,
-whose `train@<entry>` stage (the first LSTM entry, else the first entry) is timed as `dvc repro`
+whose `train@<entry>-0` stage (the first LSTM entry, else the first entry) is timed as `dvc repro`
 runs it, with `train.workers` 1 and 2 in turn (alternating, so a busy spell hits both). With
 one worker the repeats run in the stage's own process; with two, each spawned worker first
 imports what a repeat needs (torch, the training code), so two workers pay off only once the
@@ -35,7 +35,7 @@ def timed_entry(repo: PipelineRepo) -> str:
 def timed_train(repo: PipelineRepo, entry: str, workers: int) -> float:
     repo.edit_params({"train.workers": workers})
     started = time.perf_counter()
-    repo.stage(f"train@{entry}")
+    repo.stage(f"train@{entry}-0")
     return time.perf_counter() - started
 
 
@@ -46,7 +46,7 @@ def run(workdir: Path, params: dict[str, Any], sizes: tuple[int, ...], repeats: 
     for index, n_points in enumerate(sizes):
         repo = scaled_copy(workdir / f"repeat-workers-{n_points}", params, n_points)
         entry = timed_entry(repo)
-        repo.stage(f"tune@{entry}")
+        repo.stage(f"tune@{entry}-0")
         times: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(repeats):
             for workers in (1, 2):
@@ -57,7 +57,7 @@ def run(workdir: Path, params: dict[str, Any], sizes: tuple[int, ...], repeats: 
         rows.append(
             Row(
                 SECTION,
-                f"train@{entry}, {repo.params()['train']['repeats']} repeats, {n_points} points: "
+                f"train@{entry}-0, {repo.params()['train']['repeats']} repeats, {n_points} points: "
                 f"2 workers / 1 (median of {repeats})",
                 f"{seconds(two)} / {seconds(one)} = {ratio(two / one)}",
                 "< 1x" if index == 0 else "",

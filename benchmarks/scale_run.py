@@ -46,7 +46,8 @@ def run(workdir: Path, base_params: dict[str, Any], n_points: int, window: int) 
     models = distinct_entries(base_params["models"])
     params = {**base_params, **scale_params(n_points, window), "models": models}
     repo = ProbedRepo(make_pipeline_repo(workdir / "scale", {**params, "tune.n_trials": 0}))
-    return summarize(n_points, window, repo.repro(check=False), stage_count(len(models)))
+    folds = len(repo.repo.params()["evaluate"]["folds"])
+    return summarize(n_points, window, repo.repro(check=False), stage_count(len(models), folds))
 
 
 def summarize(n_points: int, window: int, result: ReproResult, stages: int) -> list[Row]:

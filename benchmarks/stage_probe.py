@@ -163,8 +163,9 @@ def wrap_work_function(script_name: str) -> None:
 
 
 def stage_name(argv: list[str]) -> str:
+    """DVC's name of the stage `argv` runs: `stages/train.py lstm 0` is `train@lstm-0`."""
     script = os.path.splitext(os.path.basename(argv[0]))[0]
-    return "@".join([script, *argv[1:2]])
+    return "@".join([script, *(["-".join(argv[1:3])] if len(argv) > 1 else [])])
 
 
 def write_record(argv: list[str], exit_code: int) -> None:

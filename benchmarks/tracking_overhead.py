@@ -69,7 +69,7 @@ def share_rows(repo: ProbedRepo, url: str, models: list[str], repeats: int) -> l
 
 def share_row(repo: ProbedRepo, url: str, name: str, repeats: int) -> Row:
     results: list[ReproResult] = [
-        repo.stage(f"train@{name}", {"MLFLOW_TRACKING_URI": url}) for _ in range(repeats)
+        repo.stage(f"train@{name}-0", {"MLFLOW_TRACKING_URI": url}) for _ in range(repeats)
     ]
     records = [result.stages[0] for result in results]
     share = statistics.median(r.tracking_in_work / r.work for r in records)
@@ -78,7 +78,7 @@ def share_row(repo: ProbedRepo, url: str, name: str, repeats: int) -> Row:
     detail = breakdown(records[-1].raw["tracking_seconds"])
     return Row(
         SECTION,
-        f"train@{name}, 1 repeat: tracking share of work, server (median of {repeats})",
+        f"train@{name}-0, 1 repeat: tracking share of work, server (median of {repeats})",
         f"{tracking:.2f} s of {seconds(work)} = {share:.0%} ({detail}); start-up "
         f"{seconds(statistics.median(r.startup for r in records))}",
         f"< {SHARE_TARGET:.0%}",

@@ -39,7 +39,7 @@ def timed_stage(repo: PipelineRepo, workers: int | None, env: dict[str, str]) ->
     shutil.rmtree(repo.root / ".optuna", ignore_errors=True)
     repo.edit_params({"tune.workers": workers})
     started = time.perf_counter()
-    repo.stage(f"tune@{ENTRY}", env=env)
+    repo.stage(f"tune@{ENTRY}-0", env=env)
     return time.perf_counter() - started
 
 

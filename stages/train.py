@@ -1,13 +1,14 @@
-"""Stage `train@<model>`: fit one forecaster `train.repeats` times on the scaled training windows
-(work: `lstm_vs_rnn.pipeline.train`).
+"""Stage `train@<model>-<fold>`: fit one forecaster `train.repeats` times on the scaled training
+windows of one rolling-origin fold (work: `lstm_vs_rnn.pipeline.train`).
 
-Writes models/<model>/repeat_<i>.pt (state_dicts), reports/plots/losses/<model>.csv and
-reports/figures/loss_<model>.png; logs one MLflow run per repeat under the stage's run, fed its
-losses as it trains, and, as the model `<model>` forecasting in the series' units, the repeat
-whose saved (final-epoch) weights have the lowest validation loss, registered as a version of
+Writes models/fold_<k>/<model>/repeat_<i>.pt (state_dicts),
+reports/plots/losses/fold_<k>/<model>.csv and reports/figures/fold_<k>/loss_<model>.png; logs
+one MLflow run per repeat under the stage's run, fed its losses as it trains, and, as the model
+`<model>` forecasting in the series' units, the repeat whose saved (final-epoch) weights have
+the lowest validation loss; fold 0's (trained on the most data) is registered as a version of
 the registered model `<experiment>.<model>` (tracking.registry). A terminal shows one live
 progress line, a log one line per repeat.
-Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm`.
+Run by `dvc repro`; directly: `PYTHONPATH=src python stages/train.py lstm 0`.
 
 Only the entry-point plumbing is imported at the top: repeats train on spawned worker
 processes, which import this script again, and should load only what a repeat needs.
@@ -20,39 +21,42 @@ import argparse
 
 from lstm_vs_rnn.entry_point import run_entry_point
 
+STAGE = "train"
 
-def parse_model_name() -> str:
+
+def parse_entry_and_fold() -> tuple[str, int]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", help="a model name under `models:` in params.yaml")
-    return parser.parse_args().model
+    parser.add_argument("fold", type=int, help="a fold number of `evaluate.folds`")
+    arguments = parser.parse_args()
+    return arguments.model, arguments.fold
 
 
 def main() -> None:
-    from lstm_vs_rnn.errors import UserError
-    from lstm_vs_rnn.params import load_params
+    from lstm_vs_rnn.params import check_entry_and_fold, load_params
     from lstm_vs_rnn.paths import PATHS
     from lstm_vs_rnn.pipeline import train
+    from lstm_vs_rnn.stage_names import entry_stage
     from lstm_vs_rnn.tracking.registry import register_forecaster
     from lstm_vs_rnn.tracking.repeat_runs import RepeatRuns
     from lstm_vs_rnn.tracking.runs import stage_run
 
-    name = parse_model_name()
+    name, fold = parse_entry_and_fold()
     params = load_params(PATHS.params)
-    if name not in params.models:
-        raise UserError(
-            f"params.yaml: no model '{name}' under models (configured: {', '.join(params.models)})"
-        )
-    with stage_run(f"train@{name}", params, train.PARAMS) as run:
+    check_entry_and_fold(params, name, fold)
+    paths, stage = PATHS.for_fold(fold), entry_stage(STAGE, name, fold)
+    with stage_run(stage, params, train.PARAMS) as run:
         repeats = RepeatRuns(run, name)
         try:
-            result = train.run(params, PATHS, name, repeats)
+            result = train.run(params, paths, name, repeats)
         except BaseException as error:
             repeats.end_unfinished(error)
             raise
         run.log_result(result.logged)
         best = result.best
         model_id = run.log_forecaster(name, best.files, best.spec, best.input_example, best.tags)
-        register_forecaster(run, name, model_id, best.files.weights)
+        if fold == 0:
+            register_forecaster(run, name, model_id, best.files.weights)
         run.set_tags({f"logged_model.{key}": best.tags[key] for key in ("repeat", "seed")})
 
 

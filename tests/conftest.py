@@ -113,6 +113,8 @@ TINY_PARAMS = {
     "train.workers": 1,
     # No tuning unless a test asks for it (tests/test_tuning.py).
     "tune.n_trials": 0,
+    # One fold unless a test asks for more (tests/test_folds.py).
+    "evaluate.folds": [0],
     # Two small entries whatever the project's default list holds.
     "models": {
         "rnn": {"arch": "rnn", "hidden_size": 8, "num_layers": 1},
@@ -126,10 +128,10 @@ TINY_STAGES = [
     "check_params",
     "generate",
     "scale",
-    "tune@rnn",
-    "tune@lstm",
-    "train@rnn",
-    "train@lstm",
+    "tune@rnn-0",
+    "tune@lstm-0",
+    "train@rnn-0",
+    "train@lstm-0",
     "evaluate",
 ]
 
@@ -218,12 +220,14 @@ class PipelineRepo:
         return self.run("dvc", *args, **kwargs)
 
     def stage(self, name: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        """Run one stage script directly, as `dvc repro` would."""
-        script, *model = name.split("@")
+        """Run one stage script directly, as `dvc repro` would (`train@lstm-0`: the script
+        stages/train.py with the arguments `lstm 0`)."""
+        script, _, item = name.partition("@")
+        entry, _, fold = item.rpartition("-")
         return self.run(
             "python",
             f"stages/{script}.py",
-            *model,
+            *([entry, fold] if item else []),
             env={"PYTHONPATH": "src", **kwargs.pop("env", {})},
             **kwargs,
         )

@@ -151,7 +151,7 @@ def test_package_init_files_hold_only_a_docstring() -> None:
 
 
 def stage_params() -> dict[str, tuple[list[str], str]]:
-    """Per stage of dvc.yaml: the params keys it lists (a foreach entry as `{entry}`) and the
+    """Per stage of dvc.yaml: the params keys it lists (a matrix entry as `{entry}`) and the
     work module of its script."""
     stages = parse_yaml((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     result = {}
@@ -161,7 +161,7 @@ def stage_params() -> dict[str, tuple[list[str], str]]:
             # A whole params file is listed as a mapping `{file: None}`: `file:` here.
             f"{next(iter(key))}:"
             if isinstance(key, dict)
-            else str(key).replace("${key}", "{entry}")
+            else str(key).replace("${item.entry}", "{entry}")
             for key in body.get("params", [])
         ]
         result[name] = (keys, f"{PACKAGE}.pipeline.{name}")

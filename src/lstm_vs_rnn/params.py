@@ -183,11 +183,16 @@ class EvaluateParams(_Section):
     of the run and said so in claims.md (`check_primary_pairs` refuses what is not a pair).
     `equivalence_margin`: the margin of the equivalence tests, as a share of the linear AR
     baseline's test RMSE.
+    `folds`: the rolling origins scored, by number (`fold_bounds`): fold 0 trains on the
+    training part and scores the test part, fold k trains on the series up to k test-part
+    lengths before that and scores the block after its origin. DVC fans the tune and train
+    stages out over this list (`matrix:` in dvc.yaml), so it is a list, not a count.
     """
 
     horizon: Annotated[int, Field(ge=1, le=10_000)]
     primary: list[Any]
     equivalence_margin: Annotated[float, Field(gt=0, le=1)]
+    folds: list[Any]
 
 
 class TrackingParams(_Section):
@@ -264,6 +269,18 @@ def split_point(n_points: int, train_fraction: float) -> int:
     return int(n_points * train_fraction)
 
 
+def fold_bounds(n_points: int, train_fraction: float, fold: int) -> tuple[int, int]:
+    """Fold `fold`'s origin and end, as indices into a series of `n_points` values: it trains
+    on values [0, origin) and scores [origin, end). Fold 0 is the split of `split_point`; fold k
+    steps back k test-part lengths (rolling origin, Tashman, "Out-of-sample tests of forecasting
+    accuracy", IJF 16, 2000), so each fold scores a block as long as the test part and the
+    blocks of folds 0..k tile the end of the series. The origin may be 0 or below for too
+    large a k: `check_series_length` refuses that."""
+    split = split_point(n_points, train_fraction)
+    origin = split - fold * (n_points - split)
+    return origin, origin + n_points - split
+
+
 def validation_windows(n_windows: int, val_fraction: float) -> int:
     """The validation tail's size, derived from the windows a stage actually holds."""
     return int(n_windows * val_fraction)
@@ -293,6 +310,7 @@ def load_params(path: Path) -> Params:
                 f"only an lstm has a forget gate (models.{name}.arch = {model.arch}); remove it"
             )
     check_primary_pairs(params.evaluate.primary, f"{path.name}: evaluate.primary")
+    check_folds(params.evaluate.folds, f"{path.name}: evaluate.folds")
     if params.tuned_entries():
         check_tuning_seeds(params, path.name)
     if not isinstance(params.data, CsvData):
@@ -334,6 +352,40 @@ def check_primary_pairs(primary: list[Any], what: str) -> None:
         seen.add(frozenset(pair))
 
 
+def check_entry_and_fold(params: "Params", name: str, fold: int) -> None:
+    """Refuse a stage asked for an entry `models:` lacks or a fold `evaluate.folds` lacks (a
+    stage run by hand with a typo). Raises UserError naming what is configured."""
+    if name not in params.models:
+        raise UserError(
+            f"{PARAMS_FILE}: no model '{name}' under models (configured: "
+            f"{', '.join(params.models)})"
+        )
+    if fold not in params.evaluate.folds:
+        raise UserError(
+            f"{PARAMS_FILE}: no fold {fold} in evaluate.folds (configured: {params.evaluate.folds})"
+        )
+
+
+MAX_FOLDS = 100
+FOLDS_EXPECTED = (
+    "expected a list of distinct fold numbers holding 0, e.g. [0] (the test part only) or "
+    "[0, 1] (and the block before it)"
+)
+
+
+def check_folds(folds: list[Any], what: str) -> None:
+    """Refuse an `evaluate.folds` that is not a list of distinct whole numbers from 0 to
+    MAX_FOLDS - 1 holding 0 (fold 0, the test part, is the one the plots and the registered
+    models show). `what` names the key. Raises UserError."""
+    numbers = all(isinstance(f, int) and not isinstance(f, bool) for f in folds)
+    if not folds or not numbers or any(not 0 <= f < MAX_FOLDS for f in folds):
+        raise UserError(f"{what} = {folds!r} is not allowed; {FOLDS_EXPECTED}")
+    if len(set(folds)) != len(folds):
+        raise UserError(f"{what} = {folds!r} lists a fold twice; {FOLDS_EXPECTED}")
+    if 0 not in folds:
+        raise UserError(f"{what} = {folds!r} lacks fold 0; {FOLDS_EXPECTED}")
+
+
 def check_experiment_name(name: str, what: str) -> None:
     """Refuse, before any work, an experiment name the tracking store would refuse later.
 
@@ -361,8 +413,17 @@ def check_series_length(n_points: int, params: Params, what: str) -> None:
     the user's own; the messages about other keys name the params file."""
     data, train = params.data, params.train
     n_train = split_point(n_points, data.train_fraction)
-    n_test, n_windows = n_points - n_train, n_train - data.window
+    n_test = n_points - n_train
+    earliest = max(params.evaluate.folds)
+    n_train = fold_bounds(n_points, data.train_fraction, earliest)[0]
+    n_windows = n_train - data.window
     n_val = validation_windows(n_windows, train.val_fraction)
+    if earliest > 0 and n_windows < 2:
+        raise UserError(
+            f"{what} gives {n_points} values: evaluate.folds = {params.evaluate.folds} is "
+            f"not allowed; fold {earliest} would train on {max(n_train, 0)} values, fewer "
+            f"than data.window = {data.window} plus 2: use fewer folds"
+        )
     if n_windows < 2:
         raise UserError(
             f"{what} gives {n_points} values: too few for data.window = {data.window} and "
@@ -492,6 +553,10 @@ def _describe_error(error: ValidationError, raw: dict[str, Any]) -> str:
             f"evaluate.primary = {raw['evaluate']['primary']!r} is not allowed; expected a list "
             f"of pairs of model entries, e.g. [[lstm_tuned, rnn_tuned], [lstm, rnn]], or []"
         )
+    if loc[:2] == ("evaluate", "folds"):
+        folds = raw["evaluate"]["folds"]
+        count = f"; for {folds} folds write {list(range(folds))}" if isinstance(folds, int) else ""
+        return f"evaluate.folds = {folds!r} is not allowed; {FOLDS_EXPECTED}{count}"
     if loc[0] == "models" and len(loc) == 2 and kind == "string_pattern_mismatch":
         return (
             f"model entry name '{key}' is not allowed; expected lower-case letters, digits "

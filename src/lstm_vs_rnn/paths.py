@@ -7,7 +7,7 @@ temporary copy survive the copy's deletion.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +20,20 @@ def workspace_root() -> Path:
 
 @dataclass(frozen=True)
 class ProjectPaths:
-    """Every path the stages read or write; one instance per project root."""
+    """Every path the stages read or write, for one project root and one rolling-origin fold
+    (`evaluate.folds`; `for_fold`): a fold's scaled parts, tuning results, weights and loss
+    histories sit in a `fold_<k>` folder of their own, the rest is shared."""
 
     root: Path
+    fold: int = 0
+
+    def for_fold(self, fold: int) -> "ProjectPaths":
+        """The same root's paths for fold `fold`."""
+        return replace(self, fold=fold)
+
+    @property
+    def fold_folder(self) -> str:
+        return f"fold_{self.fold}"
 
     @property
     def params(self) -> Path:
@@ -39,7 +50,8 @@ class ProjectPaths:
 
     @property
     def processed_dir(self) -> Path:
-        return self.root / "data" / "processed"
+        """This fold's scaled parts and scaler; `data/processed` holds every fold's."""
+        return self.root / "data" / "processed" / self.fold_folder
 
     @property
     def train_array(self) -> Path:
@@ -54,23 +66,24 @@ class ProjectPaths:
         return self.processed_dir / "scaler.json"
 
     def model_dir(self, model: str) -> Path:
-        return self.root / "models" / model
+        return self.root / "models" / self.fold_folder / model
 
     def model_weights(self, model: str, repeat: int) -> Path:
         return self.model_dir(model) / f"repeat_{repeat:03d}.pt"
 
     def tuning_result(self, model: str) -> Path:
         """The settings tune@<model> chose, and every trial (readable JSON, DVC-tracked)."""
-        return self.root / "tuning" / f"{model}.json"
+        return self.root / "tuning" / self.fold_folder / f"{model}.json"
 
     def loss_history(self, model: str) -> Path:
-        return self.root / "reports" / "plots" / "losses" / f"{model}.csv"
+        return self.root / "reports" / "plots" / "losses" / self.fold_folder / f"{model}.csv"
 
     def loss_figure(self, model: str) -> Path:
-        return self.figure(f"loss_{model}")
+        return self.figures_dir / self.fold_folder / f"loss_{model}.png"
 
     def model_outputs(self, model: str) -> list[Path]:
-        """What stages tune@<model> and train@<model> write (their `outs` in dvc.yaml)."""
+        """What stages tune@<model>-<fold> and train@<model>-<fold> write (their `outs` in
+        dvc.yaml)."""
         return [
             self.tuning_result(model),
             self.model_dir(model),
@@ -78,13 +91,18 @@ class ProjectPaths:
             self.loss_history(model),
         ]
 
-    def trained_entries(self) -> set[str]:
-        """The model entries some tune or train stage left outputs of in this checkout."""
-        found = {path.name for path in (self.root / "models").glob("*") if path.is_dir()}
-        found |= {path.stem for path in self.tuning_result("x").parent.glob("*.json")}
-        found |= {path.stem for path in self.loss_history("x").parent.glob("*.csv")}
-        found |= {path.stem.removeprefix("loss_") for path in self.figures_dir.glob("loss_*.png")}
-        return found
+    def trained_entries(self) -> set[tuple[str, int]]:
+        """The (entry, fold) pairs some tune or train stage left outputs of in this checkout."""
+        folds = "fold_*"
+        found = {path for path in (self.root / "models").glob(f"{folds}/*") if path.is_dir()}
+        found |= set((self.root / "tuning").glob(f"{folds}/*.json"))
+        found |= set(self.loss_history("x").parent.parent.glob(f"{folds}/*.csv"))
+        found |= set(self.figures_dir.glob(f"{folds}/loss_*.png"))
+        return {
+            (path.stem.removeprefix("loss_"), int(path.parent.name.removeprefix("fold_")))
+            for path in found
+            if path.parent.name.removeprefix("fold_").isdigit()
+        }
 
     @property
     def loss_curves(self) -> Path:

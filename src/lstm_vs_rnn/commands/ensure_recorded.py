@@ -19,18 +19,24 @@ from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError, redact
 from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.stage_names import ENTRY_STAGES, entry_stage
 from lstm_vs_rnn.tracking.parents import find_parent
 from lstm_vs_rnn.tracking.store import connect, experiment_name, tracking_uri
 from lstm_vs_rnn.tracking.tags import HEADLINE_METRIC
 
 
 def pipeline_stages(params: Params) -> list[str]:
-    """The DVC stage names of the pipeline for these params (tune and train per model)."""
+    """The DVC stage names of the pipeline for these params (tune and train per model and
+    fold)."""
     return [
         "generate",
         "scale",
-        *(f"tune@{name}" for name in params.models),
-        *(f"train@{name}" for name in params.models),
+        *(
+            entry_stage(stage, name, fold)
+            for stage in ENTRY_STAGES
+            for name in params.models
+            for fold in params.evaluate.folds
+        ),
         "evaluate",
     ]
 

@@ -14,7 +14,7 @@ The same selection with DVC's own table: the `dvc exp show` command in `exp_show
 (the models are those under `models:` in params.yaml).
 
 Below the table, for each entry that tunes, the settings its tuning chose in each row
-(`tuning/<entry>.json`, a DVC output: read from the workspace, and for an experiment from
+(`tuning/fold_0/<entry>.json`, a DVC output: read from the workspace, and for an experiment from
 DVC's cache with `dvc.api.read`), one line per row and entry in `key=value` form, as
 `dvc params diff` names them.
 
@@ -179,7 +179,7 @@ def format_table(rows: list[dict[str, str]], models: list[str]) -> str:
 
 
 def chosen_settings(paths: ProjectPaths, entry: str, row: dict[str, str]) -> dict[str, Any]:
-    """The `chosen` settings in tuning/<entry>.json of `row`: the workspace's file, or a
+    """The `chosen` settings in tuning/fold_0/<entry>.json of `row`: the workspace's file, or a
     commit's or experiment's from DVC's cache; empty where the row has none (queued, failed,
     from before the entry tuned, or not in the local cache)."""
     path = paths.tuning_result(entry)
@@ -229,7 +229,7 @@ def format_chosen(rows: list[dict[str, str]], entries: list[str], paths: Project
         )
         for label, entry, text in lines
     ]
-    return "\n".join(["settings each tuned entry trains at (tuning/<entry>.json):", *body])
+    return "\n".join(["settings each tuned entry trains at (tuning/fold_0/<entry>.json):", *body])
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Run it in a clone on any machine that reaches the team's study storage (OPTUNA_STORAGE, or
 `tune.storage` in params.yaml), with the same params, code and data as the machine running
-`dvc repro` (run `dvc repro scale` first: the worker reads the scaled training part). Study names
+`dvc repro` (run `dvc repro scale` first: the worker reads each fold's scaled training part,
+and takes the trials of every fold's study, fold by fold). Study names
 derive from that configuration, so a worker of another configuration finds no study and waits.
 The tune stage starts these workers itself, one per usable core, for its own entry. A worker
 keeps taking trials rung after rung until the stage marks the study finished (or nothing has
@@ -38,6 +39,7 @@ from lstm_vs_rnn.modeling.tuning import (
 )
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import PATHS
+from lstm_vs_rnn.stage_names import entry_stage
 
 FOR_STAGE = "--for-stage"
 INTERRUPTED = (
@@ -86,15 +88,18 @@ def main() -> None:
             f"{', '.join(params.tuned_entries()) or 'none'})"
         )
     storage = open_storage(storage_url(params), params.tune.heartbeat_seconds)
-    data = training_data(params, PATHS.train_array)
-    for entry in entries:
-        name = study_name(params, entry, PATHS.train_array)
-        if not wait_for_study(storage, name, arguments.wait):
-            print(f"{entry}: no study {name} in the storage; nothing to do")
-            continue
-        with storage_refusals_explained(storage_url(params)):
-            ran = work(load_study(storage, name), objective(params, entry, data))
-        print(f"{entry}: ran {ran} trial(s) of study {name}")
+    for fold in sorted(params.evaluate.folds):
+        train_array = PATHS.for_fold(fold).train_array
+        data = training_data(params, train_array)
+        for entry in entries:
+            stage = entry_stage("tune", entry, fold)
+            name = study_name(params, entry, train_array)
+            if not wait_for_study(storage, name, arguments.wait):
+                print(f"{stage}: no study {name} in the storage; nothing to do")
+                continue
+            with storage_refusals_explained(storage_url(params)):
+                ran = work(load_study(storage, name), objective(params, entry, data))
+            print(f"{stage}: ran {ran} trial(s) of study {name}")
 
 
 if __name__ == "__main__":

@@ -70,10 +70,10 @@ def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecas
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found; run the 'train@{name}' stage first") from None
+        raise UserError(f"{path}: file not found; run `dvc repro` (its train stage)") from None
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise UserError(
-            f"{path}: not a model state_dict saved by train@{name} ({_describe(exc)})"
+            f"{path}: not a model state_dict saved by a train stage of '{name}' ({_describe(exc)})"
         ) from None
     try:
         model.load_state_dict(state)
@@ -82,7 +82,7 @@ def load_model(name: str, settings: ModelParams, path: Path) -> RecurrentForecas
             f"{path}: weights do not fit the '{name}' model in params.yaml "
             f"(arch={settings.arch}, hidden_size={settings.hidden_size}, "
             f"num_layers={settings.num_layers}); "
-            f"re-run train@{name} ({_describe(exc)})"
+            f"re-run its train stage ({_describe(exc)})"
         ) from None
     return model.eval()
 

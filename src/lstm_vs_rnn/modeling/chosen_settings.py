@@ -70,7 +70,7 @@ def read_tuning_result(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: not found; run `dvc repro` (stage tune@{path.stem})") from None
+        raise UserError(f"{path}: not found; run `dvc repro` (its tune stage)") from None
 
 
 def load_tuning_result(params: Params, name: str, path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from lstm_vs_rnn.data.windows import make_windows, with_history
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.evaluation.baselines import (
     BASELINE_LABELS,
+    LinearAutoregression,
     autoregressive_forecast,
     fit_autoregressive,
     persistence_forecast,
@@ -45,9 +46,15 @@ from lstm_vs_rnn.modeling.chosen_settings import TUNABLE, at_chosen_settings
 from lstm_vs_rnn.modeling.networks import RecurrentForecaster, build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import best_validation_repeat, configure_torch
-from lstm_vs_rnn.params import Params, split_point
+from lstm_vs_rnn.params import Params, fold_bounds
 from lstm_vs_rnn.paths import ProjectPaths
-from lstm_vs_rnn.reporting.claims import assess_verdicts, claims_report
+from lstm_vs_rnn.reporting.claims import (
+    FoldBlock,
+    assess_verdicts,
+    claims_report,
+    fold_variance_splits,
+    folds_section,
+)
 from lstm_vs_rnn.reporting.figures import (
     error_histogram_figure,
     gradient_flow_figure,
@@ -61,6 +68,7 @@ from lstm_vs_rnn.reporting.figures import (
     tuning_progress_figure,
     tuning_space_figure,
 )
+from lstm_vs_rnn.stage_names import entry_stage
 from lstm_vs_rnn.stage_result import StageResult
 
 # The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both):
@@ -94,54 +102,143 @@ SUMMARISED = ("test_rmse", "test_mae", "test_mase")
 REPEAT_METRICS = ("test_rmse", "test_mae", "test_mase", "test_r2")
 
 
+@dataclass(frozen=True)
+class FoldScores:
+    """One rolling-origin fold scored: its models (at the settings its tune stages chose)
+    trained on values [0, origin) and forecasting [origin, end) one step ahead, with the
+    baselines fitted on the same training part."""
+
+    fold: int
+    origin: int
+    end: int
+    params: Params  # each entry's network at this fold's chosen settings
+    tuning: dict[str, dict]  # tuning/fold_<k>/<entry>.json
+    histories: dict[str, pd.DataFrame]  # loss history of every repeat, per entry
+    trained: dict[str, list[RecurrentForecaster]]  # [entry][repeat]
+    train: np.ndarray  # (origin,) the training part, original units
+    actual: np.ndarray  # (end - origin,) the scored block, original units
+    predictions: dict[str, list[np.ndarray]]  # [entry][repeat] -> (end - origin,)
+    autoregression: LinearAutoregression
+    ar_forecast: np.ndarray  # (end - origin,)
+    baselines: dict[str, dict[str, float]]  # baseline -> its test metrics
+    per_repeat: pd.DataFrame  # one row per entry and repeat
+
+
+def score_fold(
+    configured: Params, paths: ProjectPaths, series: pd.DataFrame, device: torch.device
+) -> FoldScores:
+    """Score fold `paths.fold` (see `FoldScores`) from its tune, train and scale outputs.
+
+    Raises UserError when one of them is missing, unreadable or does not match params.yaml.
+    """
+    resolved = {
+        name: at_chosen_settings(configured, name, paths.tuning_result(name))
+        for name in configured.models
+    }
+    models = {name: chosen.models[name] for name, (chosen, _) in resolved.items()}
+    params = configured.model_copy(update={"models": models})
+    values = series["y"].to_numpy()
+    origin, end = fold_bounds(len(values), params.data.train_fraction, paths.fold)
+    train, actual = values[:origin], values[origin:end]
+    histories = {name: read_loss_history(params, paths, name) for name in params.models}
+    trained = load_repeats(params, paths)
+    predictions = predict_every_repeat(params, paths, trained, len(actual), device)
+    autoregression = fit_autoregressive(train, params.data.window)
+    ar_forecast = autoregressive_forecast(
+        autoregression, with_history(train, actual, params.data.window)
+    )
+    forecasts = {"persistence": persistence_forecast(values[:end], len(actual)), "ar": ar_forecast}
+    if "y_clean" in series:
+        forecasts["noise_floor"] = series["y_clean"].to_numpy()[origin:end]
+    baselines = {
+        name: forecast_metrics(actual, forecast, train) for name, forecast in forecasts.items()
+    }
+    per_repeat = per_repeat_table(histories, predictions, actual, train)
+    return FoldScores(
+        paths.fold,
+        origin,
+        end,
+        params,
+        {name: result for name, (_, result) in resolved.items()},
+        histories,
+        trained,
+        train,
+        actual,
+        predictions,
+        autoregression,
+        ar_forecast,
+        baselines,
+        per_repeat,
+    )
+
+
 class Assessment:
-    """Everything evaluate computes, from the series, the weights and the loss histories."""
+    """Everything evaluate computes, from the series, the weights and the loss histories of
+    every fold of `evaluate.folds`.
+
+    Verdicts and summaries pool repeats and folds: each repeat's statistic is its mean over
+    the folds (a repeat's seed is the same in every fold, so the repeats stay the test's
+    independent units), and a model's forecasts against AR run over every fold's scored block
+    in time order. The figures of single forecasts, the gradient flow, the multi-step horizon
+    and the fresh-seed check of tuning are fold 0's: the latest origin, trained on the most
+    data, whose models are the registered ones."""
 
     def __init__(self, params: Params, paths: ProjectPaths, device: torch.device) -> None:
-        """`params` as configured; `self.params` has each entry's network at its chosen
-        settings (tuning/<name>.json), which is what its weights were trained at."""
-        self.configured, self.paths = params, paths
-        resolved = {
-            name: at_chosen_settings(params, name, paths.tuning_result(name))
-            for name in params.models
-        }
-        self.tuning = {name: result for name, (_, result) in resolved.items()}
-        models = {name: chosen.models[name] for name, (chosen, _) in resolved.items()}
-        self.params = params.model_copy(update={"models": models})
-        params = self.params
+        """`params` as configured; `self.params` has each entry's network at fold 0's chosen
+        settings (tuning/fold_0/<name>.json), which is what its weights were trained at."""
+        self.configured, self.paths = params, paths.for_fold(0)
         self.series = read_series(paths.series_csv)
-        self.split = split_point(len(self.series), params.data.train_fraction)
-        values = self.series["y"].to_numpy()
-        self.train, self.actual = values[: self.split], values[self.split :]
-        self.histories = {name: self._loss_history(name) for name in params.models}
+        self.folds = {
+            fold: score_fold(params, paths.for_fold(fold), self.series, device)
+            for fold in sorted(params.evaluate.folds)
+        }
+        latest = self.folds[0]
+        self.params, self.tuning, self.histories = latest.params, latest.tuning, latest.histories
+        self.split, self.train, self.actual = latest.origin, latest.train, latest.actual
+        self.trained, self.predictions = latest.trained, latest.predictions
+        params, paths = self.params, self.paths
         self.fresh_checks = self._fresh_seed_checks()
         self.parameter_counts = {
             name: count_parameters(build_model(settings))
             for name, settings in params.models.items()
         }
-        self.trained = load_repeats(params, paths)
-        self.predictions = self._predict_every_repeat(device)
         self.gradients = measure_gradient_flow(params, paths, device, self.trained)
-        self.autoregression = fit_autoregressive(self.train, params.data.window)
-        self.baselines = self._baseline_metrics(values)
         self.horizon = horizon_errors(
             params,
             paths,
             device,
             (self.train, self.actual),
             self._clean_test(),
-            self.autoregression,
+            latest.autoregression,
             self.trained,
         )
-        self.per_repeat = self._per_repeat_table()
+        self.per_fold_repeat = pd.concat(
+            [scores.per_repeat.assign(fold=fold) for fold, scores in self.folds.items()],
+            ignore_index=True,
+        )
+        self.per_repeat = pooled_over_folds(self.per_fold_repeat)
+        self.baselines = {
+            name: {
+                metric: float(np.mean([s.baselines[name][metric] for s in self.folds.values()]))
+                for metric in values
+            }
+            for name, values in latest.baselines.items()
+        }
+        in_time_order = sorted(self.folds.values(), key=lambda scores: scores.origin)
         # The verdicts in tiers fixed before the run (reporting.claims).
         self.verdicts = assess_verdicts(
             params.evaluate.primary,
             params.evaluate.equivalence_margin,
             self.per_repeat,
-            self.predictions,
-            self.actual,
-            self._ar_forecast(),
+            {
+                name: [
+                    np.concatenate([s.predictions[name][repeat] for s in in_time_order])
+                    for repeat in range(params.train.repeats)
+                ]
+                for name in params.models
+            },
+            np.concatenate([s.actual for s in in_time_order]),
+            np.concatenate([s.ar_forecast for s in in_time_order]),
             self.gradients,
         )
 
@@ -150,8 +247,10 @@ class Assessment:
         rows = self.per_repeat[self.per_repeat["model"] == model]
         return rows.sort_values("repeat")[metric].to_numpy()
 
-    def repeat_metrics(self, model: str) -> list[dict[str, float]]:
-        rows = self.per_repeat[self.per_repeat["model"] == model].sort_values("repeat")
+    def repeat_metrics(self, model: str, fold: int) -> list[dict[str, float]]:
+        """Each repeat's test metrics of `model` on fold `fold`'s scored block."""
+        table = self.per_fold_repeat
+        rows = table[(table["model"] == model) & (table["fold"] == fold)].sort_values("repeat")
         return rows[list(REPEAT_METRICS)].to_dict("records")
 
     def best_predictions(self) -> dict[str, np.ndarray]:
@@ -161,6 +260,41 @@ class Assessment:
             name: self.predictions[name][best_validation_repeat(history)]
             for name, history in self.histories.items()
         }
+
+    def fold_blocks(self) -> list[FoldBlock]:
+        """Where each fold trains and what it scores, fold by fold."""
+        return [FoldBlock(fold, s.origin, s.end) for fold, s in self.folds.items()]
+
+    def primary_pairs(self) -> list[tuple[str, str]]:
+        """The primary pairs this configuration holds, as tested."""
+        return [(v.comparison.first, v.comparison.second) for v in self.verdicts.primary]
+
+    def fold_metrics(self) -> dict[str, object]:
+        """metrics.json's `folds`: each fold's blocks and mean test RMSE per model, and each
+        primary pair's variance shares (folds, seeds, seed x fold); empty with one fold."""
+        if len(self.folds) < 2:
+            return {}
+        table = self.per_fold_repeat
+        summary: dict[str, object] = {
+            f"fold_{block.fold}": {
+                "origin": block.origin,
+                "end": block.end,
+                "test_rmse_mean": {
+                    name: float(
+                        table[(table["fold"] == block.fold) & (table["model"] == name)][
+                            "test_rmse"
+                        ].mean()
+                    )
+                    for name in self.params.models
+                },
+            }
+            for block in self.fold_blocks()
+        }
+        splits = fold_variance_splits(table, self.primary_pairs())
+        summary["variance_shares"] = {
+            f"{first}_vs_{second}": split.shares() for (first, second), split in splits.items()
+        }
+        return {"folds": summary}
 
     def metrics(self) -> dict[str, object]:
         """metrics.json: summaries only, readable in `dvc metrics diff` and `dvc exp show`."""
@@ -176,6 +310,7 @@ class Assessment:
             summary[name]["n_parameters"] = self.parameter_counts[name]
             summary[name]["grad_oldest_over_newest"] = self.gradients.oldest_over_newest(name)
         summary.update(self.verdicts.metrics())
+        summary.update(self.fold_metrics())
         return with_horizon_headline(
             {**summary, **self.baselines}, self.horizon, self.params.evaluate.horizon
         )
@@ -183,9 +318,9 @@ class Assessment:
     def write_reports(self, metrics: dict[str, object]) -> None:
         """metrics.json, the per-repeat table, the predictions, claims.md and the figures."""
         paths = self.paths
-        t = self.series["t"].to_numpy()[self.split :]
+        t = self.series["t"].to_numpy()[self.split : self.split + len(self.actual)]
         write_json(paths.metrics_json, metrics)
-        write_csv(paths.repeats_table, self.per_repeat)
+        write_csv(paths.repeats_table, self.per_fold_repeat)
         best = self.best_predictions()
         write_csv(paths.predictions_table, long_table(t, {"actual": self.actual, **best}))
         curves = [history.assign(model=name) for name, history in self.histories.items()]
@@ -203,6 +338,7 @@ class Assessment:
                 self.gradients,
                 self.tuning,
                 self.fresh_checks,
+                folds_section(self.fold_blocks(), self.per_fold_repeat, self.primary_pairs()),
             ),
         )
         self._write_tuning_figures()
@@ -256,18 +392,6 @@ class Assessment:
         figure = horizon_figure(errors.models, baselines, self.params.train.repeats, errors.origins)
         save_figure(figure, self.paths.figure("horizon"))
 
-    def _loss_history(self, name: str) -> pd.DataFrame:
-        """The loss history of every repeat of `name`, checked against `train.repeats`."""
-        path = self.paths.loss_history(name)
-        history = read_numeric_csv(path, LOSS_COLUMNS, f"train@{name}")
-        repeats = sorted(int(repeat) for repeat in history["repeat"].unique())
-        if repeats != list(range(self.params.train.repeats)):
-            raise UserError(
-                f"{path}: holds repeats {repeats}, but train.repeats = "
-                f"{self.params.train.repeats}; re-run the 'train@{name}' stage"
-            )
-        return history.astype({"repeat": int, "seed": int, "epoch": int})
-
     def _write_tuning_figures(self) -> None:
         """Best-so-far per trial for every tuned entry, and each trial's score per setting."""
         tuned = {name: result for name, result in self.tuning.items() if result["tuned"]}
@@ -288,63 +412,87 @@ class Assessment:
         frame = pd.DataFrame(rows, columns=["entry", "value", *keys])
         save_figure(tuning_space_figure(frame, keys), self.paths.figure("tuning_space"))
 
-    def _predict_every_repeat(self, device: torch.device) -> dict[str, list[np.ndarray]]:
-        """Each repeat's one-step predictions for the test part, in original units."""
-        paths, window = self.paths, self.params.data.window
-        train = read_array(paths.train_array, "scale")
-        test = read_array(paths.test_array, "scale")
-        if len(test) != len(self.actual):
-            raise UserError(
-                f"{paths.test_array}: its length does not match {paths.series_csv}; "
-                f"re-run the 'scale' stage"
-            )
-        scaler = MinMaxScaling.from_json(paths.scaler_json)
-        inputs = torch.from_numpy(with_history(train, test, window).astype(np.float32))
-        windows, _ = make_windows(inputs, window)
-        predictions: dict[str, list[np.ndarray]] = {}
-        for name, repeats in self.trained.items():
-            predictions[name] = []
-            for model in repeats:
-                scaled = predict(model.to(device), windows, device).numpy().astype(np.float64)
-                predictions[name].append(scaler.inverse_transform(scaled))
-        return predictions
-
-    def _ar_forecast(self) -> np.ndarray:
-        """The linear AR baseline's one-step forecasts of the test part, original units."""
-        history_and_test = with_history(self.train, self.actual, self.params.data.window)
-        return autoregressive_forecast(self.autoregression, history_and_test)
-
-    def _baseline_metrics(self, values: np.ndarray) -> dict[str, dict[str, float]]:
-        forecasts = {
-            "persistence": persistence_forecast(values, len(self.actual)),
-            "ar": self._ar_forecast(),
-        }
-        clean = self._clean_test()
-        if clean is not None:
-            forecasts["noise_floor"] = clean
-        return {
-            name: forecast_metrics(self.actual, forecast, self.train)
-            for name, forecast in forecasts.items()
-        }
-
     def _clean_test(self) -> np.ndarray | None:
-        """The test part's clean signal where it is known (the synthetic series)."""
+        """Fold 0's scored block's clean signal where it is known (the synthetic series)."""
         if "y_clean" not in self.series:
             return None
-        return self.series["y_clean"].to_numpy()[self.split :]
+        return self.series["y_clean"].to_numpy()[self.split : self.split + len(self.actual)]
 
-    def _per_repeat_table(self) -> pd.DataFrame:
-        """One row per model and repeat: its seed, training summary and test metrics."""
-        frames = []
-        for name, history in self.histories.items():
-            tests = pd.DataFrame(
-                [forecast_metrics(self.actual, p, self.train) for p in self.predictions[name]]
-            )
-            frame = pd.concat([training_summary(history), tests], axis=1)
-            frame.insert(1, "seed", history.groupby("repeat")["seed"].first().to_numpy())
-            frame.insert(0, "model", name)
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+
+def read_loss_history(params: Params, paths: ProjectPaths, name: str) -> pd.DataFrame:
+    """The loss history of every repeat of `name` in fold `paths.fold`, checked against
+    `train.repeats`. Raises UserError naming the file and the stage to re-run."""
+    path = paths.loss_history(name)
+    stage = entry_stage("train", name, paths.fold)
+    history = read_numeric_csv(path, LOSS_COLUMNS, stage)
+    repeats = sorted(int(repeat) for repeat in history["repeat"].unique())
+    if repeats != list(range(params.train.repeats)):
+        raise UserError(
+            f"{path}: holds repeats {repeats}, but train.repeats = "
+            f"{params.train.repeats}; re-run the '{stage}' stage"
+        )
+    return history.astype({"repeat": int, "seed": int, "epoch": int})
+
+
+def predict_every_repeat(
+    params: Params,
+    paths: ProjectPaths,
+    trained: dict[str, list[RecurrentForecaster]],
+    n_scored: int,
+    device: torch.device,
+) -> dict[str, list[np.ndarray]]:
+    """Each repeat's one-step predictions of fold `paths.fold`'s scored block, shape
+    (n_scored,) each, in original units. Raises UserError when the fold's scaled block does
+    not hold `n_scored` values (a series changed since the scale stage ran)."""
+    window = params.data.window
+    train = read_array(paths.train_array, "scale")
+    test = read_array(paths.test_array, "scale")
+    if len(test) != n_scored:
+        raise UserError(
+            f"{paths.test_array}: its length does not match {paths.series_csv}; "
+            f"re-run the 'scale' stage"
+        )
+    scaler = MinMaxScaling.from_json(paths.scaler_json)
+    inputs = torch.from_numpy(with_history(train, test, window).astype(np.float32))
+    windows, _ = make_windows(inputs, window)
+    predictions: dict[str, list[np.ndarray]] = {}
+    for name, repeats in trained.items():
+        predictions[name] = []
+        for model in repeats:
+            scaled = predict(model.to(device), windows, device).numpy().astype(np.float64)
+            predictions[name].append(scaler.inverse_transform(scaled))
+    return predictions
+
+
+def per_repeat_table(
+    histories: dict[str, pd.DataFrame],
+    predictions: dict[str, list[np.ndarray]],
+    actual: np.ndarray,
+    train: np.ndarray,
+) -> pd.DataFrame:
+    """One row per model and repeat: its seed, training summary and test metrics."""
+    frames = []
+    for name, history in histories.items():
+        tests = pd.DataFrame([forecast_metrics(actual, p, train) for p in predictions[name]])
+        frame = pd.concat([training_summary(history), tests], axis=1)
+        frame.insert(1, "seed", history.groupby("repeat")["seed"].first().to_numpy())
+        frame.insert(0, "model", name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def pooled_over_folds(per_fold_repeat: pd.DataFrame) -> pd.DataFrame:
+    """`per_fold_repeat` (one row per fold, model and repeat) as one row per model and repeat,
+    each number its mean over the folds; with one fold, that fold's rows as they are."""
+    if per_fold_repeat["fold"].nunique() == 1:
+        return per_fold_repeat.drop(columns="fold")
+    pooled = (
+        per_fold_repeat.drop(columns="fold")
+        .groupby(["model", "repeat"], sort=False)
+        .mean(numeric_only=True)
+        .reset_index()
+    )
+    return pooled.astype({"seed": int})
 
 
 def fresh_seed_summary(check: FreshSeedCheck) -> dict[str, object]:
@@ -426,8 +574,9 @@ def run(params: Params, paths: ProjectPaths) -> EvaluateResult:
         ],
     )
     repeat_metrics = {
-        paths.model_weights(name, repeat): values
+        paths.for_fold(fold).model_weights(name, repeat): values
+        for fold in assessment.folds
         for name in assessment.params.models
-        for repeat, values in enumerate(assessment.repeat_metrics(name))
+        for repeat, values in enumerate(assessment.repeat_metrics(name, fold))
     }
     return EvaluateResult(metrics, logged, repeat_metrics)

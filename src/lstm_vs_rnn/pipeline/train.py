@@ -1,6 +1,6 @@
-"""The `train@<entry>` stage's work: fit one forecaster `train.repeats` times on the scaled
-training windows, at the settings its tune stage chose (tuning/<entry>.json; its listed ones
-when it does not tune).
+"""The `train@<entry>-<fold>` stage's work: fit one forecaster `train.repeats` times on the
+scaled training windows of fold k, at the settings its tune stage chose
+(tuning/fold_<k>/<entry>.json; its listed ones when it does not tune).
 
 Repeat i uses seed `train.seed + i` for its initial weights and its batch order, so repeat i of
 every entry of one batch size sees the same batches. Repeats train side by side on
@@ -33,6 +33,7 @@ from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
+from lstm_vs_rnn.stage_names import entry_stage
 from lstm_vs_rnn.stage_result import StageResult
 from lstm_vs_rnn.workers import worker_pool
 
@@ -96,28 +97,29 @@ class BestRepeat:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What train@<entry> logs: the stage's numbers and figure, and its best repeat."""
+    """What train@<entry>-<fold> logs: the stage's numbers and figure, and its best repeat."""
 
     logged: StageResult
     best: BestRepeat
 
 
 def run(params: Params, paths: ProjectPaths, name: str, listener: RepeatListener) -> TrainResult:
-    """Train every repeat of entry `name`, weights into models/<name>/ (replaced whole, only if
-    every repeat finished), the loss histories into reports/plots/losses/<name>.csv and
-    reports/figures/loss_<name>.png.
+    """Train every repeat of entry `name` on fold k = `paths.fold`, weights into
+    models/fold_<k>/<name>/ (replaced whole, only if every repeat finished), the loss histories
+    into reports/plots/losses/fold_<k>/<name>.csv and reports/figures/fold_<k>/loss_<name>.png.
 
     `listener` follows each repeat as it starts, finishes an epoch and ends; a terminal shows
     one live progress line, a log one line per repeat.
 
-    Raises UserError if tuning/<name>.json is missing for an entry that tunes,
+    Raises UserError if tuning/fold_<k>/<name>.json is missing for an entry that tunes,
     TrainingDiverged (a UserError) naming the repeat whose loss stopped being finite, and
     `workers.WorkerDied` if a worker process was killed.
     """
     configured = params
     params, tuning = at_chosen_settings(configured, name, paths.tuning_result(name))
     windows, _ = training_windows(paths.train_array, params.data.window)
-    progress = StageProgress(f"train@{name}", params.train.repeats, params.train.epochs)
+    stage = entry_stage("train", name, paths.fold)
+    progress = StageProgress(stage, params.train.repeats, params.train.epochs)
     started = time.monotonic()
     try:
         with atomic_directory(paths.model_dir(name)) as folder:

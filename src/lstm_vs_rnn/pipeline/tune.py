@@ -1,5 +1,5 @@
-"""The `tune@<entry>` stage's work: choose the entry's settings on the validation tail, with the
-same candidates and the same budget for every entry.
+"""The `tune@<entry>-<fold>` stage's work: choose the entry's settings on the validation tail
+of fold k's training part, with the same candidates and the same budget for every entry.
 
 For a tuned entry (see `modeling.tuning`): draws the `tune.n_trials` candidates (the first is
 the shared setting), runs successive halving over seeds in the Optuna study of this
@@ -8,7 +8,7 @@ configuration (each rung enqueued once the previous one is complete) on the work
 and ends when the final rung is complete, whichever machine ran its trials (`make tune-worker`
 elsewhere joins through a shared storage). For an entry that does not tune, the chosen settings
 are its listed ones, and nothing heavier than the params is loaded (torch and Optuna are
-imported where the tuned path needs them). Writes tuning/<entry>.json.
+imported where the tuned path needs them). Writes tuning/fold_<k>/<entry>.json.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from lstm_vs_rnn.modeling.chosen_settings import tuning_result
 from lstm_vs_rnn.params import Params
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.processes import usable_cores
+from lstm_vs_rnn.stage_names import entry_stage
 from lstm_vs_rnn.workers import WorkerDied, worker_pool
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ PARAMS = (
 
 @dataclass(frozen=True)
 class TuneResult:
-    """A tuned entry's study: the written result (tuning/<entry>.json), one record per
+    """A tuned entry's study: the written result (tuning/fold_<k>/<entry>.json), one record per
     configuration for its nested run, one row per training (retried and failed ones included)
     and the seconds the rungs took."""
 
@@ -66,7 +67,7 @@ class TuneResult:
 
 
 def write_listed(params: Params, paths: ProjectPaths, name: str) -> None:
-    """tuning/<name>.json of an entry that does not tune: its listed settings, no trial."""
+    """tuning/fold_<k>/<name>.json of an entry that does not tune: its listed settings, no trial."""
     write_json(paths.tuning_result(name), tuning_result(params, name))
 
 
@@ -84,7 +85,7 @@ def open_study_storage(params: Params, name: str) -> RDBStorage:
 
 
 def run(params: Params, paths: ProjectPaths, name: str, storage: RDBStorage) -> TuneResult:
-    """Run every rung of entry `name`'s plan in `storage` and write tuning/<name>.json.
+    """Run every rung of entry `name`'s plan in `storage` and write tuning/fold_<k>/<name>.json.
 
     Raises UserError for a failed trial worker, a study in which every trial diverged, or
     anything the study storage refuses while the trials run (one line: its own cause).
@@ -133,7 +134,9 @@ def run_rungs_on_workers(
         try:
             with worker_pool(count) as pool:
                 results = pool.map(
-                    take_trials, jobs, describe=lambda i: f"tune@{name}, trial worker {i}"
+                    take_trials,
+                    jobs,
+                    describe=lambda i: f"{entry_stage('tune', name, paths.fold)}, trial worker {i}",
                 )
             return results[0]
         except WorkerDied as died:

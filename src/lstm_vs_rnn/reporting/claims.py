@@ -37,6 +37,8 @@ from lstm_vs_rnn.evaluation.statistics import (
     Interval,
     Number,
     PairedComparison,
+    VarianceSplit,
+    block_bootstrap_interval,
     diebold_mariano,
     equivalence_p,
     fdr_adjusted,
@@ -46,6 +48,7 @@ from lstm_vs_rnn.evaluation.statistics import (
     mean_interval,
     model_pairs,
     smallest_sign_flip_p,
+    variance_split,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +125,9 @@ class ForecastComparison:
     second: str
     mean: float
     test: DieboldMariano | None  # None: too few test steps for the test
+    # 95% moving-block bootstrap interval of `mean` over repeats and time blocks together
+    # (statistics.block_bootstrap_interval); None with fewer than MIN_TEST_STEPS steps.
+    bootstrap: Interval | None = None
 
     @property
     def p(self) -> Number:
@@ -429,10 +435,13 @@ def _baseline_hypothesis(
 ) -> Hypothesis:
     """Diebold-Mariano on the mean-over-repeats squared error per time step against the AR's:
     the model's expected loss over seeds at each step, one series the test runs over time."""
-    loss = np.mean([(forecast - actual) ** 2 for forecast in forecasts], axis=0)
     ar_loss = (ar_forecast - actual) ** 2
-    test = diebold_mariano(loss, ar_loss) if len(actual) >= MIN_TEST_STEPS else None
-    comparison = ForecastComparison(name, "ar", float(np.mean(loss - ar_loss)), test)
+    differences = np.stack([(forecast - actual) ** 2 - ar_loss for forecast in forecasts])
+    loss = ar_loss + np.mean(differences, axis=0)
+    enough = len(actual) >= MIN_TEST_STEPS
+    test = diebold_mariano(loss, ar_loss) if enough else None
+    bootstrap = block_bootstrap_interval(differences) if enough else None
+    comparison = ForecastComparison(name, "ar", float(np.mean(loss - ar_loss)), test, bootstrap)
     readings = ("better than AR", "worse than AR", "no difference from AR detected")
     unavailable = f"{NOT_AVAILABLE} (fewer than {MIN_TEST_STEPS} test steps)"
     return Hypothesis(f"{name}_vs_ar", comparison, readings, "sq_error", unavailable)
@@ -464,10 +473,11 @@ def claims_report(
     gradients: GradientFlow,
     tuning: dict[str, dict] | None = None,
     fresh_checks: list[FreshSeedCheck] | None = None,
+    folds: list[str] | None = None,
 ) -> str:
     """The whole claims.md: how verdicts are reached, the models, the tuned settings and how
     sure each choice is on fresh seeds (`fresh_checks`, `evaluation.tuning_check`), then tier
-    by tier."""
+    by tier; `folds` is the `folds_section`, placed before the primary tier."""
     lines = [
         "# The reference article's claims, tested",
         "",
@@ -483,6 +493,7 @@ def claims_report(
         "",
         *_tuning_section(tuning or {}),
         *fresh_seed_section(fresh_checks or []),
+        *(folds or []),
         *_primary_section(per_repeat, verdicts),
         "",
         *_secondary_section(per_repeat, verdicts),
@@ -608,7 +619,8 @@ def _tuning_section(tuning: dict[str, dict]) -> list[str]:
         "was not read. Margin: the winner's lead over the runner-up on the final rung, in "
         "standard errors of their paired difference; same winner: the share of bootstrap "
         "resamples of the final rung's seeds that pick it. Entries not listed train at the "
-        "settings in params.yaml.",
+        "settings in params.yaml. Shown: fold 0's choice; each fold tunes on its own "
+        "training part (`tuning/fold_<k>/<entry>.json`).",
         "",
         f"| entry | trials | trainings | optimizer steps | multiply-adds | chosen trial "
         f"| best validation MSE | margin (SE) | same winner | {' | '.join(keys)} |",
@@ -806,12 +818,15 @@ def _baselines_section(
         "Each model's squared error per test time step, averaged over its repeats, minus the "
         "linear AR's at the same step: its mean is the difference of mean squared errors "
         "(squared original units; negative favours the model), tested over time by "
-        "Diebold-Mariano; the interval uses the same standard error.",
+        "Diebold-Mariano over every fold's scored block in time order; the interval uses the "
+        "same standard error. The block-bootstrap interval resamples repeats and blocks of "
+        "time steps together (moving blocks of ceil(T^(1/3)) steps), so it holds the seeds' "
+        "and the test period's variation at once.",
         "",
         "| forecaster | test RMSE mean [95% CI] | MSE minus AR's [interval] | level "
-        "| DM p | BH p | repeats better than persistence | repeats better than AR "
-        "| against the AR baseline |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| block bootstrap 95% | DM p | BH p | repeats better than persistence "
+        "| repeats better than AR | against the AR baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for verdict in verdicts.baselines:
         name = verdict.comparison.first
@@ -819,16 +834,100 @@ def _baselines_section(
         rows.append(
             f"| {name} | {_with_interval(rmse.mean(), mean_interval(rmse))} "
             f"| {_with_interval(verdict.comparison.mean, verdict.interval, signed=True)} "
-            f"| {_percent(verdict.level)} | {_number(verdict.comparison.p)} "
+            f"| {_percent(verdict.level)} | {_bootstrap_text(verdict.comparison)} "
+            f"| {_number(verdict.comparison.p)} "
             f"| {_number(verdict.p_adjusted)} "
             f"| {int(np.sum(rmse < persistence))} of {len(rmse)} "
             f"| {int(np.sum(rmse < autoregressive))} of {len(rmse)} | **{verdict.reading}** |"
         )
     rows += [
-        f"| {BASELINE_LABELS[key]} | {_number(value)} | | | | | | | |"
+        f"| {BASELINE_LABELS[key]} | {_number(value)} | | | | | | | | |"
         for key, value in baselines.items()
     ]
     return rows
+
+
+def _bootstrap_text(comparison: Comparison) -> str:
+    bootstrap = getattr(comparison, "bootstrap", None)
+    if bootstrap is None:
+        return NOT_AVAILABLE
+    return f"[{_number(bootstrap.low, signed=True)}, {_number(bootstrap.high, signed=True)}]"
+
+
+@dataclass(frozen=True)
+class FoldBlock:
+    """Where fold `fold` trains and what it scores: values [0, origin) and [origin, end)."""
+
+    fold: int
+    origin: int
+    end: int
+
+
+def fold_differences(per_fold_repeat: pd.DataFrame, first: str, second: str) -> np.ndarray:
+    """Test RMSE of `first` minus `second` per fold (rows, fold order) and repeat (columns):
+    shape (F, R), from a table with one row per fold, model and repeat."""
+    folds = sorted(per_fold_repeat["fold"].unique())
+    by_fold = [per_fold_repeat[per_fold_repeat["fold"] == fold] for fold in folds]
+    return np.stack(
+        [_column(rows, first, "test_rmse") - _column(rows, second, "test_rmse") for rows in by_fold]
+    )
+
+
+def fold_variance_splits(
+    per_fold_repeat: pd.DataFrame, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], VarianceSplit]:
+    """Each pair's test-RMSE difference split between folds and seeds (`variance_split`);
+    empty with one fold or one repeat, where there is nothing to split."""
+    if per_fold_repeat["fold"].nunique() < 2 or per_fold_repeat["repeat"].nunique() < 2:
+        return {}
+    return {
+        (first, second): variance_split(fold_differences(per_fold_repeat, first, second))
+        for first, second in pairs
+    }
+
+
+def folds_section(
+    blocks: list[FoldBlock], per_fold_repeat: pd.DataFrame, pairs: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The folds: where each trains and scores, each primary pair's difference per fold and
+    how its spread splits between folds and seeds."""
+    rows = [
+        "## Folds (rolling origin)",
+        "",
+        "| fold | trains on values | scores values |",
+        "|---|---|---|",
+        *(f"| {b.fold} | 1-{b.origin:,} | {b.origin + 1:,}-{b.end:,} |" for b in blocks),
+        "",
+        "Each fold's scaler, tuning and training see only its training part. A repeat's "
+        "statistic in every table below is its mean over the folds; the paired tests take the "
+        "repeats as their units, since a seed starts the same repeat in every fold. Figures "
+        "of single forecasts, the multi-step horizon, the gradient flow and the fresh-seed "
+        "check are fold 0's.",
+    ]
+    splits = fold_variance_splits(per_fold_repeat, pairs)
+    if not splits:
+        return [*rows, ""]
+    folds = [b.fold for b in blocks]
+    rows += [
+        "",
+        "Test RMSE difference of each primary pair (first - second), mean over repeats per "
+        "fold, and its variance split between folds (the test period and training length), "
+        "seeds (a repeat's own effect in every fold) and what is left (seed x fold):",
+        "",
+        "| pair | " + " | ".join(f"fold {fold}" for fold in folds) + " | pooled "
+        "| folds | seeds | seed x fold |",
+        "|---|" + "---|" * len(folds) + "---|---|---|---|",
+    ]
+    for (first, second), split in splits.items():
+        table = fold_differences(per_fold_repeat, first, second)
+        shares = split.shares()
+        rows.append(
+            f"| {first} - {second} | "
+            + " | ".join(_number(value, signed=True) for value in table.mean(axis=1))
+            + f" | {_number(float(table.mean()), signed=True)} "
+            f"| {shares['fold']:.0%} | {shares['seed']:.0%} | {shares['interaction']:.0%} |"
+        )
+    return [*rows, ""]
 
 
 def _pairs_section(pairs: list[Verdict]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_vs_rnn.kernels import kernel_tags
 from lstm_vs_rnn.params import Params
+from lstm_vs_rnn.stage_names import entry_and_fold
 from lstm_vs_rnn.stage_result import StageResult
 from lstm_vs_rnn.tracking.identity import config_hash, provenance_tags
 from lstm_vs_rnn.tracking.liveness import end_dead_runs
@@ -41,6 +42,7 @@ from lstm_vs_rnn.tracking.store import (
 )
 from lstm_vs_rnn.tracking.tags import (
     CONFIG_TAG,
+    FOLD_TAG,
     MLFLOW_PARENT_RUN_ID,
     MLFLOW_SOURCE_NAME,
     MODEL_HASH_TAG,
@@ -265,7 +267,8 @@ def stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Itera
 
     `params_read` are the params keys the stage reads, as dvc.yaml lists them (a section, an
     entry or a leaf: `data`, `models.{entry}`, `train.epochs`, where `{entry}` stands for the
-    entry of a stage `<name>@<entry>`); the run logs every value under them.
+    entry of a stage `<name>@<entry>-<fold>`); the run logs every value under them, and a
+    fold's stage carries the tag `fold`.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error,
     so nothing is ever left RUNNING. Metrics buffered before a failure are sent first: the
@@ -288,8 +291,10 @@ def _stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Iter
         experiment_id = get_or_create_experiment(client, experiment_name(params))
         end_dead_runs(client, experiment_id)
         parent_id = get_or_create_parent(client, experiment_id, params)
+    entry, fold = entry_and_fold(stage) or (None, None)
     inherited_tags = {
         **provenance_tags(),
+        **({FOLD_TAG: str(fold)} if fold is not None else {}),
         STAGE_TAG: stage,
         CONFIG_TAG: config_hash(params),
         MLFLOW_SOURCE_NAME: f"stages/{stage.split('@')[0]}.py",
@@ -305,7 +310,6 @@ def _stage_run(stage: str, params: Params, params_read: tuple[str, ...]) -> Iter
         stage_run_, lambda status: end_stage_run(client, run.info.run_id, parent_id, status)
     ):
         stage_run_.set_tags(kernel_tags())
-        entry = stage.partition("@")[2]
         keys = tuple(key.format(entry=entry) for key in params_read)
         stage_run_.log_params(params_read_by(params, keys))
         yield stage_run_

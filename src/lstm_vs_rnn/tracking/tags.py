@@ -21,6 +21,9 @@ MODEL_HASH_TAG = "model.sha256"
 
 REPEAT_TAG = "repeat"
 
+# The rolling-origin fold (evaluate.folds) a tune or train stage's runs belong to.
+FOLD_TAG = "fold"
+
 # Each model's headline on its configuration's parent run: the mean test RMSE over repeats.
 HEADLINE_METRIC = "test_rmse.mean"
 
