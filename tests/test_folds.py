@@ -55,8 +55,10 @@ def test_each_fold_trains_before_its_origin_with_a_scaler_of_its_own(tmp_path: P
         np.testing.assert_allclose(test, (series[origin:end] - series[:origin].min()) / span)
         # No training window or target reaches the origin: the last target is value origin-1.
         windows, targets = training_windows(fold_paths.train_array, params.data.window)
-        assert len(targets) == origin - params.data.window
+        window = params.data.window
+        assert len(targets) == len(windows) == origin - window
         assert float(targets[-1]) == pytest.approx(train[origin - 1])
+        np.testing.assert_allclose(windows[-1].numpy(), train[origin - 1 - window : origin - 1])
     assert result.metrics["n_train"] == 400 and result.metrics["fold_2.n_train"] == 200
 
 
