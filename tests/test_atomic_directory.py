@@ -20,7 +20,7 @@ def contents(folder: Path) -> dict[str, str]:
 
 @pytest.fixture
 def old_folder(tmp_path: Path) -> Path:
-    path = tmp_path / "models" / "lstm"
+    path = tmp_path / "models" / "fold_0" / "lstm"
     path.mkdir(parents=True)
     write_repeats(path, "old")
     return path

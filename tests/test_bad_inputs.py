@@ -70,7 +70,7 @@ def prepared(
 # With the tiny params: n_points 300, train_fraction 0.8 -> 240 training points, window 10.
 BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
     ("epochs-text", "generate", {"train.epochs": "ten"}, ("train.epochs", "'ten'", "integer")),
-    ("epochs-zero", "train@lstm", {"train.epochs": 0}, ("train.epochs", "= 0", ">= 1")),
+    ("epochs-zero", "train@lstm-0", {"train.epochs": 0}, ("train.epochs", "= 0", ">= 1")),
     ("epochs-float", "generate", {"train.epochs": 2.5}, ("train.epochs", "2.5", "integer")),
     ("epochs-bool", "generate", {"train.epochs": True}, ("train.epochs", "True", "integer")),
     ("batch-negative", "generate", {"train.batch_size": -5}, ("train.batch_size", "-5", ">= 1")),
@@ -116,7 +116,7 @@ BAD_PARAMS: list[tuple[str, str, dict[str, Any] | str, tuple[str, ...]]] = [
     ),
     (
         "window-longer-than-training-part",
-        "train@lstm",
+        "train@lstm-0",
         {"data.window": 300},
         ("data.window", "300", "at most 238"),
     ),
@@ -382,36 +382,36 @@ CORRUPT_INPUTS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
     ("empty-csv", "scale", "data/raw/series.csv", lambda old: b"", "not a numeric CSV"),
     (
         "truncated-npy",
-        "train@lstm",
-        "data/processed/train.npy",
+        "train@lstm-0",
+        "data/processed/fold_0/train.npy",
         lambda old: old[: len(old) // 3],
         "not a NumPy .npy array",
     ),
     (
         "scaler-missing-field",
         "evaluate",
-        "data/processed/scaler.json",
+        "data/processed/fold_0/scaler.json",
         lambda old: b'{"data_min": -1.5}\n',
         "expected finite numbers for keys data_min, data_max",
     ),
     (
         "model-from-other-architecture",
         "evaluate",
-        "models/lstm/repeat_001.pt",
+        "models/fold_0/lstm/repeat_001.pt",
         lambda old: weights_bytes("rnn", 8),
         "do not fit the 'lstm' model",
     ),
     (
         "model-with-other-hidden-size",
         "evaluate",
-        "models/lstm/repeat_001.pt",
+        "models/fold_0/lstm/repeat_001.pt",
         lambda old: weights_bytes("lstm", 16),
         "hidden_size=8",
     ),
     (
         "model-empty",
         "evaluate",
-        "models/lstm/repeat_001.pt",
+        "models/fold_0/lstm/repeat_001.pt",
         lambda old: b"",
         "not a model state_dict",
     ),
@@ -425,7 +425,7 @@ def with_models(prepared: PipelineRepo) -> PipelineRepo:
     repeats = prepared.params()["train"]["repeats"]
     for name in ("rnn", "lstm"):
         for repeat in range(repeats):
-            path = prepared.root / "models" / name / f"repeat_{repeat:03d}.pt"
+            path = prepared.root / "models" / "fold_0" / name / f"repeat_{repeat:03d}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
             save_weights(build_model(ModelParams(arch=name, hidden_size=8, num_layers=1)), path)
         history = pd.DataFrame(
@@ -437,7 +437,9 @@ def with_models(prepared: PipelineRepo) -> PipelineRepo:
                 "val_loss": 0.1,
             }
         )
-        write_csv(prepared.root / "reports" / "plots" / "losses" / f"{name}.csv", history)
+        write_csv(
+            prepared.root / "reports" / "plots" / "losses" / "fold_0" / f"{name}.csv", history
+        )
     return prepared
 
 
@@ -502,7 +504,7 @@ def with_param(params_yaml: bytes, dotted: str, value: Any) -> bytes:
 STAGE_REFUSALS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
     (
         "bad-param-before-the-run",
-        "train@lstm",
+        "train@lstm-0",
         "params.yaml",
         lambda old: with_param(old, "train.epochs", 0),
         "error: params.yaml: train.epochs = 0",
@@ -510,13 +512,17 @@ STAGE_REFUSALS: list[tuple[str, str, str, Callable[[bytes], bytes], str]] = [
     (
         "corrupt-weights-inside-the-run",
         "evaluate",
-        "models/lstm/repeat_001.pt",
+        "models/fold_0/lstm/repeat_001.pt",
         lambda old: weights_bytes("rnn", 8),
         "error: {path}: weights do not fit the 'lstm' model",
     ),
 ]
-# The outputs of the stages above and of train@lstm: none may change.
-OUTPUTS = ("reports/metrics.json", "reports/plots/losses/lstm.csv", "data/processed/test.npy")
+# The outputs of the stages above and of train@lstm-0: none may change.
+OUTPUTS = (
+    "reports/metrics.json",
+    "reports/plots/losses/fold_0/lstm.csv",
+    "data/processed/fold_0/test.npy",
+)
 
 
 @pytest.mark.parametrize(
@@ -535,7 +541,9 @@ def test_a_refusing_stage_prints_one_line_exits_1_and_leaves_no_output_or_runnin
     path = repo.root / relative
     good = path.read_bytes()
     existed = {output: _contents(repo.root / output) for output in OUTPUTS}
-    assert existed["reports/plots/losses/lstm.csv"]  # written by train@lstm: the check can fail
+    assert existed[
+        "reports/plots/losses/fold_0/lstm.csv"
+    ]  # written by train@lstm-0: the check can fail
     runs_before = run_statuses(repo.root)
     path.write_bytes(change(good))
     assert path.read_bytes() != good

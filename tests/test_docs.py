@@ -221,5 +221,5 @@ def test_the_checks_see_what_they_check() -> None:
     assert "src/lstm_vs_rnn/modeling/networks.py" in backticked_paths(DOCS / "pipeline.md")
     assert "the-pipeline" in anchors(DOCS / "pipeline.md")
     assert exists_or_is_written("data/raw/series.csv")
-    assert exists_or_is_written("data/processed/train.npy")
+    assert exists_or_is_written("data/processed/fold_0/train.npy")
     assert not exists_or_is_written("src/lstm_vs_rnn/models.py")

@@ -92,12 +92,12 @@ def test_divergence_stops_at_the_epoch_fails_the_run_and_writes_no_model(
     """Adam's step is about the learning rate whatever the gradient, so even the largest allowed
     rate (10) keeps the loss finite; what really overflows float32 is data on a huge scale, so
     the training part is replaced by values whose squared errors are infinite in float32."""
-    train = repo.root / "data" / "processed" / "train.npy"
+    train = repo.root / "data" / "processed" / "fold_0" / "train.npy"
     good = train.read_bytes()
     repo.edit_params({"train.learning_rate": 10.0})
     np.save(train, np.full(240, 3e19), allow_pickle=False)  # finite; (3e19)**2 is inf in float32
     try:
-        result = repo.stage("train@lstm", check=False)
+        result = repo.stage("train@lstm-0", check=False)
     finally:
         train.write_bytes(good)
     lines = result.stderr.strip().splitlines()
@@ -106,7 +106,7 @@ def test_divergence_stops_at_the_epoch_fails_the_run_and_writes_no_model(
         "error: lstm, repeat 0 (seed 42): training diverged at epoch 1: the loss is inf; "
         "lower train.learning_rate (now 10.0) or set train.grad_clip_norm (e.g. 1.0)"
     ], result.stderr
-    assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
+    assert runs_named(repo.root, "train@lstm-0")[-1] == "FAILED"
     assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "FAILED"
     assert no_model_files(repo.root, "lstm") == []
 
@@ -117,14 +117,14 @@ def test_a_run_that_diverges_after_some_epochs_keeps_their_loss_history(
     """Two training targets whose squares are finite in float32 but whose sum is not: the loss
     becomes inf in the first epoch whose shuffle puts both in one batch. The epochs before it
     must be in the store, although the stage fails long before the 10 s metric flush."""
-    train = repo.root / "data" / "processed" / "train.npy"
+    train = repo.root / "data" / "processed" / "fold_0" / "train.npy"
     good = train.read_bytes()
     values = np.load(train, allow_pickle=False)
     values[HUGE_TARGETS] = 1.5e19  # (1.5e19)**2 = 2.25e38 < float32 max < 2 * 2.25e38
     np.save(train, values, allow_pickle=False)
     repo.edit_params({"train.epochs": 1000})
     try:
-        result = repo.stage("train@lstm", check=False)
+        result = repo.stage("train@lstm-0", check=False)
     finally:
         train.write_bytes(good)
     assert result.returncode == 1, result.stderr
@@ -135,7 +135,7 @@ def test_a_run_that_diverges_after_some_epochs_keeps_their_loss_history(
     assert match, result.stderr
     epoch = int(match.group(1))
     assert epoch > 1, "both targets shared a batch in epoch 1: pick other HUGE_TARGETS"
-    assert runs_named(repo.root, "train@lstm")[-1] == "FAILED"
+    assert runs_named(repo.root, "train@lstm-0")[-1] == "FAILED"
     for key in ("train_loss", "val_loss"):
         steps = loss_steps(repo.root, "lstm · repeat 0 · seed 42", key)
         assert steps == list(range(1, epoch)), key
@@ -150,13 +150,13 @@ def test_a_crash_that_is_not_a_user_error_still_ends_the_run_failed(
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a folder\n")
     try:
-        result = repo.stage("train@rnn", check=False)
+        result = repo.stage("train@rnn-0", check=False)
     finally:
         blocker.unlink()
-        shutil.rmtree(repo.root / "models" / "rnn", ignore_errors=True)
+        shutil.rmtree(repo.root / "models" / "fold_0" / "rnn", ignore_errors=True)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "FileExistsError" in result.stderr
-    assert runs_named(repo.root, "train@rnn")[-1] == "FAILED"
+    assert runs_named(repo.root, "train@rnn-0")[-1] == "FAILED"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -165,11 +165,11 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
 ) -> None:
     # Far more epochs than the test waits for; clipping on, so that code path runs too.
     repo.edit_params({"train.epochs": 100_000, "train.grad_clip_norm": 1.0})
-    before = len(runs_named(repo.root, "train@lstm"))
+    before = len(runs_named(repo.root, "train@lstm-0"))
     stage = popen_stage(repo, "stages/train.py", "lstm")
     try:
         deadline = time.monotonic() + 120
-        while len(runs_named(repo.root, "train@lstm")) == before or (
+        while len(runs_named(repo.root, "train@lstm-0")) == before or (
             runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1:] != ["RUNNING"]
         ):
             assert stage.poll() is None, stage.communicate()
@@ -189,7 +189,7 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
         "'dvc repro' redoes the stage"
     )
     assert "Traceback" not in stderr
-    assert runs_named(repo.root, "train@lstm")[-1] == "KILLED"
+    assert runs_named(repo.root, "train@lstm-0")[-1] == "KILLED"
     assert runs_named(repo.root, "lstm · repeat 0 · seed 42")[-1] == "KILLED"
     # 4 s is less than the 10 s between flushes: these epochs were sent on the way out.
     steps = loss_steps(repo.root, "lstm · repeat 0 · seed 42")
@@ -203,9 +203,9 @@ def test_a_dead_server_fails_the_stage_within_15_seconds_before_training(
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    result = repo.stage("train@lstm", check=False, env={"MLFLOW_TRACKING_URI": dead})
+    result = repo.stage("train@lstm-0", check=False, env={"MLFLOW_TRACKING_URI": dead})
     seconds = time.monotonic() - started
-    print(f"train@lstm against a dead server at {dead} failed after {seconds:.1f} s")
+    print(f"train@lstm-0 against a dead server at {dead} failed after {seconds:.1f} s")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: cannot reach the MLflow tracking server at {dead} (ConnectionError); check "
@@ -270,7 +270,7 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
             [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
         )
         assert len(models) == 1 and models[0].status == "READY"
-        assert (repo.root / "models" / "lstm" / "repeat_000.pt").exists()
+        assert (repo.root / "models" / "fold_0" / "lstm" / "repeat_000.pt").exists()
     finally:
         if stage is not None and stage.poll() is None:
             stage.kill()
@@ -281,12 +281,12 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
 
 
 def _training_run(client, role: str = "stage"):
-    """The train@lstm stage run, or (role="repeat") its first repeat's run."""
+    """The train@lstm-0 stage run, or (role="repeat") its first repeat's run."""
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return None
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.`dvc.stage` = 'train@lstm' and tags.`pipeline.role` = '{role}'",
+        filter_string=f"tags.`dvc.stage` = 'train@lstm-0' and tags.`pipeline.role` = '{role}'",
     )
     return runs[0] if runs else None

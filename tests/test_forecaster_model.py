@@ -45,7 +45,7 @@ def test_the_logged_model_forecasts_in_the_series_own_units(
     save_weights(model.eval(), weights)
     raw_windows = sliding_window_view(series[:-1], WINDOW)
 
-    with stage_run("train@lstm", params, ("train",)) as run:
+    with stage_run("train@lstm-0", params, ("train",)) as run:
         run.log_forecaster(
             "lstm",
             ForecasterFiles(weights=weights, scaler=scaler_file),

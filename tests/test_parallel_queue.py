@@ -20,7 +20,7 @@ from lstm_vs_rnn.params import dump_yaml
 pytestmark = pytest.mark.e2e
 
 EXPERIMENTS = {f"par-{i}": {"data.seed": i, "models.lstm.hidden_size": 4 + i} for i in range(2)}
-STAGES = {"generate", "scale", "train@lstm", "evaluate"}  # lstm does not tune: no tune@ run
+STAGES = {"generate", "scale", "train@lstm-0", "evaluate"}  # lstm does not tune: no tune@ run
 
 
 def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
             for key, value in expected.items():
                 if key in child.data.params:
                     assert child.data.params[key] == str(value), (exp_name, child.info.run_name)
-        lstm = next(run for run in children if run.data.tags["dvc.stage"] == "train@lstm")
+        lstm = next(run for run in children if run.data.tags["dvc.stage"] == "train@lstm-0")
         assert lstm.data.params["models.lstm.hidden_size"] == str(
             expected["models.lstm.hidden_size"]
         )
@@ -101,7 +101,7 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
     shown = repo.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(name in shown for name in EXPERIMENTS), shown
     repeats = repo.params()["train"]["repeats"]
-    # A parent, its stages and train@lstm's repeats per experiment.
+    # A parent, its stages and train@lstm-0's repeats per experiment.
     assert len(runs) == len(EXPERIMENTS) * (1 + len(STAGES) + repeats)
 
 

@@ -35,11 +35,11 @@ pytestmark = pytest.mark.e2e
 def repo(
     tmp_path_factory: pytest.TempPathFactory, scaled_pipeline: BuiltPipeline
 ) -> Iterator[PipelineRepo]:
-    """A project copy where the stages before train@lstm ran, training on two workers."""
+    """A project copy where the stages before train@lstm-0 ran, training on two workers."""
     repo = scaled_pipeline.copy_to(tmp_path_factory.mktemp("parallel") / "project")
     repo.edit_params({"train.workers": 2})
     repo.commit("two workers")
-    repo.stage("tune@lstm")  # lstm does not tune: writes its listed settings
+    repo.stage("tune@lstm-0")  # lstm does not tune: writes its listed settings
     yield repo
 
 
@@ -66,12 +66,12 @@ def workers_of(stage: int) -> list[int]:
 
 
 def repeat_runs(root: Path) -> dict[str, str]:
-    """Status of each repeat run of train@lstm's latest execution, by run name."""
+    """Status of each repeat run of train@lstm-0's latest execution, by run name."""
     with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as connection:
         rows = connection.execute(
             "select r.name, r.status from runs r join tags t on t.run_uuid = r.run_uuid "
             "where t.key = 'mlflow.parentRunId' and t.value = (select run_uuid from runs "
-            "where name = 'train@lstm' order by start_time desc limit 1)"
+            "where name = 'train@lstm-0' order by start_time desc limit 1)"
         )
         return dict(rows)
 
@@ -80,12 +80,12 @@ def test_a_failing_worker_stops_the_others_in_one_line(
     repo: PipelineRepo, restore_params: None
 ) -> None:
     """Every repeat diverges at epoch 1 (see test_faults for the float32 overflow)."""
-    train = repo.root / "data" / "processed" / "train.npy"
+    train = repo.root / "data" / "processed" / "fold_0" / "train.npy"
     good = train.read_bytes()
     repo.edit_params({"train.learning_rate": 10.0})
     np.save(train, np.full(240, 3e19), allow_pickle=False)
     try:
-        result = repo.stage("train@lstm", check=False)
+        result = repo.stage("train@lstm-0", check=False)
     finally:
         train.write_bytes(good)
     assert result.returncode == 1
@@ -103,7 +103,7 @@ def test_a_terminal_shows_one_live_line_and_ctrl_c_leaves_no_worker_or_running_r
     repo: PipelineRepo, restore_params: None
 ) -> None:
     repo.edit_params({"train.epochs": 100_000})
-    repo.stage("tune@lstm")  # as `dvc repro` would: tune@lstm tracks train.epochs
+    repo.stage("tune@lstm-0")  # as `dvc repro` would: tune@lstm-0 tracks train.epochs
     models = repo.root / "models"
     before = sorted(models.rglob("*")) if models.exists() else []
     pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
@@ -139,7 +139,7 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
     repo: PipelineRepo, restore_params: None
 ) -> None:
     repo.edit_params({"train.epochs": 100_000})
-    repo.stage("tune@lstm")  # as `dvc repro` would: tune@lstm tracks train.epochs
+    repo.stage("tune@lstm-0")  # as `dvc repro` would: tune@lstm-0 tracks train.epochs
     pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
     try:
         read_until(terminal, r"#1 epoch [1-9]", timeout=120)

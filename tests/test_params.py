@@ -79,6 +79,7 @@ def test_the_project_params_are_valid_and_hold_the_reference_experiment() -> Non
         ),
         ({"evaluate.primary": [["LSTM", "rnn"]]}, r"evaluate\.primary\[0\] = \['LSTM', 'rnn'\]"),
         ({"evaluate.equivalence_margin": 0}, r"evaluate\.equivalence_margin = 0.*> 0 and <= 1"),
+        ({"evaluate.folds": [1]}, r"evaluate\.folds = \[1\] lacks fold 0"),
         ({"tune.halving": 1}, r"tune\.halving = 1.*>= 2"),
         ({"tune.first_seeds": 9}, r"tune\.first_seeds = 9 is above tune\.final_seeds = 8"),
         ({"tune.seed": 45}, r"tune\.seed = 45 gives tuning seeds 45-52, which overlap .* 42-51"),
@@ -281,6 +282,7 @@ EVERY_KEY = {
                                "a choice of the list: a number or null"),
     "evaluate.horizon": (0, "expected an integer >= 1 and <= 10000"),
     "evaluate.primary": (5, "expected a list of pairs of model entries"),
+    "evaluate.folds": (2, "expected a list of distinct fold numbers holding 0"),
     "evaluate.equivalence_margin": ("x", "expected a number > 0 and <= 1"),
     "tracking.experiment_name": ("", "expected a non-empty text"),
 }  # fmt: skip

@@ -91,7 +91,7 @@ def test_training_runs_hold_every_repeat_figures_and_a_model_in_raw_units(
     experiment_id = runs["evaluate"].info.experiment_id
     per_repeat = pd.read_csv(repo.root / "reports" / "plots" / "repeats.csv")
     for model in ("rnn", "lstm"):
-        run = runs[f"train@{model}"]
+        run = runs[f"train@{model}-0"]
         assert run.data.params["models." + model + ".hidden_size"] == "8"
         assert "data.n_points" not in run.data.params  # only what the stage uses
         repeats = client.search_runs(
@@ -147,7 +147,7 @@ def test_the_logged_model_reproduces_the_pipeline_predictions_from_raw_windows(
 ) -> None:
     """The best-validation repeat, logged as `lstm`, takes raw values and returns raw values."""
     client = MlflowClient(repo.tracking_uri)
-    run = children(client, parents(client)[0].info.run_id)["train@lstm"]
+    run = children(client, parents(client)[0].info.run_id)["train@lstm-0"]
     mlflow.set_tracking_uri(repo.tracking_uri)
     (logged,) = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id],
@@ -221,7 +221,7 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     predictions = pd.read_csv(repo.root / "reports" / "plots" / "predictions.csv")
     actual = predictions[predictions.model == "actual"]["value"].to_numpy()
     shipped = predictions[predictions.model == "lstm"]["value"].to_numpy()
-    losses = pd.read_csv(repo.root / "reports" / "plots" / "losses" / "lstm.csv")
+    losses = pd.read_csv(repo.root / "reports" / "plots" / "losses" / "fold_0" / "lstm.csv")
     chosen = int(
         losses[losses.epoch == losses.epoch.max()].set_index("repeat")["val_loss"].idxmin()
     )
@@ -248,7 +248,7 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
         "horizon",
     ):
         assert (repo.root / "reports" / "figures" / f"{name}.png").stat().st_size > 10_000
-    assert json.loads((repo.root / "data/processed/scaler.json").read_text()).keys() == {
+    assert json.loads((repo.root / "data/processed/fold_0/scaler.json").read_text()).keys() == {
         "data_min",
         "data_max",
     }
@@ -290,8 +290,8 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     repo.edit_params({"models.lstm.hidden_size": 12})
     assert stages_run(repo.dvc("repro").stdout) == [
         "check_params",
-        "tune@lstm",
-        "train@lstm",
+        "tune@lstm-0",
+        "train@lstm-0",
         "evaluate",
     ]
     assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
@@ -299,7 +299,7 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo)
     client = MlflowClient(repo.tracking_uri)
     assert len(parents(client)) == 2
     edited = parent_with(client, "models.lstm.hidden_size", "12")
-    assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm"]
+    assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm-0"]
     for run in children(client, edited.info.run_id).values():
         assert run.data.tags["git.dirty"] == "true"  # params.yaml differs from the commit
     assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(edited.data.metrics)
@@ -321,10 +321,10 @@ def output_hashes(lock: bytes) -> dict[str, str]:
 
 
 def repeat_progress(stderr: str) -> list[int]:
-    """The count of finished repeats in each line train@lstm printed for a finished repeat."""
-    progress = [line for line in stderr.splitlines() if line.startswith("train@lstm")]
+    """The count of finished repeats in each line train@lstm-0 printed for a finished repeat."""
+    progress = [line for line in stderr.splitlines() if line.startswith("train@lstm-0")]
     return [
-        int(re.match(r"train@lstm: (\d)/3 done \(repeat \d, seed 4\d", line)[1])
+        int(re.match(r"train@lstm-0: (\d)/3 done \(repeat \d, seed 4\d", line)[1])
         for line in progress
     ]
 
@@ -345,7 +345,7 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     clone.edit_params({"train.workers": 2})
     repro = clone.dvc("repro")
     first = stages_run(repro.stdout)
-    assert "evaluate" not in first and "train@lstm" in first
+    assert "evaluate" not in first and "train@lstm-0" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
     ours, theirs = (
         parse_yaml(lock)["stages"] for lock in (lock_before, (repo.root / "dvc.lock").read_bytes())
@@ -354,11 +354,11 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     assert (recorded[0]["train"]["workers"], recorded[1]["train"]["workers"]) == (2, 1)
     assert ours == theirs  # same params, same bytes: every output and every other record
     hashes = output_hashes(lock_before)
-    assert {"train@lstm:models/lstm", "train@rnn:models/rnn"} <= set(hashes)
+    assert {"train@lstm-0:models/fold_0/lstm", "train@rnn-0:models/fold_0/rnn"} <= set(hashes)
     assert all(hashes.values()), hashes
     # The thread count that makes LSTM weights reproducible is a tracked param of training;
     # the number of worker processes changes no output, so DVC does not track it.
-    tracked = parse_yaml(lock_before)["stages"]["train@lstm"]["params"]["params.yaml"]
+    tracked = parse_yaml(lock_before)["stages"]["train@lstm-0"]["params"]["params.yaml"]
     assert tracked["train.num_threads"] == 1
     assert "train.workers" not in tracked
     # One line per finished repeat, on one worker and on two, and nothing else of MLflow's.
@@ -461,8 +461,8 @@ def test_one_repeat_runs_and_reads_not_available_where_an_interval_is_needed(
     # The number of repeats is no input of tuning: its stages stay as they are.
     assert stages_run(pipeline_repo.dvc("repro").stdout) == [
         "check_params",
-        "train@rnn",
-        "train@lstm",
+        "train@rnn-0",
+        "train@lstm-0",
         "evaluate",
     ]
     metrics = json.loads((pipeline_repo.root / "reports" / "metrics.json").read_text())

@@ -25,20 +25,23 @@ def test_a_removed_model_entry_leaves_no_output_lock_entry_or_plot(
     del params["models"]["lstm"]
     repo.edit_params({"models": params["models"]})
     assert prune(repo).strip() == (
-        "removed what no model entry in params.yaml names any more: tune@lstm in dvc.lock, "
-        "train@lstm in dvc.lock, tuning/lstm.json, models/lstm/, reports/figures/loss_lstm.png, "
-        "reports/plots/losses/lstm.csv (DVC's cache keeps their content until 'dvc gc')"
+        "removed what no model entry and fold in params.yaml names any more: tune@lstm-0 in "
+        "dvc.lock, train@lstm-0 in dvc.lock, tuning/fold_0/lstm.json, models/fold_0/lstm/, "
+        "reports/figures/fold_0/loss_lstm.png, reports/plots/losses/fold_0/lstm.csv "
+        "(DVC's cache keeps their content until 'dvc gc')"
     )
     lock = (repo.root / "dvc.lock").read_text()
-    assert "@lstm" not in lock and "train@rnn" in lock and "tune@rnn" in lock
+    assert "@lstm" not in lock and "train@rnn-0" in lock and "tune@rnn-0" in lock
     for gone in (
-        "tuning/lstm.json",
-        "models/lstm",
-        "reports/figures/loss_lstm.png",
-        "reports/plots/losses/lstm.csv",
+        "tuning/fold_0/lstm.json",
+        "models/fold_0/lstm",
+        "reports/figures/fold_0/loss_lstm.png",
+        "reports/plots/losses/fold_0/lstm.csv",
     ):
         assert not (repo.root / gone).exists(), gone
-    assert (repo.root / "models" / "rnn").is_dir() and (repo.root / "tuning" / "rnn.json").exists()
+    assert (repo.root / "models" / "fold_0" / "rnn").is_dir() and (
+        repo.root / "tuning" / "fold_0" / "rnn.json"
+    ).exists()
     assert "@lstm" not in repo.dvc("repro").stdout
     assert "@lstm" not in (repo.root / "dvc.lock").read_text()
     assert "up to date" in repo.dvc("status").stdout

@@ -72,8 +72,8 @@ def test_versions_and_aliases_after_two_configurations_and_a_repeat_of_the_first
 
     repo.edit_params({"models.lstm.hidden_size": 6})
     output = repo.dvc("repro").stdout
-    assert "Running stage 'train@lstm'" in output
-    assert "Running stage 'train@rnn'" not in output
+    assert "Running stage 'train@lstm-0'" in output
+    assert "Running stage 'train@rnn-0'" not in output
     (second,) = parent_config(client) - {first}
     old, new = versions(client, LSTM)
     assert (old.tags["pipeline.config_hash"], new.tags["pipeline.config_hash"]) == (first, second)
@@ -89,7 +89,7 @@ def test_versions_and_aliases_after_two_configurations_and_a_repeat_of_the_first
     # nothing; training it again anyway finds its version and adds none.
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("repro")
-    again = repo.stage("train@lstm")
+    again = repo.stage("train@lstm-0")
     assert f"{LSTM} version 1 already holds configuration {first}: no new version" in (again.stderr)
     assert [int(version.version) for version in versions(client, LSTM)] == [1, 2]
     assert client.get_registered_model(LSTM).aliases[NEWEST_ALIAS] == 2
@@ -109,7 +109,9 @@ def assert_favoured_alias_follows_the_verdict(repo: PipelineRepo, client: Mlflow
         return
     name = f"lstm-vs-rnn.{favoured}"
     version = client.get_model_version(name, holders[name])
-    weights = {file_sha256(path) for path in (repo.root / "models" / favoured).glob("*.pt")}
+    weights = {
+        file_sha256(path) for path in (repo.root / "models" / "fold_0" / favoured).glob("*.pt")
+    }
     assert version.tags["model.sha256"] in weights
     assert (
         client.get_registered_model(name)
@@ -240,7 +242,7 @@ def test_on_a_server_a_teammate_without_a_grant_gets_one_line_and_the_run_finish
             "MLFLOW_TRACKING_USERNAME": SERVER_ADMIN[0],
             "MLFLOW_TRACKING_PASSWORD": SERVER_ADMIN[1],
         }
-        repo.stage("train@lstm", env=admin)
+        repo.stage("train@lstm-0", env=admin)
         os.environ.update(admin)
         try:
             get_app_client("basic-auth", tracking_uri=server.uri).create_user(
@@ -257,7 +259,7 @@ def test_on_a_server_a_teammate_without_a_grant_gets_one_line_and_the_run_finish
                 os.environ.pop(key)
         bob = {**admin, **BOB}
 
-        refused = repo.stage("train@lstm", env=bob)
+        refused = repo.stage("train@lstm-0", env=bob)
         warnings = [line for line in refused.stderr.splitlines() if "may not" in line]
         assert warnings == [
             f"user 'bob' may not register the model '{LSTM}' at {server.uri} (403); the run "
@@ -271,14 +273,14 @@ def test_on_a_server_a_teammate_without_a_grant_gets_one_line_and_the_run_finish
             "bob",
             env={"PYTHONPATH": "src", "TEAMMATE_PASSWORD": "bob-pw-123456", **admin},
         )
-        granted = repo.stage("train@lstm", env=bob)
+        granted = repo.stage("train@lstm-0", env=bob)
         assert "may not" not in granted.stderr and "refused" not in granted.stderr
         assert f"{LSTM} version 1 already holds configuration" in granted.stderr
         os.environ.update(admin)
         try:
             assert [int(v.version) for v in versions(MlflowClient(server.uri), LSTM)] == [1]
             runs = MlflowClient(server.uri).search_runs(
-                [experiment], "tags.`dvc.stage` = 'train@lstm' and tags.`pipeline.role` = 'stage'"
+                [experiment], "tags.`dvc.stage` = 'train@lstm-0' and tags.`pipeline.role` = 'stage'"
             )
         finally:
             for key in admin:

@@ -205,10 +205,10 @@ def test_a_moved_project_refuses_before_any_work_and_relocate_store_moves_its_ar
     shutil.rmtree(old)
     repo = PipelineRepo(moved, clean_env())
     runs_before = run_statuses(moved)
-    weights = sorted((moved / "models" / "rnn").iterdir())
+    weights = sorted((moved / "models" / "fold_0" / "rnn").iterdir())
     weights_bytes = [path.read_bytes() for path in weights]
 
-    refused = repo.stage("train@rnn", check=False)
+    refused = repo.stage("train@rnn-0", check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         f"error: the MLflow store {moved}/mlflow.db was made in {old}: its experiment "
@@ -223,7 +223,7 @@ def test_a_moved_project_refuses_before_any_work_and_relocate_store_moves_its_ar
     uri = f"sqlite:///{moved / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     relocate_store.main()
-    repo.dvc("repro", "-f", "-s", "train@rnn")
+    repo.dvc("repro", "-f", "-s", "train@rnn-0")
     assert not old.exists()
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)

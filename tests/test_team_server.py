@@ -166,7 +166,7 @@ def test_two_clones_at_once_give_one_experiment_one_parent_and_lose_nothing(
     parent_id = parents[0]["info"]["run_id"]
     stages = team.runs("tags.`pipeline.role` = 'stage'")
     names = sorted(tags_of(run)["dvc.stage"] for run in stages)
-    every_stage = ["evaluate", "generate", "scale", "train@lstm"]  # lstm does not tune
+    every_stage = ["evaluate", "generate", "scale", "train@lstm-0"]  # lstm does not tune
     assert names == sorted(every_stage * 2)
     for run in stages:
         tags = tags_of(run)
@@ -253,7 +253,7 @@ def test_the_two_clones_runs_hold_the_same_records_nothing_lost(
                 **nested[1][key],
                 "metric_points": theirs,
             }, (stage, key)
-    train = by_stage["train@lstm"][0]["info"]["run_id"]
+    train = by_stage["train@lstm-0"][0]["info"]["run_id"]
     (repeat, *_) = team.runs(f"tags.`mlflow.parentRunId` = '{train}'")
     points = run_record(team, repeat)["metric_points"]
     assert points["train_loss"] == points["val_loss"] == 3  # train.epochs of TINY_PARAMS
@@ -390,7 +390,7 @@ def test_a_killed_stage_ends_killed_at_the_next_stage_other_machines_untouched(
         "runs/create",
         json={
             "experiment_id": team.runs()[0]["info"]["experiment_id"],
-            "run_name": "train@lstm",
+            "run_name": "train@lstm-0",
             "tags": [
                 {"key": HOST_TAG, "value": "another-machine"},
                 {"key": BOOT_TAG, "value": "another-boot"},
@@ -522,7 +522,7 @@ def test_two_clones_share_one_study_through_postgresql(
     assert len(complete) == 6
     assert {t.user_attrs[CONFIGURATION_ATTR] for t in complete} == {0, 1, 2, 3}
     assert len({t.user_attrs[WORKER_ATTR] for t in complete}) == 2, helper.stdout
-    result = json.loads((clones[0].root / "tuning" / "lstm_tuned.json").read_text())
+    result = json.loads((clones[0].root / "tuning" / "fold_0" / "lstm_tuned.json").read_text())
     assert result["n_trials"] == 4
 
 
@@ -543,7 +543,7 @@ def test_over_tcp_only_the_study_role_with_its_password_gets_in(
     wrong = postgres_storage.remote.replace(password, "wrong-password")
     pipeline_repo.edit_params(TUNING)
     result = pipeline_repo.stage(
-        "tune@rnn_tuned", check=False, timeout=120, env={"OPTUNA_STORAGE": wrong}
+        "tune@rnn_tuned-0", check=False, timeout=120, env={"OPTUNA_STORAGE": wrong}
     )
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()

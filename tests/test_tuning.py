@@ -60,12 +60,12 @@ def test_one_and_two_workers_choose_byte_identical_settings(
     tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
     repo = tuning_repo(tmp_path / "project")
-    result = repo.root / "tuning" / "lstm_tuned.json"
+    result = repo.root / "tuning" / "fold_0" / "lstm_tuned.json"
     outputs, workers = {}, {}
     for count in (1, 2):
         shutil.rmtree(repo.root / ".optuna", ignore_errors=True)
         repo.edit_params({"tune.workers": count})
-        repo.stage("tune@lstm_tuned")
+        repo.stage("tune@lstm_tuned-0")
         outputs[count] = result.read_bytes()
         trials = local_study(repo).get_trials()
         workers[count] = {trial.user_attrs[WORKER_ATTR] for trial in trials}
@@ -125,7 +125,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
     for attr in (CONFIGURATION_ATTR, SEED_ATTR):
         assert retried[0].user_attrs[attr] == killed.user_attrs[attr]
-    result = json.loads((repo.root / "tuning" / "rnn_tuned.json").read_text())
+    result = json.loads((repo.root / "tuning" / "fold_0" / "rnn_tuned.json").read_text())
     assert [trial["trial"] for trial in result["trials"]] == [0, 1]
     assert "RUNNING" not in run_statuses(repo.root).values()
 
@@ -259,7 +259,7 @@ def test_bad_tuning_input_stops_in_one_line_before_any_trial(
     assert expected in line
     assert "secret" not in line
     assert not (repo.root / ".optuna").exists()
-    assert not (repo.root / "tuning" / "rnn_tuned.json").exists()
+    assert not (repo.root / "tuning" / "fold_0" / "rnn_tuned.json").exists()
     assert not (repo.root / "mlflow.db").exists()
 
 
@@ -274,10 +274,10 @@ def test_dvc_repro_reports_tuned_and_shared_setting_comparisons(
     assert "| lstm_tuned - rnn_tuned at each model's tuned settings |" in claims
     assert "| lstm - rnn at the article's shared setting |" in claims
     assert "## Does each claim survive tuning?" in claims
-    chosen = json.loads((repo.root / "tuning" / "lstm_tuned.json").read_text())["chosen"]
+    chosen = json.loads((repo.root / "tuning" / "fold_0" / "lstm_tuned.json").read_text())["chosen"]
     row = next(line for line in claims.splitlines() if line.startswith("| lstm_tuned | 2 |"))
     assert f"| {chosen['hidden_size']} |" in row
-    untuned = json.loads((repo.root / "tuning" / "lstm.json").read_text())
+    untuned = json.loads((repo.root / "tuning" / "fold_0" / "lstm.json").read_text())
     assert not untuned["tuned"] and untuned["chosen"]["hidden_size"] == 8
     assert (repo.root / "reports" / "figures" / "tuning_progress.png").exists()
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."

@@ -54,9 +54,9 @@ EXPERIMENT = "lstm-vs-rnn"
 MODELS = ("rnn", "lstm")
 HIDDEN_SIZES = ("8", "16")  # models.lstm.hidden_size of the first and second configuration
 # The stages with a run (neither entry tunes, so their tune stages log none).
-ALL_STAGES = {"generate", "scale", "train@rnn", "train@lstm", "evaluate"}
+ALL_STAGES = {"generate", "scale", "train@rnn-0", "train@lstm-0", "evaluate"}
 # The edit changes only the LSTM, so DVC re-runs only these for the second configuration.
-CHANGED_STAGES = {"train@lstm", "evaluate"}
+CHANGED_STAGES = {"train@lstm-0", "evaluate"}
 EPOCHS = 3  # train.epochs of the tiny params in conftest
 REPEATS = 3  # train.repeats of the tiny params in conftest
 # The chart search takes a regular expression: just the two curves, not the summaries.
@@ -475,8 +475,8 @@ def test_comparing_runs_in_the_mlflow_ui(
     page.evaluate("document.activeElement.blur()")  # no focus frame in the screenshot
     page.screenshot(path=screenshots / "runs_table.png")
     toggle_expanded(page, first.name)
-    train = training_run(two_configurations, second, "train@lstm")
-    toggle_expanded(page, "train@lstm")
+    train = training_run(two_configurations, second, "train@lstm-0")
+    toggle_expanded(page, "train@lstm-0")
     repeats = [f"lstm · repeat {repeat} · seed {42 + repeat}" for repeat in range(REPEATS)]
     for name in repeats:
         expect(row_of(page, name)).to_have_count(1)
@@ -484,7 +484,7 @@ def test_comparing_runs_in_the_mlflow_ui(
     page.screenshot(path=screenshots / "repeat_runs.png")
     row_of(page, repeats[0]).locator("a").first.click()
     expect(page.get_by_role("heading", name=repeats[0])).to_be_visible()
-    expect(page.get_by_role("link", name="train@lstm")).to_be_visible()  # its parent run
+    expect(page.get_by_role("link", name="train@lstm-0")).to_be_visible()  # its parent run
     page.get_by_role("tab", name="Model metrics").click()
     page.get_by_placeholder("Search metric charts").fill(LOSS_CHARTS_SEARCH)
     for metric in ("train_loss", "val_loss"):
@@ -496,7 +496,7 @@ def test_comparing_runs_in_the_mlflow_ui(
 
     # 3c. The stage run's artifacts: the loss figure (median and band over repeats).
     page.goto(ui_server.runs_table_url.split("/runs?")[0] + f"/runs/{train.info.run_id}")
-    expect(page.get_by_role("heading", name="train@lstm")).to_be_visible()
+    expect(page.get_by_role("heading", name="train@lstm-0")).to_be_visible()
     page.get_by_role("tab", name="Artifacts").click()
     page.get_by_text("figures", exact=True).click()
     page.get_by_text("loss_lstm.png", exact=True).click()

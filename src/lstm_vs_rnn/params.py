@@ -407,23 +407,14 @@ def check_experiment_name(name: str, what: str) -> None:
 
 
 def check_series_length(n_points: int, params: Params, what: str) -> None:
-    """The split and window must leave windows to fit, validate and test on.
+    """The split and window must leave windows to fit, validate and test on, in every fold.
 
     `what` names the length's origin: data.n_points for a generated series, the CSV file for
     the user's own; the messages about other keys name the params file."""
     data, train = params.data, params.train
     n_train = split_point(n_points, data.train_fraction)
-    n_test = n_points - n_train
-    earliest = max(params.evaluate.folds)
-    n_train = fold_bounds(n_points, data.train_fraction, earliest)[0]
-    n_windows = n_train - data.window
+    n_test, n_windows = n_points - n_train, n_train - data.window
     n_val = validation_windows(n_windows, train.val_fraction)
-    if earliest > 0 and n_windows < 2:
-        raise UserError(
-            f"{what} gives {n_points} values: evaluate.folds = {params.evaluate.folds} is "
-            f"not allowed; fold {earliest} would train on {max(n_train, 0)} values, fewer "
-            f"than data.window = {data.window} plus 2: use fewer folds"
-        )
     if n_windows < 2:
         raise UserError(
             f"{what} gives {n_points} values: too few for data.window = {data.window} and "
@@ -446,6 +437,17 @@ def check_series_length(n_points: int, params: Params, what: str) -> None:
         raise UserError(
             f"{PARAMS_FILE}: train.val_fraction = {train.val_fraction} leaves no window to fit "
             f"on; lower it"
+        )
+    earliest = max(params.evaluate.folds)
+    n_earliest = fold_bounds(n_points, data.train_fraction, earliest)[0]
+    n_windows = n_earliest - data.window
+    n_val = validation_windows(n_windows, train.val_fraction)
+    if n_windows < 2 or n_val < 1 or n_windows - n_val < 1:
+        raise UserError(
+            f"{what} gives {n_points} values: evaluate.folds = {params.evaluate.folds} is "
+            f"not allowed; fold {earliest} would train on {max(n_earliest, 0)} values, too "
+            f"few for data.window = {data.window} and train.val_fraction = "
+            f"{train.val_fraction}: use fewer folds"
         )
 
 
