@@ -1,5 +1,7 @@
 """The `evaluate` stage's work: every repeat of every model against the baselines, and the
-models in pairs, from the files the earlier stages wrote.
+models in pairs, on every rolling-origin fold of `evaluate.folds`, from the files the earlier
+stages wrote. Verdicts and summaries pool the folds (`Assessment`); repeats.csv holds every
+fold's rows (column `fold`), metrics.json each fold's means under `folds`.
 
 Writes reports/metrics.json (DVC metrics: per model, mean/median/std/min/max and the mean's 95%
 interval over repeats; per pair, the paired RMSE difference with its interval at its tier's
@@ -510,8 +512,9 @@ def fresh_seed_summary(check: FreshSeedCheck) -> dict[str, object]:
 
 def load_repeats(params: Params, paths: ProjectPaths) -> dict[str, list[RecurrentForecaster]]:
     """Every repeat of every entry of `params.models` (at the settings it was trained at),
-    `[name][repeat]`, from models/<name>/repeat_<i>.pt: each loaded once for the predictions,
-    the multi-step rollouts and the gradient flow (about 10^4 parameters each by default).
+    `[name][repeat]`, from models/fold_<k>/<name>/repeat_<i>.pt of fold k = `paths.fold`:
+    each loaded once for the predictions, the multi-step rollouts and the gradient flow
+    (about 10^4 parameters each by default).
 
     Raises UserError naming the file whose weights are missing or do not fit (`load_model`)."""
     return {
