@@ -146,7 +146,7 @@ def test_a_crash_that_is_not_a_user_error_still_ends_the_run_failed(
     repo: PipelineRepo, restore_params: None
 ) -> None:
     """A bug-like failure (an output folder that is a file) keeps its traceback; the run ends."""
-    blocker = repo.root / "reports" / "plots" / "losses"
+    blocker = repo.root / "reports" / "plots" / "losses" / "fold_0"
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a folder\n")
     try:
@@ -166,7 +166,7 @@ def test_interrupting_training_ends_the_run_killed_and_leaves_no_file(
     # Far more epochs than the test waits for; clipping on, so that code path runs too.
     repo.edit_params({"train.epochs": 100_000, "train.grad_clip_norm": 1.0})
     before = len(runs_named(repo.root, "train@lstm-0"))
-    stage = popen_stage(repo, "stages/train.py", "lstm")
+    stage = popen_stage(repo, "stages/train.py", "lstm", "0")
     try:
         deadline = time.monotonic() + 120
         while len(runs_named(repo.root, "train@lstm-0")) == before or (
@@ -231,7 +231,7 @@ def test_a_server_restarted_while_a_stage_logs_loses_nothing(
     try:
         client = MlflowClient(server.uri)
         stage = popen_stage(
-            repo, "stages/train.py", "lstm", env={"MLFLOW_TRACKING_URI": server.uri}
+            repo, "stages/train.py", "lstm", "0", env={"MLFLOW_TRACKING_URI": server.uri}
         )
         stderr: list[str] = []
         reader = threading.Thread(target=lambda: stderr.extend(stage.stderr), daemon=True)

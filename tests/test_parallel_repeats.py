@@ -106,7 +106,7 @@ def test_a_terminal_shows_one_live_line_and_ctrl_c_leaves_no_worker_or_running_r
     repo.stage("tune@lstm-0")  # as `dvc repro` would: tune@lstm-0 tracks train.epochs
     models = repo.root / "models"
     before = sorted(models.rglob("*")) if models.exists() else []
-    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
+    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm", "0")
     try:
         # Both workers' repeats on the line (under load the second one's first epoch may come
         # before the first one's).
@@ -140,7 +140,7 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
 ) -> None:
     repo.edit_params({"train.epochs": 100_000})
     repo.stage("tune@lstm-0")  # as `dvc repro` would: tune@lstm-0 tracks train.epochs
-    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm")
+    pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm", "0")
     try:
         read_until(terminal, r"#1 epoch [1-9]", timeout=120)
         workers = workers_of(pid)

@@ -236,8 +236,8 @@ def test_outputs_and_metrics_file(repo: PipelineRepo) -> None:
     for name in (
         "series",
         "scaling",
-        "loss_rnn",
-        "loss_lstm",
+        "fold_0/loss_rnn",
+        "fold_0/loss_lstm",
         "losses",
         "predictions",
         "errors",

@@ -401,7 +401,7 @@ def test_a_killed_stage_ends_killed_at_the_next_stage_other_machines_untouched(
 
     repo.edit_params({"train.epochs": 400})
     stage = subprocess.Popen(
-        [sys.executable, "stages/train.py", "lstm"],
+        [sys.executable, "stages/train.py", "lstm", "0"],
         cwd=repo.root,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -493,7 +493,7 @@ def test_two_clones_share_one_study_through_postgresql(
         for i in (1, 2)
     ]
     stage = subprocess.Popen(
-        ["python", "stages/tune.py", "lstm_tuned"],
+        ["python", "stages/tune.py", "lstm_tuned", "0"],
         cwd=clones[0].root,
         env={**clones[0].env, "PYTHONPATH": "src", "OPTUNA_STORAGE": postgres_storage.local},
         stdout=subprocess.PIPE,

@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(
         },
     )
     stage = subprocess.Popen(
-        ["python", "stages/tune.py", "rnn_tuned"],
+        ["python", "stages/tune.py", "rnn_tuned", "0"],
         cwd=repo.root,
         env={**repo.env, "PYTHONPATH": "src"},
         stdout=subprocess.PIPE,
@@ -142,7 +142,7 @@ def test_ctrl_c_in_a_tune_stage_is_one_line_and_its_trial_ends_failed_as_interru
             "tune.space": {"epochs": [100_000], "hidden_size": [8, 16]},
         },
     )
-    pid, terminal = start_in_terminal(repo, "stages/tune.py", "rnn_tuned")
+    pid, terminal = start_in_terminal(repo, "stages/tune.py", "rnn_tuned", "0")
     try:
         running_trial_worker(repo, timeout=120)
         code, shown = press_ctrl_c(pid, terminal)
