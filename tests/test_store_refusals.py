@@ -149,7 +149,7 @@ def test_a_store_deleted_while_a_stage_runs_is_one_line_with_its_cause(
     built_pipeline: BuiltPipeline, tmp_path: Path
 ) -> None:
     repo = built_pipeline.copy_to(tmp_path / "project")
-    stage = start_stage(repo, "train", {}, "rnn")
+    stage = start_stage(repo, "train", {}, "rnn", "0")
     assert stage.stderr is not None
     first = stage.stderr.readline()  # the first repeat is done: the run is open
     (repo.root / "mlflow.db").unlink()
