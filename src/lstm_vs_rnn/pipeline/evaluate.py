@@ -346,7 +346,7 @@ class Assessment:
         self._write_tuning_figures()
         rmse = {name: self.column(name, "test_rmse") for name in self.params.models}
         labelled = {BASELINE_LABELS[name]: value for name, value in baseline_rmse.items()}
-        save_figure(repeats_figure(rmse, labelled), paths.figure("repeats"))
+        save_figure(repeats_figure(rmse, labelled, len(self.folds)), paths.figure("repeats"))
         pairs = self.verdicts.pair_verdicts()
         save_figure(paired_differences_figure(pairs), paths.figure("paired_differences"))
         save_figure(loss_figure(self.histories), paths.figure("losses"))

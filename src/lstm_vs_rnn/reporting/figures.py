@@ -144,9 +144,10 @@ def loss_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
 
 
 def repeats_figure(
-    rmse_per_repeat: Mapping[str, np.ndarray], baselines: Mapping[str, float]
+    rmse_per_repeat: Mapping[str, np.ndarray], baselines: Mapping[str, float], folds: int = 1
 ) -> Figure:
-    """Every repeat's test RMSE per model (points over a box), the baselines as lines."""
+    """Every repeat's test RMSE per model (points over a box), the baselines as lines; with
+    `folds` > 1 each value is a repeat's mean over that many folds, as the title says."""
     figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
     names = list(rmse_per_repeat)
     axes.boxplot(
@@ -161,22 +162,26 @@ def repeats_figure(
         # Evenly spread offsets rather than random jitter: the figure stays byte-stable.
         offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
         axes.scatter(index + offsets, values, color=f"C{index}", s=22, zorder=3, alpha=0.8)
+    lowest = min(baselines.values(), default=None)
     for index, (label, value) in enumerate(baselines.items()):
         axes.axhline(value, color="gray", ls=(0, (1 + index, 2)), lw=1.2)
         axes.annotate(
             f"{label} {value:.3f}",
             (1.0, value),
             xycoords=("axes fraction", "data"),
-            xytext=(-4, 3),
+            # Above its line, the lowest below it: two close baselines do not overprint.
+            xytext=(-4, -3 if value == lowest else 3),
             textcoords="offset points",
             ha="right",
+            va="top" if value == lowest else "bottom",
             fontsize="small",
             color="dimgray",
         )
     counts = {len(values) for values in rmse_per_repeat.values()}
+    pooled = f", each the mean of its {folds} folds" if folds > 1 else ""
     axes.set_xticks(range(len(names)), names)
     axes.set(
-        title=f"Test RMSE of each repeat ({', '.join(map(str, sorted(counts)))} per model)",
+        title=f"Test RMSE of each repeat ({', '.join(map(str, sorted(counts)))} per model{pooled})",
         ylabel="test RMSE (original units)",
     )
     return figure
@@ -227,8 +232,8 @@ def paired_differences_figure(verdicts: Sequence["Verdict"]) -> Figure:
     axes.set_yticks(range(len(comparisons)), [f"{c.first} - {c.second}" for c in comparisons])
     axes.set_ylim(-0.6, len(comparisons) - 0.3)
     axes.set(
-        title="Paired test-RMSE differences per repeat; red: mean with its tier's bootstrap "
-        "interval, blue: Hodges-Lehmann median difference",
+        title="Paired test-RMSE differences per repeat (each its mean over the folds)\nred: "
+        "mean with its tier's bootstrap interval, blue: Hodges-Lehmann median difference",
         xlabel="test RMSE difference (original units); below 0: the first model is better",
     )
     return figure
