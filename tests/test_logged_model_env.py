@@ -96,14 +96,17 @@ def requirements_only_python(
         (folder / "requirements.txt").read_text() for folder in logged_models.values()
     }
     folder = tmp_path_factory.mktemp("venv")
-    venv.create(folder, with_pip=True)
+    # Without pip of its own (ensurepip costs seconds): this process's pip installs into it.
+    venv.create(folder, with_pip=False)
     python = folder / "bin" / "python"
     (folder / "requirements.txt").write_text(requirements)
     subprocess.run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--quiet",
             "--no-compile",
