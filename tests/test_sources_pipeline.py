@@ -15,7 +15,14 @@ from mlflow.tracking import MlflowClient
 from lstm_vs_rnn.data.sources import load_series
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import load_params
-from tests.conftest import TINY_PARAMS, TINY_STAGES, PipelineRepo, make_pipeline_repo, run_statuses
+from tests.conftest import (
+    TINY_PARAMS,
+    TINY_STAGES,
+    PipelineRepo,
+    copy_project,
+    make_pipeline_repo,
+    run_statuses,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,42 +39,15 @@ STAGES = TINY_STAGES
 # series figure and the predictions figure.
 STAGES_DRAWING_THE_NAMES = ("generate", "evaluate")
 
+# The value column of the dated CSV: Chinese and Cyrillic.
+DATED_COLUMN = "销量 (Продажи)"
+
 # One entry where the test is about the data, not a comparison: two stages fewer to run.
 ONE_MODEL = {"models": {"lstm": TINY_PARAMS["models"]["lstm"]}}
 
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
-
-
-def test_the_users_csv_is_the_series_and_an_edit_to_it_reruns_the_pipeline(
-    tmp_path: Path,
-) -> None:
-    """As far as `scale`: a CSV through evaluation is test_a_dated_csv_with_chinese_and_..."""
-    repo = make_pipeline_repo(tmp_path / "project", CSV_SOURCE)
-    assert stages_run(repo.dvc("repro", "scale").stdout) == ["check_params", "generate", "scale"]
-
-    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
-    assert (len(series), series["t"].iloc[0], series["t"].iloc[-1]) == (309, 1700, 2008)
-    client = MlflowClient(repo.tracking_uri)
-    (parent,) = client.search_runs(
-        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
-        "tags.`pipeline.role` = 'configuration'",
-    )
-    assert parent.data.params["data.source"] == "csv"
-    assert parent.data.params["data.column"] == "SUNACTIVITY"
-    assert "data.n_points" not in parent.data.params  # only the active source's keys
-    assert "sunspots.csv:SUNACTIVITY" in parent.info.run_name
-
-    csv = repo.root / "data" / "sunspots" / "sunspots.csv"
-    csv.write_text(csv.read_text().replace("2008,2.9", "2008,3.1"))
-    assert "generate" in repo.dvc("status").stdout  # everything downstream of it is stale too
-    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
-    parents = client.search_runs(
-        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
-        "tags.`pipeline.role` = 'configuration'",
-    )
-    assert len(parents) == 2, "an edited CSV is a new configuration in MLflow"
 
 
 def test_lagged_source_keeps_its_noise_floor(tmp_path: Path) -> None:
@@ -164,13 +144,13 @@ class DatedRun:
 def dated_run(tmp_path_factory: pytest.TempPathFactory) -> DatedRun:
     months = pd.date_range("1950-01-01", periods=144, freq="MS")
     sales = 100 + 10 * np.sin(np.arange(144) * 2 * np.pi / 12) + np.arange(144) * 0.5
-    table = pd.DataFrame({"年份": months.strftime("%Y-%m"), "销量 (Продажи)": sales.round(2)})
+    table = pd.DataFrame({"年份": months.strftime("%Y-%m"), DATED_COLUMN: sales.round(2)})
     repo = make_pipeline_repo(
         tmp_path_factory.mktemp("dated") / "project",
         {
             **CSV_SOURCE,
             "data.path": "data/user/sales.csv",
-            "data.column": "销量 (Продажи)",
+            "data.column": DATED_COLUMN,
             "data.time_column": "年份",
         },
     )
@@ -220,6 +200,33 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(dated_run: 
     assert actual["t"].is_monotonic_increasing
     for figure in ("series", "predictions"):
         assert (repo.root / "reports" / "figures" / f"{figure}.png").stat().st_size > 10_000
+
+
+def configuration_runs(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("lstm-vs-rnn").experiment_id
+    return client.search_runs([experiment], "tags.`pipeline.role` = 'configuration'")
+
+
+def test_the_users_csv_is_a_configuration_and_an_edit_to_it_reruns_the_pipeline(
+    dated_run: DatedRun, tmp_path: Path
+) -> None:
+    """On a copy of the dated run, as far as `scale` (the shipped sunspots CSV read as the
+    series: test_sources.py)."""
+    repo = copy_project(dated_run.repo.root, tmp_path / "project")
+    client = MlflowClient(repo.tracking_uri)
+    (parent,) = configuration_runs(client)
+    assert parent.data.params["data.source"] == "csv"
+    assert parent.data.params["data.column"] == DATED_COLUMN
+    assert "data.n_points" not in parent.data.params  # only the active source's keys
+    assert f"sales.csv:{DATED_COLUMN}" in parent.info.run_name
+
+    csv = repo.root / "data" / "user" / "sales.csv"
+    *rows, last = csv.read_text().splitlines()
+    month, value = last.split(",")
+    csv.write_text("\n".join([*rows, f"{month},{float(value) + 0.2:.2f}"]) + "\n")
+    assert "generate" in repo.dvc("status").stdout  # everything downstream of it is stale too
+    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
+    assert len(configuration_runs(client)) == 2, "an edited CSV is a new configuration in MLflow"
 
 
 def predictions_spec(shown: dict) -> dict:
