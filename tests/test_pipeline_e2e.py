@@ -356,9 +356,8 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     Reports are in git and models come out byte-identical, so DVC skips evaluation in a fresh
     clone; `make run`'s completion step must still leave a complete record, and evaluation
     re-run there writes the very same reports."""
-    repo = edited  # its second configuration, committed
     clone = PipelineRepo(tmp_path / "clone", clean_env())
-    repo.run("git", "clone", "-q", str(repo.root), str(clone.root))
+    edited.run("git", "clone", "-q", str(edited.root), str(clone.root))
     shutil.rmtree(clone.root / ".dvc" / "cache", ignore_errors=True)
     # Read by no stage but check_params, which validates the whole file and records it.
     clone.edit_params({"train.workers": 2})
@@ -367,7 +366,8 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     assert "evaluate" not in first and "train@lstm" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
     ours, theirs = (
-        parse_yaml(lock)["stages"] for lock in (lock_before, (repo.root / "dvc.lock").read_bytes())
+        parse_yaml(lock)["stages"]
+        for lock in (lock_before, (edited.root / "dvc.lock").read_bytes())
     )
     recorded = [stages["check_params"].pop("params")["params.yaml"] for stages in (ours, theirs)]
     assert (recorded[0]["train"]["workers"], recorded[1]["train"]["workers"]) == (2, 1)
@@ -392,7 +392,7 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     assert stages_run(completion.stdout) == ["evaluate"]
     assert (clone.root / "dvc.lock").read_bytes() == lock_before
     for report in ("reports/metrics.json", "reports/plots/repeats.csv"):
-        assert (clone.root / report).read_bytes() == (repo.root / report).read_bytes()
+        assert (clone.root / report).read_bytes() == (edited.root / report).read_bytes()
     client = MlflowClient(clone.tracking_uri)
     (parent,) = parents(client)
     assert sorted(children(client, parent.info.run_id)) == sorted(TRACKED_STAGES)
@@ -416,8 +416,7 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
     """300 -> 301 points leaves the training part (240 points) and so the weights unchanged:
     DVC skips training; the evaluation of the 301-point configuration must not add its test
     metrics to the 300-point configuration's training runs, and must say where they came from."""
-    repo = edited
-    client = MlflowClient(repo.tracking_uri)
+    client = MlflowClient(edited.tracking_uri)
     # The committed configuration.
     previous = parent_with(client, "models.lstm.hidden_size", str(EDITED_LSTM_HIDDEN_SIZE))
     before = {
@@ -426,8 +425,13 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
             [previous.info.experiment_id], "tags.`pipeline.role` = 'repeat'"
         )
     }
-    repo.edit_params({"data.n_points": 301})
-    assert stages_run(repo.dvc("repro").stdout) == ["check_params", "generate", "scale", "evaluate"]
+    edited.edit_params({"data.n_points": 301})
+    assert stages_run(edited.dvc("repro").stdout) == [
+        "check_params",
+        "generate",
+        "scale",
+        "evaluate",
+    ]
     after = {
         run.info.run_id: run.data.metrics.get("test_rmse")
         for run in client.search_runs(
@@ -447,17 +451,16 @@ def test_a_code_change_is_a_new_configuration_whose_duration_is_its_stages_time(
 ) -> None:
     """Parents are params plus code version; a stage re-run later adds its own time to the
     parent's Duration, not the hours (here: seconds) in between."""
-    repo = edited
-    client = MlflowClient(repo.tracking_uri)
+    client = MlflowClient(edited.tracking_uri)
     before = {run.info.run_id for run in parents(client)}
-    with (repo.root / "stages" / "evaluate.py").open("a") as script:
+    with (edited.root / "stages" / "evaluate.py").open("a") as script:
         script.write("# a code change\n")
-    assert stages_run(repo.dvc("repro").stdout) == ["evaluate"]
+    assert stages_run(edited.dvc("repro").stdout) == ["evaluate"]
     (new,) = [run for run in parents(client) if run.info.run_id not in before]
     assert new.data.tags["pipeline.code_version"] != previous_code_version(client, before)
     assert sorted(children(client, new.info.run_id)) == ["evaluate"]
     time.sleep(3)
-    repo.dvc("repro", "--force", "--single-item", "evaluate")
+    edited.dvc("repro", "--force", "--single-item", "evaluate")
     runs = client.search_runs(
         [new.info.experiment_id], f"tags.`mlflow.parentRunId` = '{new.info.run_id}'"
     )
