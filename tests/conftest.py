@@ -66,6 +66,7 @@ SLOWEST_FILES_FIRST = (
     "test_faults.py",
     "test_logged_model_env.py",
     "test_sources_pipeline.py",
+    "test_registry.py",
     "test_committed_results.py",
     "test_ui_command.py",
     "test_team_server_signals.py",
