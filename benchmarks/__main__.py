@@ -64,9 +64,11 @@ class Sizes:
     # serves both sections: every stage process costs seconds, and the smoke test must be quick.
     scale_reuses_full_run: bool = False
     # Likewise the vs-base section's current side (the base still runs), and the tuning
-    # section's generate and scale (its params change no data key).
+    # section's generate and scale (its params change no data key), and the repeat-workers
+    # section's generate, scale and tune at the size of the full run.
     base_reuses_full_run: bool = False
     tuning_reuses_full_run: bool = False
+    workers_reuse_full_run: bool = False
 
 
 FULL = Sizes(
@@ -124,12 +126,13 @@ SMOKE = Sizes(
         "models": {"lstm_tuned": {"arch": "lstm", "hidden_size": 8, "num_layers": 1}},
     },
     peer_repeats=1,
-    worker_points=(300,),
+    worker_points=(400,),  # the pipeline params' size: the full run's copy is reused
     worker_repeats=1,
     peer_libraries=False,
     scale_reuses_full_run=True,
     base_reuses_full_run=True,
     tuning_reuses_full_run=True,
+    workers_reuse_full_run=True,
 )
 
 
@@ -181,7 +184,11 @@ def run_all(sizes: Sizes, workdir: Path) -> list[Row]:
         workdir, sizes.tuning_params, repo.repo if sizes.tuning_reuses_full_run else None
     )
     rows += repeat_workers.run(
-        workdir, sizes.pipeline_params, sizes.worker_points, sizes.worker_repeats
+        workdir,
+        sizes.pipeline_params,
+        sizes.worker_points,
+        sizes.worker_repeats,
+        repo.repo if sizes.workers_reuse_full_run else None,
     )
     rows += peers.run(
         workdir,

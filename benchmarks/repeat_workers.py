@@ -1,7 +1,8 @@
 """Section 9: training repeats on 1 worker against 2, by series length.
 
-Each size is a fresh project copy (default params but `data.n_points`), generated and scaled,
-whose `train@<entry>-0` stage (the first LSTM entry, else the first entry) is timed as `dvc repro`
+Each size is a fresh project copy (default params but `data.n_points`), generated and scaled
+(at smoke sizes, a copy of the edit-repro section's, which ran the whole pipeline), whose
+`train@<entry>-0` stage (the first LSTM entry, else the first entry) is timed as `dvc repro`
 runs it, with `train.workers` 1 and 2 in turn (alternating, so a busy spell hits both). With
 one worker the repeats run in the stage's own process; with two, each spawned worker first
 imports what a repeat needs (torch, the training code), so two workers pay off only once the
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import Row, ratio, seconds, verdict
-from tests.conftest import PipelineRepo, make_pipeline_repo
+from tests.conftest import PipelineRepo, copy_project, make_pipeline_repo
 
 SECTION = "9 repeat workers"
 
@@ -23,6 +24,18 @@ def scaled_copy(root: Path, params: dict[str, Any], n_points: int) -> PipelineRe
     repo = make_pipeline_repo(root, {**params, "data.n_points": n_points})
     repo.stage("generate")
     repo.stage("scale")
+    return repo
+
+
+def prepared_copy(
+    root: Path, params: dict[str, Any], n_points: int, built: PipelineRepo | None
+) -> PipelineRepo:
+    """A scaled copy whose timed entry's tune stage ran: a copy of `built` when that one ran at
+    `n_points` (smoke sizes: every stage process costs seconds), else a fresh one."""
+    if built is not None and built.params()["data"]["n_points"] == n_points:
+        return copy_project(built.root, root)
+    repo = scaled_copy(root, params, n_points)
+    repo.stage(f"tune@{timed_entry(repo)}-0")
     return repo
 
 
@@ -39,14 +52,20 @@ def timed_train(repo: PipelineRepo, entry: str, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def run(workdir: Path, params: dict[str, Any], sizes: tuple[int, ...], repeats: int) -> list[Row]:
+def run(
+    workdir: Path,
+    params: dict[str, Any],
+    sizes: tuple[int, ...],
+    repeats: int,
+    built: PipelineRepo | None = None,
+) -> list[Row]:
     """One row per size (the first is the default size, which carries the target), and the
-    smallest size at which two workers were faster."""
+    smallest size at which two workers were faster. `built`: a copy where the whole pipeline
+    ran at `params`, reused for the size it ran at."""
     rows, faster_from = [], None
     for index, n_points in enumerate(sizes):
-        repo = scaled_copy(workdir / f"repeat-workers-{n_points}", params, n_points)
+        repo = prepared_copy(workdir / f"repeat-workers-{n_points}", params, n_points, built)
         entry = timed_entry(repo)
-        repo.stage(f"tune@{entry}-0")
         times: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(repeats):
             for workers in (1, 2):

@@ -66,6 +66,7 @@ SLOWEST_FILES_FIRST = (
     "test_faults.py",
     "test_logged_model_env.py",
     "test_sources_pipeline.py",
+    "test_registry.py",
     "test_committed_results.py",
     "test_ui_command.py",
     "test_team_server_signals.py",
@@ -304,17 +305,20 @@ def copy_project(source: Path, root: Path) -> PipelineRepo:
 
 
 def shared_build(
-    tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, *targets: str
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_id: str,
+    name: str,
+    build: Callable[[Path], subprocess.CompletedProcess[str]],
 ) -> BuiltPipeline:
-    """A project copy (TINY_PARAMS) after `dvc repro <targets>`, built by the first
-    pytest-xdist worker that asks for it (the others wait on a file lock and reuse it)."""
+    """The project copy `build` makes at the root it is given (returning its last `dvc repro`),
+    built by the first pytest-xdist worker that asks for it (the others wait on a file lock
+    and reuse it)."""
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent  # one folder for every worker
     folder = shared / name
     with FileLock(str(shared / f"{name}.lock")):
         if not (folder / "repro.out").exists():
-            repo = make_pipeline_repo(folder / "project")
-            result = repo.dvc("repro", *targets)
+            result = build(folder / "project")
             (folder / "repro.err").write_text(result.stderr)
             (folder / "repro.out").write_text(result.stdout)
     return BuiltPipeline(
@@ -325,14 +329,47 @@ def shared_build(
 @pytest.fixture(scope="session")
 def built_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
     """The whole tiny pipeline after one `dvc repro` from nothing, shared by the test run."""
-    return shared_build(tmp_path_factory, worker_id, "built-pipeline")
+    return shared_build(
+        tmp_path_factory,
+        worker_id,
+        "built-pipeline",
+        lambda root: make_pipeline_repo(root).dvc("repro"),
+    )
 
 
 @pytest.fixture(scope="session")
 def scaled_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltPipeline:
     """The tiny pipeline after `dvc repro scale` (generate and scale), shared by the test run:
     the start of every test of a later stage. A copy may change any param but `data`."""
-    return shared_build(tmp_path_factory, worker_id, "scaled-pipeline", "scale")
+    return shared_build(
+        tmp_path_factory,
+        worker_id,
+        "scaled-pipeline",
+        lambda root: make_pipeline_repo(root).dvc("repro", "scale"),
+    )
+
+
+# The second configuration of `edited_pipeline`: models.lstm.hidden_size 8 -> this.
+EDITED_LSTM_HIDDEN_SIZE = 16
+
+
+@pytest.fixture(scope="session")
+def edited_pipeline(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, built_pipeline: BuiltPipeline
+) -> BuiltPipeline:
+    """`built_pipeline` committed as its first configuration, then `models.lstm.hidden_size`
+    edited to EDITED_LSTM_HIDDEN_SIZE (not committed) and `dvc repro` run again (its output is
+    `repro_output`): two configurations in one store and in DVC's run cache, shared by the
+    test run (the model edit, the registry's second version, the UI's and `make compare`'s
+    two configurations)."""
+
+    def build(root: Path) -> subprocess.CompletedProcess[str]:
+        repo = built_pipeline.copy_to(root)
+        repo.commit("first configuration")
+        repo.edit_params({"models.lstm.hidden_size": EDITED_LSTM_HIDDEN_SIZE})
+        return repo.dvc("repro")
+
+    return shared_build(tmp_path_factory, worker_id, "edited-pipeline", build)
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -352,6 +389,9 @@ def start_in_terminal(repo: PipelineRepo, *args: str) -> tuple[int, int]:
     """Start a stage script in a new pseudo-terminal; return its pid and the terminal's fd."""
     pid, terminal = pty.fork()
     if pid == 0:
+        # A shell that starts jobs in the background (`make test &`) ignores SIGINT in them,
+        # and an ignored SIGINT stays ignored across exec: the stage should not inherit it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.chdir(repo.root)
         env = {**repo.env, "PYTHONPATH": "src"}
         os.execve(sys.executable, [sys.executable, *args], env)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, BuiltPipeline, PipelineRepo
+from conftest import EDITED_LSTM_HIDDEN_SIZE, REPO_ROOT, BuiltPipeline, PipelineRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,22 @@ WIDTH = 100
 CHROMIUM = Path("/usr/bin/chromium")
 # The project's offline page template, as `.dvc/config` names it (relative to .dvc/).
 PLOTS_TEMPLATE = "plots/offline.html"
+# The experiment run in the workspace: the second configuration `edited_pipeline` ran.
+HIDDEN = str(EDITED_LSTM_HIDDEN_SIZE)
+EXPERIMENT = f"lstm-h{HIDDEN}"
 
 
 @pytest.fixture(scope="module")
 def repo(
-    tmp_path_factory: pytest.TempPathFactory, built_pipeline: BuiltPipeline
+    tmp_path_factory: pytest.TempPathFactory, edited_pipeline: BuiltPipeline
 ) -> Iterator[PipelineRepo]:
-    repo = built_pipeline.copy_to(tmp_path_factory.mktemp("compare") / "project")
-    repo.commit("baseline")
-    repo.dvc("exp", "run", "-n", "lstm-h16", "-S", "models.lstm.hidden_size=16")
+    """The baseline committed (`edited_pipeline`'s first configuration, checked out), one
+    experiment run in the workspace and one queued. The experiment's configuration is the
+    second one `edited_pipeline` ran: DVC restores its training from the run cache."""
+    repo = edited_pipeline.copy_to(tmp_path_factory.mktemp("compare") / "project")
+    repo.run("git", "checkout", "params.yaml", "dvc.lock", "reports")
+    repo.dvc("checkout")
+    repo.dvc("exp", "run", "-n", EXPERIMENT, "-S", f"models.lstm.hidden_size={HIDDEN}")
     repo.dvc("exp", "run", "--queue", "-n", "lr-003", "-S", "train.learning_rate=0.03")
     yield repo
 
@@ -63,17 +70,17 @@ def test_compare_shows_headline_metrics_and_changed_params_in_100_columns(
         "lstm.hidden_size",
     ]
     by_name = {row.split()[0]: row.split()[1:] for row in rows}
-    assert set(by_name) == {"workspace", "main", "lstm-h16", "lr-003"}
+    assert set(by_name) == {"workspace", "main", EXPERIMENT, "lr-003"}
     metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
     shown = [
         f"{metrics['lstm']['test_rmse']['mean']:.4f}",
         f"{metrics['lstm_vs_rnn']['rmse_diff']['mean']:.4f}",
         f"{metrics['rnn']['test_rmse']['mean']:.4f}",
     ]
-    assert by_name["lstm-h16"] == [*shown, "0.01", "16"]
-    assert by_name["workspace"] == [*shown, "0.01", "16"]
+    assert by_name[EXPERIMENT] == [*shown, "0.01", HIDDEN]
+    assert by_name["workspace"] == [*shown, "0.01", HIDDEN]
     assert by_name["main"][3:] == ["0.01", "8"]
-    assert by_name["lr-003"] == ["-", "-", "-", "0.03", "16", "Queued"]
+    assert by_name["lr-003"] == ["-", "-", "-", "0.03", HIDDEN, "Queued"]
     assert "/" not in top + bottom  # no file dependencies
     assert "test_mae" not in bottom and "persistence" not in top  # baselines did not change
 
@@ -182,8 +189,8 @@ def test_the_readme_workflow_queues_experiments_that_differ_by_their_own_change(
     workspace; after the README's way back, each queued run differs by its own -S only.
     Last in this module: it empties the queue and resets the workspace of `repo`."""
     keys = ("models.lstm.hidden_size", "train.learning_rate")
-    # The fixture ran `-S models.lstm.hidden_size=16` in the workspace, then queued lr-003.
-    assert queued_params(repo, *keys) == {"lr-003": ["16", "0.03"]}
+    # The fixture ran `-S models.lstm.hidden_size=HIDDEN` in the workspace, then queued lr-003.
+    assert queued_params(repo, *keys) == {"lr-003": [HIDDEN, "0.03"]}
     repo.dvc("queue", "remove", "--all")
 
     repo.run("git", "checkout", "params.yaml", "dvc.lock", "reports")  # the README's way back

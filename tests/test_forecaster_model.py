@@ -26,9 +26,9 @@ WINDOW = 10
 
 
 def test_the_logged_model_forecasts_in_the_series_own_units(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "forecaster-model-test")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     series = 25 + 3 * np.sin(np.arange(400) * 0.2)  # far from the [0, 1] the network sees

@@ -8,6 +8,7 @@ wheel cache), so the models of every architecture are loaded in it together.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -45,9 +46,12 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def logged_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def logged_models(
+    tmp_path_factory: pytest.TempPathFactory, migrated_store: Path
+) -> dict[str, Path]:
     """One logged model per architecture, through a real SQLite store, downloaded to folders."""
     root = tmp_path_factory.mktemp("logged")
+    shutil.copy2(migrated_store, root / "mlflow.db")  # an empty store, its schema made once
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     series = 10 + np.sin(np.arange(60) * 0.3)
     scaler = MinMaxScaling.fit(series)
@@ -96,14 +100,17 @@ def requirements_only_python(
         (folder / "requirements.txt").read_text() for folder in logged_models.values()
     }
     folder = tmp_path_factory.mktemp("venv")
-    venv.create(folder, with_pip=True)
+    # Without pip of its own (ensurepip costs seconds): this process's pip installs into it.
+    venv.create(folder, with_pip=False)
     python = folder / "bin" / "python"
     (folder / "requirements.txt").write_text(requirements)
     subprocess.run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--quiet",
             "--no-compile",

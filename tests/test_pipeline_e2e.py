@@ -15,7 +15,14 @@ from mlflow.tracking import MlflowClient
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstm_vs_rnn.params import parse_yaml
-from tests.conftest import TINY_STAGES, BuiltPipeline, PipelineRepo, clean_env, run_statuses
+from tests.conftest import (
+    EDITED_LSTM_HIDDEN_SIZE,
+    TINY_STAGES,
+    BuiltPipeline,
+    PipelineRepo,
+    clean_env,
+    run_statuses,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,10 +58,19 @@ def parent_with(client: MlflowClient, key: str, value: str):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, built_pipeline: BuiltPipeline) -> PipelineRepo:
-    """A copy of the tiny pipeline after its one `dvc repro`, which ran every stage in order:
-    the tests below continue from its state in order."""
+    """A copy of the tiny pipeline after its one `dvc repro`, which ran every stage in order."""
     assert stages_run(built_pipeline.repro_output) == STAGES
     return built_pipeline.copy_to(tmp_path_factory.mktemp("e2e") / "project")
+
+
+@pytest.fixture(scope="module")
+def edited(
+    tmp_path_factory: pytest.TempPathFactory, edited_pipeline: BuiltPipeline
+) -> PipelineRepo:
+    """A copy of the tiny pipeline committed as its first configuration, then with
+    `models.lstm.hidden_size` edited and `dvc repro` run again (the shared `edited_pipeline`):
+    the tests from the model edit on continue from its state in order."""
+    return edited_pipeline.copy_to(tmp_path_factory.mktemp("e2e-edited") / "project")
 
 
 def test_every_stage_logs_a_child_run_under_one_parent(repo: PipelineRepo) -> None:
@@ -285,29 +301,31 @@ def test_a_second_repro_runs_nothing(repo: PipelineRepo) -> None:
     assert stages_run(repo.dvc("repro").stdout) == []
 
 
-def test_a_model_edit_reruns_exactly_that_model_and_evaluate(repo: PipelineRepo) -> None:
-    repo.commit("first configuration")
-    repo.edit_params({"models.lstm.hidden_size": 12})
-    assert stages_run(repo.dvc("repro").stdout) == [
+def test_a_model_edit_reruns_exactly_that_model_and_evaluate(
+    edited: PipelineRepo, edited_pipeline: BuiltPipeline
+) -> None:
+    """The first configuration committed, models.lstm.hidden_size edited, `dvc repro` (run
+    once for the test run by the `edited_pipeline` fixture)."""
+    assert stages_run(edited_pipeline.repro_output) == [
         "check_params",
         "tune@lstm-0",
         "train@lstm-0",
         "evaluate",
     ]
-    assert "models.lstm.hidden_size" in repo.dvc("params", "diff").stdout
-    assert "lstm.test_rmse.mean" in repo.dvc("metrics", "diff").stdout
-    client = MlflowClient(repo.tracking_uri)
+    assert "models.lstm.hidden_size" in edited.dvc("params", "diff").stdout
+    assert "lstm.test_rmse.mean" in edited.dvc("metrics", "diff").stdout
+    client = MlflowClient(edited.tracking_uri)
     assert len(parents(client)) == 2
-    edited = parent_with(client, "models.lstm.hidden_size", "12")
-    assert sorted(children(client, edited.info.run_id)) == ["evaluate", "train@lstm-0"]
-    for run in children(client, edited.info.run_id).values():
+    second = parent_with(client, "models.lstm.hidden_size", str(EDITED_LSTM_HIDDEN_SIZE))
+    assert sorted(children(client, second.info.run_id)) == ["evaluate", "train@lstm-0"]
+    for run in children(client, second.info.run_id).values():
         assert run.data.tags["git.dirty"] == "true"  # params.yaml differs from the commit
-    assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(edited.data.metrics)
-    completion = repo.run(
+    assert {"rnn.test_rmse.mean", "lstm.test_rmse.mean"} <= set(second.data.metrics)
+    completion = edited.run(
         "python", "-m", "lstm_vs_rnn.commands.ensure_recorded", env={"PYTHONPATH": "src"}
     )
     assert stages_run(completion.stdout) == []  # recorded: the skipped stages are shared
-    repo.commit("second configuration")
+    edited.commit("second configuration")
 
 
 def output_hashes(lock: bytes) -> dict[str, str]:
@@ -330,7 +348,7 @@ def repeat_progress(stderr: str) -> list[int]:
 
 
 def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_records_it(
-    repo: PipelineRepo, built_pipeline: BuiltPipeline, tmp_path: Path
+    edited: PipelineRepo, built_pipeline: BuiltPipeline, tmp_path: Path
 ) -> None:
     """The one byte-identity test: the same params and code give the same bytes, whatever the
     number of training workers (the repro above trained on one, this clone on two).
@@ -339,7 +357,7 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     clone; `make run`'s completion step must still leave a complete record, and evaluation
     re-run there writes the very same reports."""
     clone = PipelineRepo(tmp_path / "clone", clean_env())
-    repo.run("git", "clone", "-q", str(repo.root), str(clone.root))
+    edited.run("git", "clone", "-q", str(edited.root), str(clone.root))
     shutil.rmtree(clone.root / ".dvc" / "cache", ignore_errors=True)
     # Read by no stage but check_params, which validates the whole file and records it.
     clone.edit_params({"train.workers": 2})
@@ -348,7 +366,8 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     assert "evaluate" not in first and "train@lstm-0" in first
     lock_before = (clone.root / "dvc.lock").read_bytes()
     ours, theirs = (
-        parse_yaml(lock)["stages"] for lock in (lock_before, (repo.root / "dvc.lock").read_bytes())
+        parse_yaml(lock)["stages"]
+        for lock in (lock_before, (edited.root / "dvc.lock").read_bytes())
     )
     recorded = [stages["check_params"].pop("params")["params.yaml"] for stages in (ours, theirs)]
     assert (recorded[0]["train"]["workers"], recorded[1]["train"]["workers"]) == (2, 1)
@@ -373,7 +392,7 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
     assert stages_run(completion.stdout) == ["evaluate"]
     assert (clone.root / "dvc.lock").read_bytes() == lock_before
     for report in ("reports/metrics.json", "reports/plots/repeats.csv"):
-        assert (clone.root / report).read_bytes() == (repo.root / report).read_bytes()
+        assert (clone.root / report).read_bytes() == (edited.root / report).read_bytes()
     client = MlflowClient(clone.tracking_uri)
     (parent,) = parents(client)
     assert sorted(children(client, parent.info.run_id)) == sorted(TRACKED_STAGES)
@@ -392,21 +411,27 @@ def test_a_fresh_clone_on_two_workers_reproduces_every_output_byte_for_byte_and_
 
 
 def test_weights_reused_from_another_configuration_are_noted_never_written_into_it(
-    repo: PipelineRepo,
+    edited: PipelineRepo,
 ) -> None:
     """300 -> 301 points leaves the training part (240 points) and so the weights unchanged:
     DVC skips training; the evaluation of the 301-point configuration must not add its test
     metrics to the 300-point configuration's training runs, and must say where they came from."""
-    client = MlflowClient(repo.tracking_uri)
-    previous = parent_with(client, "models.lstm.hidden_size", "12")  # the committed configuration
+    client = MlflowClient(edited.tracking_uri)
+    # The committed configuration.
+    previous = parent_with(client, "models.lstm.hidden_size", str(EDITED_LSTM_HIDDEN_SIZE))
     before = {
         run.info.run_id: run.data.metrics.get("test_rmse")
         for run in client.search_runs(
             [previous.info.experiment_id], "tags.`pipeline.role` = 'repeat'"
         )
     }
-    repo.edit_params({"data.n_points": 301})
-    assert stages_run(repo.dvc("repro").stdout) == ["check_params", "generate", "scale", "evaluate"]
+    edited.edit_params({"data.n_points": 301})
+    assert stages_run(edited.dvc("repro").stdout) == [
+        "check_params",
+        "generate",
+        "scale",
+        "evaluate",
+    ]
     after = {
         run.info.run_id: run.data.metrics.get("test_rmse")
         for run in client.search_runs(
@@ -422,20 +447,20 @@ def test_weights_reused_from_another_configuration_are_noted_never_written_into_
 
 
 def test_a_code_change_is_a_new_configuration_whose_duration_is_its_stages_time(
-    repo: PipelineRepo,
+    edited: PipelineRepo,
 ) -> None:
     """Parents are params plus code version; a stage re-run later adds its own time to the
     parent's Duration, not the hours (here: seconds) in between."""
-    client = MlflowClient(repo.tracking_uri)
+    client = MlflowClient(edited.tracking_uri)
     before = {run.info.run_id for run in parents(client)}
-    with (repo.root / "stages" / "evaluate.py").open("a") as script:
+    with (edited.root / "stages" / "evaluate.py").open("a") as script:
         script.write("# a code change\n")
-    assert stages_run(repo.dvc("repro").stdout) == ["evaluate"]
+    assert stages_run(edited.dvc("repro").stdout) == ["evaluate"]
     (new,) = [run for run in parents(client) if run.info.run_id not in before]
     assert new.data.tags["pipeline.code_version"] != previous_code_version(client, before)
     assert sorted(children(client, new.info.run_id)) == ["evaluate"]
     time.sleep(3)
-    repo.dvc("repro", "--force", "--single-item", "evaluate")
+    edited.dvc("repro", "--force", "--single-item", "evaluate")
     runs = client.search_runs(
         [new.info.experiment_id], f"tags.`mlflow.parentRunId` = '{new.info.run_id}'"
     )

@@ -19,6 +19,7 @@ import psutil
 import pytest
 import requests
 from conftest import (
+    EDITED_LSTM_HIDDEN_SIZE,
     REPO_ROOT,
     SERVER_ADMIN,
     BuiltPipeline,
@@ -52,37 +53,53 @@ def versions(client: MlflowClient, name: str) -> list:
     )
 
 
-def parent_config(client: MlflowClient) -> set[str]:
+def parent_config(client: MlflowClient, lstm_hidden_size: int) -> str:
+    """The configuration hash of the parent run with that `models.lstm.hidden_size`."""
     experiment = client.get_experiment_by_name("lstm-vs-rnn").experiment_id
-    parents = client.search_runs([experiment], "tags.`pipeline.role` = 'configuration'")
-    return {run.data.tags["pipeline.config_hash"] for run in parents}
+    (parent,) = client.search_runs(
+        [experiment],
+        "tags.`pipeline.role` = 'configuration' and "
+        f"params.`models.lstm.hidden_size` = '{lstm_hidden_size}'",
+    )
+    return parent.data.tags["pipeline.config_hash"]
 
 
-def test_versions_and_aliases_after_two_configurations_and_a_repeat_of_the_first(
+def test_each_entry_has_one_version_after_the_first_configuration(
     built_pipeline: BuiltPipeline, tmp_path: Path
 ) -> None:
     repo = built_pipeline.copy_to(tmp_path / "project")
     client = MlflowClient(repo.tracking_uri)
-    (first,) = parent_config(client)
+    first = parent_config(client, 8)
     for name in (LSTM, RNN):
         (version,) = versions(client, name)
         assert version.tags["pipeline.config_hash"] == first
         assert version.tags["params_changed"] == "first version"
         assert client.get_registered_model(name).aliases[NEWEST_ALIAS] == 1
 
-    repo.edit_params({"models.lstm.hidden_size": 6})
-    output = repo.dvc("repro").stdout
+
+def test_versions_and_aliases_after_two_configurations_and_a_repeat_of_the_first(
+    edited_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    """After the shared `edited_pipeline`'s model edit (models.lstm.hidden_size 8 -> 16) and
+    its `dvc repro`."""
+    repo = edited_pipeline.copy_to(tmp_path / "project")
+    client = MlflowClient(repo.tracking_uri)
+    first, second = parent_config(client, 8), parent_config(client, EDITED_LSTM_HIDDEN_SIZE)
+    output = edited_pipeline.repro_output
     assert "Running stage 'train@lstm-0'" in output
     assert "Running stage 'train@rnn-0'" not in output
-    (second,) = parent_config(client) - {first}
     old, new = versions(client, LSTM)
     assert (old.tags["pipeline.config_hash"], new.tags["pipeline.config_hash"]) == (first, second)
-    changed = "chosen.hidden_size: 8 -> 6; models.lstm.hidden_size: 8 -> 6"
+    assert old.tags["params_changed"] == "first version"
+    size = EDITED_LSTM_HIDDEN_SIZE
+    changed = f"chosen.hidden_size: 8 -> {size}; models.lstm.hidden_size: 8 -> {size}"
     assert new.tags["params_changed"] == changed
     assert new.tags["git.commit"] == repo.run("git", "rev-parse", "HEAD").stdout.strip()
     assert new.tags["git.dirty"] == "true"
     assert client.get_registered_model(LSTM).aliases[NEWEST_ALIAS] == 2
-    assert len(versions(client, RNN)) == 1  # DVC did not retrain it: no new model
+    (rnn,) = versions(client, RNN)  # DVC did not retrain it: no new model
+    assert rnn.tags["pipeline.config_hash"] == first
+    assert client.get_registered_model(RNN).aliases[NEWEST_ALIAS] == 1
     assert_favoured_alias_follows_the_verdict(repo, client)
 
     # The first configuration again: DVC restores its outputs from its run-cache and logs

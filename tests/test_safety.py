@@ -54,7 +54,7 @@ def test_a_pickled_payload_as_model_file_is_refused_without_running_it(tmp_path:
     marker = tmp_path / "payload-ran"
     weights = tmp_path / "model.pt"
     torch.save({"recurrent.weight_ih_l0": Payload(marker)}, weights)
-    with pytest.raises(UserError, match="not a model state_dict saved by a train stage of .lstm."):
+    with pytest.raises(UserError, match="not a model state_dict saved by a train stage of 'lstm'"):
         load_model("lstm", ModelParams(arch="lstm", hidden_size=8, num_layers=1), weights)
     assert not marker.exists()
 

@@ -12,10 +12,19 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lstm_vs_rnn.data.sources import load_series
+from lstm_vs_rnn.data.sources import load_series, read_series
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import load_params
-from tests.conftest import TINY_PARAMS, TINY_STAGES, PipelineRepo, make_pipeline_repo, run_statuses
+from lstm_vs_rnn.evaluation.baselines import persistence_forecast
+from lstm_vs_rnn.evaluation.metrics import forecast_metrics
+from lstm_vs_rnn.params import load_params, split_point
+from lstm_vs_rnn.paths import ProjectPaths
+from tests.conftest import (
+    TINY_STAGES,
+    PipelineRepo,
+    copy_project,
+    make_pipeline_repo,
+    run_statuses,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,61 +41,34 @@ STAGES = TINY_STAGES
 # series figure and the predictions figure.
 STAGES_DRAWING_THE_NAMES = ("generate", "evaluate")
 
-# One entry where the test is about the data, not a comparison: two stages fewer to run.
-ONE_MODEL = {"models": {"lstm": TINY_PARAMS["models"]["lstm"]}}
+# The value column of the dated CSV: Chinese and Cyrillic.
+DATED_COLUMN = "销量 (Продажи)"
 
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
-def test_the_users_csv_is_the_series_and_an_edit_to_it_reruns_the_pipeline(
-    tmp_path: Path,
-) -> None:
-    """As far as `scale`: a CSV through evaluation is test_a_dated_csv_with_chinese_and_..."""
-    repo = make_pipeline_repo(tmp_path / "project", CSV_SOURCE)
-    assert stages_run(repo.dvc("repro", "scale").stdout) == ["check_params", "generate", "scale"]
-
-    series = pd.read_csv(repo.root / "data" / "raw" / "series.csv")
-    assert (len(series), series["t"].iloc[0], series["t"].iloc[-1]) == (309, 1700, 2008)
-    client = MlflowClient(repo.tracking_uri)
-    (parent,) = client.search_runs(
-        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
-        "tags.`pipeline.role` = 'configuration'",
-    )
-    assert parent.data.params["data.source"] == "csv"
-    assert parent.data.params["data.column"] == "SUNACTIVITY"
-    assert "data.n_points" not in parent.data.params  # only the active source's keys
-    assert "sunspots.csv:SUNACTIVITY" in parent.info.run_name
-
-    csv = repo.root / "data" / "sunspots" / "sunspots.csv"
-    csv.write_text(csv.read_text().replace("2008,2.9", "2008,3.1"))
-    assert "generate" in repo.dvc("status").stdout  # everything downstream of it is stale too
-    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
-    parents = client.search_runs(
-        [client.get_experiment_by_name("lstm-vs-rnn").experiment_id],
-        "tags.`pipeline.role` = 'configuration'",
-    )
-    assert len(parents) == 2, "an edited CSV is a new configuration in MLflow"
-
-
 def test_lagged_source_keeps_its_noise_floor(tmp_path: Path) -> None:
+    """As far as `generate`, the stage this is about; the floor and persistence scored on its
+    series as evaluate scores them (evaluate's noise floor in metrics.json: test_pipeline_e2e)."""
     repo = make_pipeline_repo(
         tmp_path / "project",
-        {
-            "data.source": "lagged",
-            "data.lag": 5,
-            "data.n_points": 400,
-            "train.repeats": 2,
-            **ONE_MODEL,
-        },
+        {"data.source": "lagged", "data.lag": 5, "data.n_points": 400},
     )
-    repo.dvc("repro")
-    metrics = json.loads((repo.root / "reports" / "metrics.json").read_text())
+    assert stages_run(repo.dvc("repro", "generate").stdout) == ["check_params", "generate"]
+    params = load_params(repo.root / "params.yaml")
+    series = read_series(ProjectPaths(repo.root).series_csv)
+    split = split_point(len(series), params.data.train_fraction)
+    values = series["y"].to_numpy()
+    train, actual = values[:split], values[split:]
+    clean = series["y_clean"].to_numpy()[split:]
+    noise_floor = forecast_metrics(actual, clean, train)["test_rmse"]
+    persistence = forecast_metrics(actual, persistence_forecast(values, len(actual)), train)
     # The clean signal is phi * y(t - lag), so the floor is the noise: std 0.5 in TINY_PARAMS'
     # project defaults, over 80 test points.
-    assert metrics["noise_floor"]["test_rmse"] == pytest.approx(0.5, rel=0.2)
-    assert metrics["persistence"]["test_rmse"] > metrics["noise_floor"]["test_rmse"]
+    assert noise_floor == pytest.approx(0.5, rel=0.2)
+    assert persistence["test_rmse"] > noise_floor
 
 
 BAD_CSVS = [
@@ -164,13 +146,13 @@ class DatedRun:
 def dated_run(tmp_path_factory: pytest.TempPathFactory) -> DatedRun:
     months = pd.date_range("1950-01-01", periods=144, freq="MS")
     sales = 100 + 10 * np.sin(np.arange(144) * 2 * np.pi / 12) + np.arange(144) * 0.5
-    table = pd.DataFrame({"年份": months.strftime("%Y-%m"), "销量 (Продажи)": sales.round(2)})
+    table = pd.DataFrame({"年份": months.strftime("%Y-%m"), DATED_COLUMN: sales.round(2)})
     repo = make_pipeline_repo(
         tmp_path_factory.mktemp("dated") / "project",
         {
             **CSV_SOURCE,
             "data.path": "data/user/sales.csv",
-            "data.column": "销量 (Продажи)",
+            "data.column": DATED_COLUMN,
             "data.time_column": "年份",
         },
     )
@@ -220,6 +202,33 @@ def test_a_dated_csv_with_chinese_and_cyrillic_names_runs_end_to_end(dated_run: 
     assert actual["t"].is_monotonic_increasing
     for figure in ("series", "predictions"):
         assert (repo.root / "reports" / "figures" / f"{figure}.png").stat().st_size > 10_000
+
+
+def configuration_runs(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("lstm-vs-rnn").experiment_id
+    return client.search_runs([experiment], "tags.`pipeline.role` = 'configuration'")
+
+
+def test_the_users_csv_is_a_configuration_and_an_edit_to_it_reruns_the_pipeline(
+    dated_run: DatedRun, tmp_path: Path
+) -> None:
+    """On a copy of the dated run, as far as `scale` (the shipped sunspots CSV read as the
+    series: test_sources.py)."""
+    repo = copy_project(dated_run.repo.root, tmp_path / "project")
+    client = MlflowClient(repo.tracking_uri)
+    (parent,) = configuration_runs(client)
+    assert parent.data.params["data.source"] == "csv"
+    assert parent.data.params["data.column"] == DATED_COLUMN
+    assert "data.n_points" not in parent.data.params  # only the active source's keys
+    assert f"sales.csv:{DATED_COLUMN}" in parent.info.run_name
+
+    csv = repo.root / "data" / "user" / "sales.csv"
+    *rows, last = csv.read_text().splitlines()
+    month, value = last.split(",")
+    csv.write_text("\n".join([*rows, f"{month},{float(value) + 0.2:.2f}"]) + "\n")
+    assert "generate" in repo.dvc("status").stdout  # everything downstream of it is stale too
+    assert stages_run(repo.dvc("repro", "scale").stdout) == ["generate", "scale"]
+    assert len(configuration_runs(client)) == 2, "an edited CSV is a new configuration in MLflow"
 
 
 def predictions_spec(shown: dict) -> dict:

@@ -29,7 +29,13 @@ from mlflow.tracking import MlflowClient
 
 from lstm_vs_rnn.commands.ui import headline_metric_keys
 from lstm_vs_rnn.params import load_params
-from tests.conftest import BuiltPipeline, PipelineRepo, free_port, wait_until_healthy
+from tests.conftest import (
+    EDITED_LSTM_HIDDEN_SIZE,
+    BuiltPipeline,
+    PipelineRepo,
+    free_port,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +58,8 @@ COMPARE_VIEWPORT = {"width": 1600, "height": 1300}
 SCREENSHOT_DIR_ENV = "UI_SCREENSHOT_DIR"
 EXPERIMENT = "lstm-vs-rnn"
 MODELS = ("rnn", "lstm")
-HIDDEN_SIZES = ("8", "16")  # models.lstm.hidden_size of the first and second configuration
+# models.lstm.hidden_size of the first and second configuration
+HIDDEN_SIZES = ("8", str(EDITED_LSTM_HIDDEN_SIZE))
 # The stages with a run (neither entry tunes, so their tune stages log none).
 ALL_STAGES = {"generate", "scale", "train@rnn-0", "train@lstm-0", "evaluate"}
 # The edit changes only the LSTM, so DVC re-runs only these for the second configuration.
@@ -195,13 +202,11 @@ def chromium() -> Path:
 
 @pytest.fixture(scope="module")
 def two_configurations(
-    tmp_path_factory: pytest.TempPathFactory, chromium: Path, built_pipeline: BuiltPipeline
+    tmp_path_factory: pytest.TempPathFactory, chromium: Path, edited_pipeline: BuiltPipeline
 ) -> PipelineRepo:
-    """`dvc repro`, a bigger LSTM, `dvc repro` again: two configurations in one store."""
-    repo = built_pipeline.copy_to(tmp_path_factory.mktemp("ui") / "project")
-    repo.edit_params({"models.lstm.hidden_size": int(HIDDEN_SIZES[1])})
-    repo.dvc("repro")
-    return repo
+    """`dvc repro`, a bigger LSTM, `dvc repro` again (the shared `edited_pipeline`): two
+    configurations in one store."""
+    return edited_pipeline.copy_to(tmp_path_factory.mktemp("ui") / "project")
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,10 @@ class Output:
         return self.lines[start:]
 
 
-@pytest.fixture
-def repo_with_makefile(tmp_path: Path) -> PipelineRepo:
-    repo = make_pipeline_repo(tmp_path / "project")
+@pytest.fixture(scope="module")
+def repo_with_makefile(tmp_path_factory: pytest.TempPathFactory) -> PipelineRepo:
+    """A project copy with the Makefile, where nothing ran: each test starts a UI on it."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("ui-command") / "project")
     shutil.copy2(REPO_ROOT / "Makefile", repo.root / "Makefile")
     return repo
 
