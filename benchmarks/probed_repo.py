@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_vs_rnn.params import ModelParams, parse_yaml
+from lstm_vs_rnn.stage_names import stage_command
 from tests.conftest import TINY_PARAMS, PipelineRepo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -186,8 +187,7 @@ class ProbedRepo:
 
     def stage(self, name: str, env: dict[str, str], timeout: float = 600) -> ReproResult:
         """One stage script run directly (as dvc would), e.g. against another tracking store."""
-        script, *model = name.split("@")
-        command = ("python", f"stages/{script}.py", *model)
+        command = ("python", *stage_command(name))
         return self.timed_run(command, {"PYTHONPATH": "src", **env}, timeout, check=True)
 
     def timed_run(

@@ -31,6 +31,7 @@ from lstm_vs_rnn.commands import mlflow_server
 from lstm_vs_rnn.commands.relocate_store import relocate
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
+from lstm_vs_rnn.stage_names import stage_command
 
 # Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
 CI_VALUES = ("true", "1", "yes")
@@ -223,12 +224,9 @@ class PipelineRepo:
     def stage(self, name: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run one stage script directly, as `dvc repro` would (`train@lstm-0`: the script
         stages/train.py with the arguments `lstm 0`)."""
-        script, _, item = name.partition("@")
-        entry, _, fold = item.rpartition("-")
         return self.run(
             "python",
-            f"stages/{script}.py",
-            *([entry, fold] if item else []),
+            *stage_command(name),
             env={"PYTHONPATH": "src", **kwargs.pop("env", {})},
             **kwargs,
         )

@@ -18,7 +18,7 @@ from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.pipeline import scale
 from lstm_vs_rnn.pipeline.evaluate import pooled_over_folds
 from lstm_vs_rnn.reporting.claims import FoldBlock, fold_differences, folds_section
-from lstm_vs_rnn.stage_names import entry_and_fold, entry_stage
+from lstm_vs_rnn.stage_names import entry_and_fold, entry_stage, stage_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,6 +106,8 @@ def test_stage_names_split_back_into_entry_and_fold() -> None:
     assert entry_and_fold("tune@rnn-0") == ("rnn", 0)
     for other in ("evaluate", "train@lstm", "scale@x-1", "train@-1"):
         assert entry_and_fold(other) is None
+    assert stage_command("train@lstm_tuned-1") == ["stages/train.py", "lstm_tuned", "1"]
+    assert stage_command("evaluate") == ["stages/evaluate.py"]
 
 
 @pytest.mark.parametrize(

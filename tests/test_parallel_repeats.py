@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +197,41 @@ def test_every_event_a_job_reports_reaches_the_parent_before_map_returns(
         )
     assert results == [0, 1, 2, 3]
     assert sorted(received) == [(job, number) for job in range(4) for number in range(40)]
+
+
+def test_the_last_spawned_worker_killed_outright_is_a_worker_died_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The executor spawns a worker per job on demand; Python 3.11's manager thread can wait on
+    the sentinels it knew before the last one was spawned, so that worker's SIGKILL went
+    unnoticed and `map` waited forever. The pool checks its workers itself."""
+    for folder in (REPO_ROOT / "src", REPO_ROOT / "tests"):
+        monkeypatch.syspath_prepend(str(folder))
+    from pool_jobs import report_pid_then_sleep
+
+    from lstm_vs_rnn.workers import WorkerDied, failed_job, worker_pool
+
+    pids: dict[int, int] = {}
+    outcome: list[BaseException | list[int]] = []
+
+    def kill_the_last_spawned(event: tuple[int, int]) -> None:
+        pids[event[0]] = event[1]
+        if len(pids) == 2:
+            os.kill(max(pids.values()), signal.SIGKILL)
+
+    def run() -> None:
+        try:
+            with worker_pool(2) as pool:
+                jobs = [(job, 60.0) for job in range(2)]
+                outcome.append(pool.map(report_pid_then_sleep, jobs, str, kill_the_last_spawned))
+        except BaseException as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=45)  # the jobs sleep 60 s: only a noticed death ends map before
+    assert not runner.is_alive(), "map still waits on a killed worker"
+    assert isinstance(outcome[0], WorkerDied), outcome
+    killed = next(job for job, pid in pids.items() if pid == max(pids.values()))
+    assert failed_job(outcome[0]) == killed
+    assert "its worker process ended without a result" in str(outcome[0])

@@ -15,6 +15,15 @@ def entry_stage(stage: str, entry: str, fold: int) -> str:
     return f"{stage}@{entry}-{fold}"
 
 
+def stage_command(name: str) -> list[str]:
+    """The script and arguments DVC runs for stage `name` (dvc.yaml's `cmd` without its
+    environment): `train@lstm-0` is `stages/train.py lstm 0`, `evaluate` is
+    `stages/evaluate.py`."""
+    stage, _, item = name.partition("@")
+    entry, _, fold = item.rpartition("-")
+    return [f"stages/{stage}.py", *([entry, fold] if item else [])]
+
+
 def entry_and_fold(name: str) -> tuple[str, int] | None:
     """(entry, fold) of a stage named `tune@<entry>-<fold>` or `train@<entry>-<fold>`, else
     None (another stage, or one of a layout without folds: `train@lstm`)."""

@@ -95,6 +95,12 @@ def _run_job(index: int, function: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
+def _worker_died(job: str) -> WorkerDied:
+    return WorkerDied(
+        f"{job}: its worker process ended without a result (killed by a signal, or out of memory)"
+    )
+
+
 class WorkerPool:
     """Worker processes that run jobs; use through `worker_pool`."""
 
@@ -133,6 +139,7 @@ class WorkerPool:
                 failed = sorted(futures.index(future) for future in done if future.exception())
                 if failed:
                     self._raise_failure(futures, failed, describe)
+                self._raise_if_a_worker_died(futures, describe)
             self._forward_last_events(on_event, len(jobs))
         except BaseException:
             self.stop()
@@ -185,11 +192,27 @@ class WorkerPool:
             error.add_note(f"in {describe(index)}")
         else:
             index = self._job_of_dead_worker(failed)
-            error = WorkerDied(
-                f"{describe(index)}: its worker process ended without a result "
-                "(killed by a signal, or out of memory)"
-            )
+            error = _worker_died(describe(index))
             error.__suppress_context__ = True
+        setattr(error, JOB_INDEX, index)
+        raise error
+
+    def _raise_if_a_worker_died(
+        self, futures: list[Future[Any]], describe: Callable[[int], str]
+    ) -> None:
+        """Raise `WorkerDied` for the unfinished job of a worker that has exited. The executor
+        notices a dead worker only through the sentinels its manager thread waits on, and
+        Python 3.11's rebuilds that list when woken, which `submit` does before it spawns the
+        worker for the job: a worker spawned last can be missing from it, and its death
+        (SIGKILL, out of memory) would leave the stage waiting forever."""
+        dead = {pid for pid, process in self._processes.items() if process.exitcode is not None}
+        if not dead:
+            return
+        unfinished = [index for index, future in enumerate(futures) if not future.done()]
+        if not unfinished:
+            return
+        index = next((i for i in unfinished if self._worker_of.get(i) in dead), unfinished[0])
+        error = _worker_died(describe(index))
         setattr(error, JOB_INDEX, index)
         raise error
 
