@@ -85,7 +85,7 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
 
 def trainings(repo: PipelineRepo) -> int:
     """Trainings the last tune stage ran (budget.trainings of its tuning result)."""
-    result = json.loads((repo.root / "tuning" / f"{ENTRY}.json").read_text())
+    result = json.loads((repo.root / "tuning" / "fold_0" / f"{ENTRY}.json").read_text())
     return result["budget"]["trainings"]
 
 
