@@ -119,6 +119,7 @@ class FoldScores:
     trained: dict[str, list[RecurrentForecaster]]  # [entry][repeat]
     train: np.ndarray  # (origin,) the training part, original units
     actual: np.ndarray  # (end - origin,) the scored block, original units
+    clean: np.ndarray | None  # its clean signal where known (the synthetic series), else None
     predictions: dict[str, list[np.ndarray]]  # [entry][repeat] -> (end - origin,)
     autoregression: LinearAutoregression
     ar_forecast: np.ndarray  # (end - origin,)
@@ -150,8 +151,9 @@ def score_fold(
         autoregression, with_history(train, actual, params.data.window)
     )
     forecasts = {"persistence": persistence_forecast(values[:end], len(actual)), "ar": ar_forecast}
-    if "y_clean" in series:
-        forecasts["noise_floor"] = series["y_clean"].to_numpy()[origin:end]
+    clean = series["y_clean"].to_numpy()[origin:end] if "y_clean" in series else None
+    if clean is not None:
+        forecasts["noise_floor"] = clean
     baselines = {
         name: forecast_metrics(actual, forecast, train) for name, forecast in forecasts.items()
     }
@@ -166,6 +168,7 @@ def score_fold(
         trained,
         train,
         actual,
+        clean,
         predictions,
         autoregression,
         ar_forecast,
@@ -210,7 +213,7 @@ class Assessment:
             paths,
             device,
             (self.train, self.actual),
-            self._clean_test(),
+            latest.clean,
             latest.autoregression,
             self.trained,
         )
@@ -413,12 +416,6 @@ class Assessment:
         keys = [key for key in TUNABLE if any(key in row for row in rows)]
         frame = pd.DataFrame(rows, columns=["entry", "value", *keys])
         save_figure(tuning_space_figure(frame, keys), self.paths.figure("tuning_space"))
-
-    def _clean_test(self) -> np.ndarray | None:
-        """Fold 0's scored block's clean signal where it is known (the synthetic series)."""
-        if "y_clean" not in self.series:
-            return None
-        return self.series["y_clean"].to_numpy()[self.split : self.split + len(self.actual)]
 
 
 def read_loss_history(params: Params, paths: ProjectPaths, name: str) -> pd.DataFrame:
