@@ -22,10 +22,12 @@ from typing import Any
 from benchmarks.report import Row
 from lstm_vs_rnn.commands.team_server import OPTUNA_DB, ServerConfig, TeamServer
 from lstm_vs_rnn.processes import usable_cores
+from lstm_vs_rnn.stage_names import entry_stage, stage_command
 from tests.conftest import PipelineRepo, copy_project, free_port, make_pipeline_repo
 
 SECTION = "7 tuning"
 ENTRY = "lstm_tuned"
+STAGE = entry_stage("tune", ENTRY, 0)
 
 
 def tuning_copy(root: Path, params: dict[str, Any]) -> PipelineRepo:
@@ -39,7 +41,7 @@ def timed_stage(repo: PipelineRepo, workers: int | None, env: dict[str, str]) ->
     shutil.rmtree(repo.root / ".optuna", ignore_errors=True)
     repo.edit_params({"tune.workers": workers})
     started = time.perf_counter()
-    repo.stage(f"tune@{ENTRY}-0", env=env)
+    repo.stage(STAGE, env=env)
     return time.perf_counter() - started
 
 
@@ -52,7 +54,7 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
     # Only its PostgreSQL is used: the second copy joins over TCP, as another machine would.
     config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
     copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
-    log = folder / "mlflow.log"
+    log, stage_log = folder / "mlflow.log", folder / "stage.log"
     server = TeamServer(config, mlflow_log=log)
     server.start()
     try:
@@ -60,23 +62,29 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
         remote = {**storage, "OPTUNA_STORAGE": config.study_url_file.read_text().strip()}
         copies[0].edit_params({"tune.workers": 1})
         started = time.perf_counter()
-        stage = subprocess.Popen(
-            ["python", "stages/tune.py", ENTRY],
-            cwd=copies[0].root,
-            env={**copies[0].env, **storage},
-            stdout=subprocess.DEVNULL,
-        )
-        copies[1].run(
-            "python",
-            "-m",
-            "lstm_vs_rnn.commands.tune_worker",
-            "--entry",
-            ENTRY,
-            "--wait",
-            "120",
-            env=remote,
-        )
-        stage.wait(timeout=3600)
+        with stage_log.open("w") as stage_stderr:
+            stage = subprocess.Popen(
+                ["python", *stage_command(STAGE)],
+                cwd=copies[0].root,
+                env={**copies[0].env, **storage},
+                stdout=subprocess.DEVNULL,
+                stderr=stage_stderr,
+            )
+            copies[1].run(
+                "python",
+                "-m",
+                "lstm_vs_rnn.commands.tune_worker",
+                "--entry",
+                ENTRY,
+                "--wait",
+                "120",
+                env=remote,
+            )
+            stage.wait(timeout=3600)
+        if stage.returncode != 0:
+            raise RuntimeError(
+                f"{STAGE} exited {stage.returncode} in the first clone:\n{stage_log.read_text()}"
+            )
         return time.perf_counter() - started
     finally:
         server.stop()
