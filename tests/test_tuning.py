@@ -42,6 +42,10 @@ from lstm_vs_rnn.modeling.tuning import (
     SEED_ATTR,
     STORAGE_ENV,
     WORKER_ATTR,
+    create_study,
+    fail_trials_that_never_began,
+    open_storage,
+    record_first_heartbeat,
     storage_refusals_explained,
 )
 from lstm_vs_rnn.params import EXPERIMENT_NAME_ENV, load_params
@@ -160,6 +164,26 @@ def test_ctrl_c_in_a_tune_stage_is_one_line_and_its_trial_ends_failed_as_interru
     assert [trial.state.name for trial in interrupted] == ["FAIL"]
     assert "RUNNING" not in run_statuses(repo.root).values()
     assert processes_in(repo.root) == []
+
+
+def test_a_trial_whose_worker_dies_before_its_first_heartbeat_does_not_stay_running(
+    tmp_path: Path,
+) -> None:
+    """Optuna never takes a RUNNING trial with no heartbeat for stale, so a worker killed
+    between `ask` and its heartbeat thread's first beat would leave the stage waiting forever:
+    the objective beats first thing, and a trial whose objective never began is failed."""
+    study = create_study(open_storage(f"sqlite:///{tmp_path / 'studies.db'}", 1), "s")
+    unbeaten, beaten, began = study.ask(), study.ask(), study.ask()
+    record_first_heartbeat(beaten)
+    began.set_user_attr(WORKER_ATTR, "host:1")
+    time.sleep(4.5)  # past the grace period (3 heartbeats of 1 s; SQLite keeps whole seconds)
+    optuna.storages.fail_stale_trials(study)
+    states = {trial.number: trial.state.name for trial in study.get_trials()}
+    assert (states[unbeaten.number], states[beaten.number]) == ("RUNNING", "FAIL")
+    assert fail_trials_that_never_began(study, older_than_s=60) == []  # not yet
+    assert fail_trials_that_never_began(study, older_than_s=0) == [unbeaten.number]
+    states = {trial.number: trial.state.name for trial in study.get_trials()}
+    assert (states[unbeaten.number], states[began.number]) == ("FAIL", "RUNNING")
 
 
 def test_a_locked_study_storage_is_one_line_saying_what_to_do(tmp_path: Path) -> None:

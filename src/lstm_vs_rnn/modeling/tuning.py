@@ -40,8 +40,9 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,10 @@ POLL_SECONDS = 0.5
 # A worker with no trial waiting or running for this long, in a study not yet finished, stops
 # (the stage that would enqueue the next rung is gone).
 IDLE_EXIT_SECONDS = 60.0
+# A RUNNING trial whose objective never began (no WORKER_ATTR) this long after it started has
+# lost its worker; a live one sets WORKER_ATTR within milliseconds. Generous, as the trial's
+# start time comes from the clock of the machine that took it. Seconds.
+NEVER_BEGAN_SECONDS = 60.0
 # Tries at opening a storage whose tables another process is creating at the same moment.
 SCHEMA_ATTEMPTS = 5
 # Heartbeats and the stale-trial retry are marked experimental since Optuna 2.8; we rely on them
@@ -311,6 +316,7 @@ def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna
             raise
 
     def run_listed_trial(trial: optuna.Trial) -> float:
+        record_first_heartbeat(trial)
         # Every trial of the study names who ran it, the extra one pruned below included.
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
@@ -328,6 +334,41 @@ def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna
         return evaluation.loss
 
     return run_trial
+
+
+def record_first_heartbeat(trial: optuna.Trial) -> None:
+    """Record `trial`'s heartbeat now, before its objective does anything else.
+
+    Optuna's heartbeat thread records the first beat asynchronously after the trial turns
+    RUNNING, and a RUNNING trial with no heartbeat at all is never taken for stale
+    (`RDBStorage._get_stale_trial_ids` skips it): a worker killed in between would leave its
+    trial RUNNING for good and the stage waiting on it. With this beat, every trial that shows
+    WORKER_ATTR can go stale; one that shows none is `fail_trials_that_never_began`'s. Does
+    nothing on a storage without heartbeats (the in-memory study of `run_in_process`)."""
+    if trial.storage.get_heartbeat_interval() is not None:
+        trial.storage.record_heartbeat(trial._trial_id)
+
+
+def fail_trials_that_never_began(
+    study: optuna.Study, older_than_s: float = NEVER_BEGAN_SECONDS
+) -> list[int]:
+    """Fail the RUNNING trials whose objective never began (no WORKER_ATTR) and that started
+    more than `older_than_s` seconds ago: their worker died between Optuna's `ask` and the
+    objective's first line, before any heartbeat (see `record_first_heartbeat`), so
+    `optuna.storages.fail_stale_trials` never fails them. Returns their numbers; their slots
+    are enqueued again by `wait_until_done` as lost. A trial settled meanwhile by another
+    process is left as it is."""
+    now = datetime.now()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None:
+            continue
+        if (now - trial.datetime_start).total_seconds() <= older_than_s:
+            continue
+        with suppress(optuna.exceptions.UpdateFinishedTrialError):
+            if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                failed.append(trial.number)
+    return failed
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -659,7 +700,8 @@ def wait_until_done(
     """Enqueue each slot not already held by a trial (a resumed study keeps its own), then block
     until every slot has a complete trial.
 
-    Each poll fails stale trials (their retry is enqueued by the storage's callback), enqueues
+    Each poll fails stale trials (their retry is enqueued by the storage's callback) and trials
+    whose worker died before their objective began (`fail_trials_that_never_began`), enqueues
     again a slot left with no waiting, running or complete trial in two polls in a row (a worker
     stopped by Ctrl-C or an error, or an interrupted stage being resumed), then calls
     `on_poll(trials_waiting)`."""
@@ -673,6 +715,7 @@ def wait_until_done(
         if all(slot.key in done for slot in slots):
             return {slot.key: done[slot.key] for slot in slots}
         optuna.storages.fail_stale_trials(study)
+        fail_trials_that_never_began(study)
         lost = {slot.key for slot in slots} - held_slots(study)
         for slot in slots:
             if slot.key in lost & lost_before:
