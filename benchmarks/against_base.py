@@ -136,8 +136,9 @@ class MeasuredCurrent:
 def run(
     workdir: Path, params: dict[str, Any], repeats: int, measured: MeasuredCurrent | None = None
 ) -> list[Row]:
-    """Base and current full runs, alternating; with `measured`, only the base runs and the
-    no-op is timed on `measured.repo`, first brought up to date (from DVC's run cache)."""
+    """Base and current full runs, alternating, then a no-op `dvc repro` against `dvc status`
+    on the current copy; with `measured` (smoke sizes), only the base runs, and the no-op is
+    timed on the base's copy."""
     commit = base_commit()
     base_tree = parse_yaml(git_show(commit, "params.yaml"))
     params = same_job(params, base_tree)
@@ -148,13 +149,15 @@ def run(
         for _ in range(repeats):
             for name, repo in (("base", base), ("current", current)):
                 results[name].append(fresh_repro(repo))
+        up_to_date, timed_code = current, "this code"
     else:
-        current = measured.repo
         results["base"] = [fresh_repro(base) for _ in range(repeats)]
         results["current"] = [measured.result]
-        current.repo.dvc("repro")
-    no_op = [timed(current.repo, "dvc", "repro") for _ in range(repeats)]
-    status = [timed(current.repo, "dvc", "status") for _ in range(repeats)]
+        # The earlier sections' edits left `measured.repo` out of date (its evaluate stage is
+        # not in DVC's run cache): the base, just reproduced, is timed instead of re-running it.
+        up_to_date, timed_code = base, commit
+    no_op = [timed(up_to_date.repo, "dvc", "repro") for _ in range(repeats)]
+    status = [timed(up_to_date.repo, "dvc", "status") for _ in range(repeats)]
     old, new = (statistics.median(r.wall for r in results[name]) for name in ("base", "current"))
     no_op_ratio = statistics.median(no_op) / statistics.median(status)
     return [
@@ -168,7 +171,7 @@ def run(
         *startup_rows(commit, results),
         Row(
             SECTION,
-            "no-op `dvc repro` vs `dvc status`, same repository",
+            f"no-op `dvc repro` vs `dvc status`, same repository ({timed_code})",
             f"{statistics.median(no_op):.2f} s / {statistics.median(status):.2f} s "
             f"= {no_op_ratio:.2f}x",
             f"<= {NO_OP_TARGET}x",
