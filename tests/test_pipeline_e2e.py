@@ -328,6 +328,23 @@ def test_a_model_edit_reruns_exactly_that_model_and_evaluate(
     edited.commit("second configuration")
 
 
+def test_returning_to_a_configuration_that_ran_restores_its_training_from_the_run_cache(
+    edited_pipeline: BuiltPipeline, tmp_path: Path
+) -> None:
+    """Back to the first configuration after the model edit: DVC restores the LSTM's tune and
+    train outputs from its run cache instead of training again (a stage with an uncached
+    output that is neither a metric nor a plot gets no run-cache entry: the figures are
+    plots), and only evaluate, which is not run-cached, runs. Every output is the first
+    configuration's, as committed."""
+    repo = edited_pipeline.copy_to(tmp_path / "project")
+    repo.run("git", "checkout", "params.yaml")
+    output = repo.dvc("repro").stdout
+    assert stages_run(output) == ["evaluate"]
+    assert "Stage 'train@lstm-0' is cached - skipping run" in output
+    committed = repo.run("git", "show", "HEAD:dvc.lock").stdout.encode()
+    assert output_hashes((repo.root / "dvc.lock").read_bytes()) == output_hashes(committed)
+
+
 def output_hashes(lock: bytes) -> dict[str, str]:
     """Every output of every stage, path -> md5, as dvc.lock records it."""
     stages = parse_yaml(lock)["stages"]
