@@ -345,8 +345,9 @@ def record_first_heartbeat(trial: optuna.Trial) -> None:
     trial RUNNING for good and the stage waiting on it. With this beat, every trial that shows
     WORKER_ATTR can go stale; one that shows none is `fail_trials_that_never_began`'s. Does
     nothing on a storage without heartbeats (the in-memory study of `run_in_process`)."""
-    if trial.storage.get_heartbeat_interval() is not None:
-        trial.storage.record_heartbeat(trial._trial_id)
+    storage = trial.storage
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial._trial_id)
 
 
 def fail_trials_that_never_began(
