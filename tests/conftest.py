@@ -262,9 +262,11 @@ def make_pipeline_repo(root: Path, params: dict[str, Any] | None = None) -> Pipe
             shutil.copy2(source, root / name)
     repo = PipelineRepo(root, clean_env())
     repo.run("git", "init", "-q", "-b", "main")
-    repo.dvc("init", "-q")
-    # The project's DVC settings and plot templates (analytics off, the offline plots page).
-    shutil.copy2(REPO_ROOT / ".dvc" / "config", root / ".dvc" / "config")
+    # The project's .dvc folder as git holds it (what `dvc init` wrote, the project's DVC
+    # settings and plot templates), as a clone gets it: a `dvc init` costs a second.
+    (root / ".dvc").mkdir()
+    for name in (".gitignore", "config"):
+        shutil.copy2(REPO_ROOT / ".dvc" / name, root / ".dvc" / name)
     shutil.copytree(REPO_ROOT / ".dvc" / "plots", root / ".dvc" / "plots")
     repo.edit_params({**TINY_PARAMS, **(params or {})})
     repo.commit("project copy with tiny params")
