@@ -95,6 +95,11 @@ def _run_job(index: int, function: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
+def _returned(future: Future[Any]) -> bool:
+    """Whether `future`'s job returned a result (not an error, not yet pending)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 def _worker_died(job: str) -> WorkerDied:
     return WorkerDied(
         f"{job}: its worker process ended without a result (killed by a signal, or out of memory)"
@@ -191,7 +196,11 @@ class WorkerPool:
             error = futures[index].exception()
             error.add_note(f"in {describe(index)}")
         else:
-            index = self._job_of_dead_worker(failed)
+            # A dead worker breaks the executor, which fails every unfinished job, one after
+            # another: `wait` may have returned with the first of them only, so the dead
+            # worker's job is looked for among every job that has not returned a result.
+            unsettled = [index for index, future in enumerate(futures) if not _returned(future)]
+            index = self._job_of_dead_worker(unsettled)
             error = _worker_died(describe(index))
             error.__suppress_context__ = True
         setattr(error, JOB_INDEX, index)
