@@ -1,13 +1,13 @@
-"""Section 6: tuning trainings per minute with 1 worker, every local core, and two clones.
+"""Section 7: tuning trainings per minute with 1 worker, every local core, and two clones.
 
 Each measurement tunes one entry (`lstm_tuned`) of a fresh project copy from an empty study:
 the wall time of the tune stage from its start to its last trial, and the trainings (Optuna
 trials: one configuration on one seed) its successive halving ran, read from the
-chosen-settings file. The
-two-clone row joins a second copy's `tune_worker` to the first copy's stage through a real
-PostgreSQL study (started as `make server` does; the second copy over TCP with the study
-role's password, as another machine would); both use one worker each, so on an idle
-machine with 2 cores it should be near twice the 1-worker rate.
+chosen-settings file. The two-clone row joins a second copy's `tune_worker` to the first copy's
+stage through a real PostgreSQL study (started as `make server` starts it, without the MLflow
+server, to which no run here logs; the second copy over TCP with the study role's password, as
+another machine would); both use one worker each, so on an idle machine with 2 cores it should
+be near twice the 1-worker rate.
 """
 
 import json
@@ -51,12 +51,12 @@ def joined_through_postgres(workdir: Path, prepared: PipelineRepo) -> float:
     # Not under `workdir`: that one is private, and PostgreSQL runs as its own user under root.
     folder = Path(tempfile.mkdtemp(prefix="lstm-vs-rnn-bench-postgres-"))
     os.chmod(folder, 0o755)
-    # Only its PostgreSQL is used: the second copy joins over TCP, as another machine would.
+    # Only its PostgreSQL is started: the second copy joins over TCP, as another machine would.
     config = ServerConfig(folder, port=free_port(), workers=1, study_port=free_port())
     copies = [copy_project(prepared.root, workdir / f"tuning-clone{i}") for i in (1, 2)]
-    log, stage_log = folder / "mlflow.log", folder / "stage.log"
-    server = TeamServer(config, mlflow_log=log)
-    server.start()
+    stage_log = folder / "stage.log"
+    server = TeamServer(config)
+    server.start(tracking=False)
     try:
         storage = {"OPTUNA_STORAGE": config.database_uri(OPTUNA_DB), "PYTHONPATH": "src"}
         remote = {**storage, "OPTUNA_STORAGE": config.study_url_file.read_text().strip()}

@@ -49,7 +49,7 @@ def test_two_queued_experiments_two_workers_one_store(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
     assert not left, f"queue workers still running after 'dvc queue stop': {left}"
     print(f"two experiments, two workers: {seconds:.0f} s\n{status}")
-    assert [line.split()[-1] for line in _rows(status)] == ["Success"] * len(EXPERIMENTS), status
+    assert queue_statuses(status) == dict.fromkeys(EXPERIMENTS, "Success"), status
 
     for name in EXPERIMENTS:
         logs = repo.dvc("queue", "logs", name).stdout
@@ -127,7 +127,7 @@ def wait_for_queue(repo: PipelineRepo, timeout: float) -> str:
         now = time.monotonic()
         if set(EXPERIMENTS) <= succeeded(repo) or now - asked >= STATUS_EVERY_S or now > deadline:
             asked, status = now, repo.dvc("queue", "status").stdout
-            ended = [line for line in _rows(status) if line.split()[-1] in ("Success", "Failed")]
+            ended = [name for name, state in queue_statuses(status).items() if state in ENDED]
             if len(ended) == len(EXPERIMENTS) or now > deadline:
                 return status
         time.sleep(1)
@@ -161,10 +161,18 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def _rows(status: str) -> list[str]:
-    """The task lines of `dvc queue status` (not the header or the worker summary)."""
-    return [
-        line
-        for line in status.splitlines()
-        if line.strip() and line.split()[-1] in ("Queued", "Running", "Success", "Failed")
-    ]
+ENDED = ("Success", "Failed")
+
+
+def queue_statuses(status: str) -> dict[str, str]:
+    """Each experiment's state in `dvc queue status`. A task that is ending can be listed
+    twice, Running and Success (DVC reads its active and its done tasks one after the other):
+    an ended state wins."""
+    states: dict[str, str] = {}
+    for line in status.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[-1] in ("Queued", "Running", *ENDED):
+            name, state = words[1], words[-1]
+            if states.get(name) not in ENDED:
+                states[name] = state
+    return states

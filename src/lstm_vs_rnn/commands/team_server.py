@@ -173,7 +173,12 @@ class TeamServer:
         self.postgres: subprocess.Popen[bytes] | None = None
         self.mlflow: MlflowServer | None = None
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+    def start(self, timeout: float = START_TIMEOUT_S, tracking: bool = True) -> None:
+        """Start PostgreSQL (its tracking and study databases), then, unless `tracking` is
+        False, the MLflow server on it; return once both answer. Without `tracking`, a job that
+        only shares Optuna studies (benchmarks/tuning.py) skips the MLflow server's start-up
+        (5 s on 2 cores). Raises UserError if a port is taken; on any failure what started is
+        stopped."""
         check_auth_environment(self.config)
         ensure_port_free(
             self.config.host, self.config.port, f"make server SERVER_PORT={self.config.port + 1}"
@@ -185,7 +190,8 @@ class TeamServer:
         )
         try:
             self._start_postgres(timeout)
-            self._start_mlflow(timeout)
+            if tracking:
+                self._start_mlflow(timeout)
         except BaseException:
             self.stop()
             raise
