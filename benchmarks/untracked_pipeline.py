@@ -17,6 +17,7 @@ from lstm_vs_rnn.data.sources import load_series
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.pipeline import evaluate, generate, scale, train, tune
+from lstm_vs_rnn.workers import worker_pool
 
 
 class Untracked:
@@ -45,7 +46,8 @@ def main(params_file: Path, out: Path) -> None:
         else:
             tune.write_listed(params, paths, name)
     for name in params.models:
-        train.run(params, paths, name, Untracked())
+        with worker_pool(params.repeat_workers()) as pool:
+            train.run(params, paths, name, Untracked(), pool)
     evaluate.run(params, paths)
 
 
