@@ -47,12 +47,15 @@ def parse_entry_and_fold() -> tuple[str, int]:
 def main() -> None:
     from lstm_vs_rnn.params import check_entry_and_fold, load_params
     from lstm_vs_rnn.paths import PATHS
+    from lstm_vs_rnn.processes import workers_for
     from lstm_vs_rnn.workers import worker_pool
 
     name, fold = parse_entry_and_fold()
     params = load_params(PATHS.params)
     check_entry_and_fold(params, name, fold)
-    with worker_pool(params.repeat_workers(), preload=WORKER_PRELOAD) as pool:
+    with worker_pool(
+        workers_for(params.train.workers, params.train.repeats), preload=WORKER_PRELOAD
+    ) as pool:
         train_and_log(params, PATHS.for_fold(fold), name, pool)
 
 

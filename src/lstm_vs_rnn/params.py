@@ -24,7 +24,6 @@ from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML, YAMLError
 
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.processes import usable_cores
 
 # Architectures a model entry may name (`models.<entry>.arch`), mapped to their torch.nn layer.
 # Adding an architecture is one line here and one in `Architecture`.
@@ -221,11 +220,6 @@ class Params(_Section):
     def repeat_seeds(self) -> list[int]:
         """The torch seed of each repeat: `train.seed + i`, the same for every model entry."""
         return [self.train.seed + repeat for repeat in range(self.train.repeats)]
-
-    def repeat_workers(self) -> int:
-        """The processes a train stage trains its repeats on: `train.workers` (null: every
-        usable core), at most one per repeat."""
-        return min(self.train.workers or usable_cores(), self.train.repeats)
 
     def flat(self) -> dict[str, Any]:
         """Every active leaf value by its dotted params.yaml key, as DVC names them, for MLflow

@@ -109,10 +109,10 @@ def run(
     listener: RepeatListener,
     pool: WorkerPool | InProcessPool,
 ) -> TrainResult:
-    """Train every repeat of entry `name` on fold k = `paths.fold` on `pool`, a
-    `worker_pool(params.repeat_workers())` (the stage opens it first, so its workers start
-    while the stage opens its MLflow run), weights into models/fold_<k>/<name>/ (replaced
-    whole, only if every repeat finished), the loss histories into
+    """Train every repeat of entry `name` on fold k = `paths.fold` on `pool`, a `worker_pool`
+    of `processes.workers_for(train.workers, train.repeats)` (the stage opens it first, so its
+    workers start while the stage opens its MLflow run), weights into models/fold_<k>/<name>/
+    (replaced whole, only if every repeat finished), the loss histories into
     reports/plots/losses/fold_<k>/<name>.csv and reports/figures/fold_<k>/loss_<name>.png.
 
     `listener` follows each repeat as it starts, finishes an epoch and ends; a terminal shows
