@@ -17,8 +17,6 @@ from lstm_vs_rnn.data.sources import load_series
 from lstm_vs_rnn.params import load_params
 from lstm_vs_rnn.paths import ProjectPaths
 from lstm_vs_rnn.pipeline import evaluate, generate, scale, train, tune
-from lstm_vs_rnn.processes import workers_for
-from lstm_vs_rnn.workers import worker_pool
 
 
 class Untracked:
@@ -47,8 +45,7 @@ def main(params_file: Path, out: Path) -> None:
         else:
             tune.write_listed(params, paths, name)
     for name in params.models:
-        with worker_pool(workers_for(params.train.workers, params.train.repeats)) as pool:
-            train.run(params, paths, name, Untracked(), pool)
+        train.run(params, paths, name, Untracked())
     evaluate.run(params, paths)
 
 

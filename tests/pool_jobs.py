@@ -1,7 +1,6 @@
 """Jobs for tests of `lstm_vs_rnn.workers`: importable by name in the pool's spawned workers."""
 
 import os
-import sys
 import time
 
 from lstm_vs_rnn.workers import report
@@ -20,8 +19,3 @@ def report_pid_then_sleep(job: int, seconds: float) -> int:
     report((job, os.getpid()))
     time.sleep(seconds)
     return job
-
-
-def loaded(module: str) -> bool:
-    """Whether this worker has imported `module` (looked up, not imported)."""
-    return module in sys.modules

@@ -11,7 +11,6 @@ import re
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,33 +235,3 @@ def test_the_last_spawned_worker_killed_outright_is_a_worker_died_error(
     killed = next(job for job, pid in pids.items() if pid == max(pids.values()))
     assert failed_job(outcome[0]) == killed
     assert "its worker process ended without a result" in str(outcome[0])
-
-
-def test_a_preloading_pool_starts_every_worker_at_once_and_imports_before_any_job(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A stage opens its pool before MLflow: the workers start and import while it does."""
-    for folder in (REPO_ROOT / "src", REPO_ROOT / "tests"):
-        monkeypatch.syspath_prepend(str(folder))
-    import psutil
-    from pool_jobs import loaded
-
-    from lstm_vs_rnn.workers import worker_pool
-
-    def workers() -> list[psutil.Process]:
-        return [
-            child
-            for child in psutil.Process().children()
-            if "spawn_main" in " ".join(child.cmdline())
-        ]
-
-    with worker_pool(2, preload=("json.tool",)) as pool:
-        deadline = time.monotonic() + 60
-        while len(workers()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers()) == 2  # no job was submitted yet
-        assert pool.map(loaded, [("json.tool",)] * 2, describe=str) == [True, True]
-        pool.close()
-        assert workers() == []
-        pool.close()  # a second close does nothing
-    assert workers() == []

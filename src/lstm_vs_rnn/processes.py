@@ -28,9 +28,3 @@ def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
     restrict; os.cpu_count() counts the machine's), the default number of worker processes."""
     return len(os.sched_getaffinity(0))
-
-
-def workers_for(requested: int | None, jobs: int) -> int:
-    """The worker processes for `jobs` independent jobs: `requested` (a `workers` setting of
-    params.yaml; None: every usable core), never more than one per job."""
-    return min(requested or usable_cores(), jobs)

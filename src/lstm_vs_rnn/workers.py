@@ -15,7 +15,6 @@ library's `concurrent.futures.ProcessPoolExecutor`.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 import queue
@@ -110,21 +109,12 @@ def _worker_died(job: str) -> WorkerDied:
 class WorkerPool:
     """Worker processes that run jobs; use through `worker_pool`."""
 
-    def __init__(self, workers: int, preload: Sequence[str]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._events: Any = context.Queue()
-        self._executor: Any = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(self._events, os.getpid()),
-        )
+    def __init__(self, executor: ProcessPoolExecutor, events: Any) -> None:
+        self._executor = executor
+        self._events = events
         self._worker_of: dict[int, int] = {}  # job index -> pid of the worker that took it
         self._returned: set[int] = set()  # jobs whose every event has been forwarded
         self._processes: dict[int, Any] = {}  # pid -> the executor's process object
-        # The executor spawns a worker per job submitted while none is idle: one each.
-        for _ in range(workers if preload else 0):
-            self._executor.submit(_preload, preload)
 
     def map(
         self,
@@ -249,18 +239,8 @@ class WorkerPool:
                 return index
         return (started or failed)[0]
 
-    def close(self) -> None:
-        """Let every worker finish its job and exit; the pool takes no job after this (a
-        second close, or a stop, does nothing)."""
-        if self._executor is None:
-            return
-        self._executor.shutdown(wait=True)
-        self._release()
-
     def stop(self) -> None:
         """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and drop queued jobs."""
-        if self._executor is None:
-            return
         # The executor's own list of its processes (Python 3.14 adds `terminate_workers()`).
         processes = list((self._executor._processes or {}).values())
         for process in processes:
@@ -272,25 +252,11 @@ class WorkerPool:
                 process.kill()
                 process.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._release()
-
-    def _release(self) -> None:
-        """Close the event queue and drop every reference to the executor and its processes.
-        Their queues' semaphores are then released at once, not when the pool object goes: a
-        stage that closes its pool and ends soon after with `os._exit` otherwise left the
-        resource tracker warning of 3 leaked semaphores (seen in 4 of 4 runs)."""
-        self._events.close()
-        self._events.join_thread()
-        self._events = self._executor = None
-        self._processes.clear()
 
 
 class InProcessPool:
     """`WorkerPool`'s interface, running the jobs one after another in this process: with one
     worker, a spawned process would only add its start-up (about 3 s of imports)."""
-
-    def close(self) -> None:
-        """As `WorkerPool.close`: nothing to end."""
 
     def map(
         self,
@@ -316,30 +282,29 @@ class InProcessPool:
         return results
 
 
-def _preload(modules: Sequence[str]) -> None:
-    for module in modules:
-        importlib.import_module(module)
-
-
 @contextmanager
-def worker_pool(workers: int, preload: Sequence[str] = ()) -> Iterator[WorkerPool | InProcessPool]:
+def worker_pool(workers: int) -> Iterator[WorkerPool | InProcessPool]:
     """A pool of `workers` spawned processes, stopped when the block ends, however it ends;
-    with one worker, the jobs run in this process (same results: see the module's docstring).
-
-    With `preload` (module names), every worker is started at once and imports them before
-    any job: a pool opened ahead of the parent's own slow set-up (a stage importing MLflow and
-    opening its store, 2-3 s) has its workers' imports done meanwhile, on the other cores,
-    instead of after it. Importing a module earlier changes no result. An import that fails
-    here fails again, and is raised, in the first job that needs it.
-    """
+    with one worker, the jobs run in this process (same results: see the module's docstring)."""
     if workers == 1:
         yield InProcessPool()
         return
-    pool = WorkerPool(workers, preload)
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(events, os.getpid()),
+    )
+    pool = WorkerPool(executor, events)
     try:
         yield pool
     except BaseException:
         pool.stop()
         raise
     else:
-        pool.close()
+        executor.shutdown(wait=True)
+    finally:
+        events.close()
+        events.join_thread()

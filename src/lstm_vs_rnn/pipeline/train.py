@@ -30,11 +30,12 @@ from lstm_vs_rnn.modeling.repeats import (
 from lstm_vs_rnn.modeling.training import EpochLosses, best_validation_repeat, history_frame
 from lstm_vs_rnn.params import Params, validation_windows
 from lstm_vs_rnn.paths import ProjectPaths
+from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.progress import StageProgress
 from lstm_vs_rnn.reporting.figures import loss_figure, save_figure
 from lstm_vs_rnn.stage_names import entry_stage
 from lstm_vs_rnn.stage_result import StageResult
-from lstm_vs_rnn.workers import InProcessPool, WorkerPool
+from lstm_vs_rnn.workers import worker_pool
 
 # The params keys the stage reads, as dvc.yaml lists them (tests/test_layout.py checks both;
 # `{entry}` is the stage's entry, dvc.yaml's `${key}`):
@@ -102,18 +103,10 @@ class TrainResult:
     best: BestRepeat
 
 
-def run(
-    params: Params,
-    paths: ProjectPaths,
-    name: str,
-    listener: RepeatListener,
-    pool: WorkerPool | InProcessPool,
-) -> TrainResult:
-    """Train every repeat of entry `name` on fold k = `paths.fold` on `pool`, a `worker_pool`
-    of `processes.workers_for(train.workers, train.repeats)` (the stage opens it first, so its
-    workers start while the stage opens its MLflow run), weights into models/fold_<k>/<name>/
-    (replaced whole, only if every repeat finished), the loss histories into
-    reports/plots/losses/fold_<k>/<name>.csv and reports/figures/fold_<k>/loss_<name>.png.
+def run(params: Params, paths: ProjectPaths, name: str, listener: RepeatListener) -> TrainResult:
+    """Train every repeat of entry `name` on fold k = `paths.fold`, weights into
+    models/fold_<k>/<name>/ (replaced whole, only if every repeat finished), the loss histories
+    into reports/plots/losses/fold_<k>/<name>.csv and reports/figures/fold_<k>/loss_<name>.png.
 
     `listener` follows each repeat as it starts, finishes an epoch and ends; a terminal shows
     one live progress line, a log one line per repeat.
@@ -131,7 +124,7 @@ def run(
     try:
         with atomic_directory(paths.model_dir(name)) as folder:
             events = RepeatEvents(listener, progress)
-            histories = train_repeats(name, params, paths.train_array, folder, events, pool)
+            histories = train_repeats(name, params, paths.train_array, folder, events)
     finally:
         progress.close()
     seconds = time.monotonic() - started
@@ -154,22 +147,22 @@ def run(
 
 
 def train_repeats(
-    name: str,
-    params: Params,
-    train_array: Path,
-    folder: Path,
-    events: RepeatEvents,
-    pool: WorkerPool | InProcessPool,
+    name: str, params: Params, train_array: Path, folder: Path, events: RepeatEvents
 ) -> pd.DataFrame:
-    """Train every repeat of `name` on `pool`, weights into `folder`; return the loss
-    histories, repeat by repeat (the same bytes for any number of workers)."""
+    """Train every repeat of `name` on `train.workers` processes, weights into `folder`; return
+    the loss histories, repeat by repeat (the same bytes for any number of workers)."""
     seeds = params.repeat_seeds()
-    fitted = pool.map(
-        fit_repeat,
-        [(name, params, repeat, seed, train_array, folder) for repeat, seed in enumerate(seeds)],
-        describe=lambda index: f"{name}, repeat {index} (seed {seeds[index]})",
-        on_event=events.on_event,
-    )
+    workers = min(params.train.workers or usable_cores(), len(seeds))
+    with worker_pool(workers) as pool:
+        fitted = pool.map(
+            fit_repeat,
+            [
+                (name, params, repeat, seed, train_array, folder)
+                for repeat, seed in enumerate(seeds)
+            ],
+            describe=lambda index: f"{name}, repeat {index} (seed {seeds[index]})",
+            on_event=events.on_event,
+        )
     return pd.concat(
         [history_frame(repeat.repeat, repeat.seed, repeat.history) for repeat in fitted],
         ignore_index=True,
