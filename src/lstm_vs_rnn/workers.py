@@ -209,35 +209,42 @@ class WorkerPool:
     def _raise_if_a_worker_died(
         self, futures: list[Future[Any]], describe: Callable[[int], str]
     ) -> None:
-        """Raise `WorkerDied` for the unfinished job of a worker that has exited. The executor
-        notices a dead worker only through the sentinels its manager thread waits on, and
-        Python 3.11's rebuilds that list when woken, which `submit` does before it spawns the
-        worker for the job: a worker spawned last can be missing from it, and its death
+        """Raise `WorkerDied` for the job of a worker that has exited without its result. The
+        executor notices a dead worker only through the sentinels its manager thread waits on,
+        and Python 3.11's rebuilds that list when woken, which `submit` does before it spawns
+        the worker for the job: a worker spawned last can be missing from it, and its death
         (SIGKILL, out of memory) would leave the stage waiting forever."""
         dead = {pid for pid, process in self._processes.items() if process.exitcode is not None}
         if not dead:
             return
-        unfinished = [index for index, future in enumerate(futures) if not future.done()]
-        if not unfinished:
+        # Not only the unfinished jobs: the executor may have failed the dead worker's job
+        # since `wait` returned, and not yet the others.
+        unsettled = [index for index, future in enumerate(futures) if not _returned(future)]
+        if not unsettled:
             return
-        index = next((i for i in unfinished if self._worker_of.get(i) in dead), unfinished[0])
+        index = self._job_of_dead_worker(unsettled)
         error = _worker_died(describe(index))
         setattr(error, JOB_INDEX, index)
         raise error
 
-    def _job_of_dead_worker(self, failed: list[int]) -> int:
-        """Of the jobs a broken pool failed, the one whose worker died by itself. The executor
+    def _job_of_dead_worker(self, unsettled: list[int]) -> int:
+        """Of the jobs without a result, the one whose worker died by itself. The executor
         ends the other workers with SIGTERM once one dies, so that worker's exit code is any
-        other (SIGKILL, a crash, an exit); without one, the first job a worker had taken."""
-        started = [index for index in failed if index in self._worker_of]
-        for index in started:
-            process = self._processes.get(self._worker_of[index])
-            if process is None:
-                continue
-            process.join(timeout=DEATH_WAIT_S)
-            if process.exitcode is not None and process.exitcode != -signal.SIGTERM:
-                return index
-        return (started or failed)[0]
+        other (SIGKILL, a crash, an exit); without one, the first job a worker had taken.
+        Workers that have exited are looked at first, then each is waited for in turn."""
+        started = [index for index in unsettled if index in self._worker_of]
+        processes = [
+            (index, self._processes[self._worker_of[index]])
+            for index in started
+            if self._worker_of[index] in self._processes
+        ]
+        for wait_s in (0.0, DEATH_WAIT_S):
+            for index, process in processes:
+                if wait_s:
+                    process.join(timeout=wait_s)
+                if process.exitcode is not None and process.exitcode != -signal.SIGTERM:
+                    return index
+        return (started or unsettled)[0]
 
     def stop(self) -> None:
         """Stop every worker now (SIGTERM, then SIGKILL after 5 s) and drop queued jobs."""
