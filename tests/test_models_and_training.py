@@ -1,5 +1,8 @@
 """Unit tests of the models, the training loop and the metrics."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +22,7 @@ from lstm_vs_rnn.modeling.networks import build_model, count_parameters
 from lstm_vs_rnn.modeling.prediction import predict
 from lstm_vs_rnn.modeling.training import (
     EpochLosses,
+    FunctionalAdam,
     TrainingDiverged,
     best_validation_repeat,
     configure_torch,
@@ -101,6 +105,47 @@ def test_training_is_deterministic() -> None:
 
     for first, second in zip(weights(), weights(), strict=True):
         assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_functional_adam_moves_the_weights_exactly_as_torch_adam(clip: float | None) -> None:
+    def weights(optimizer_class: type) -> list[torch.Tensor]:
+        configure_torch(SETTINGS)
+        model = build_model(ModelParams(arch="lstm", hidden_size=8, num_layers=2), seed=3)
+        optimizer = optimizer_class(list(model.parameters()), lr=0.02)
+        windows, targets = sine_windows()
+        for start in range(0, 160, 16):
+            optimizer.zero_grad()
+            prediction = model(windows[start : start + 16].unsqueeze(-1))
+            loss = nn.functional.mse_loss(prediction, targets[start : start + 16].unsqueeze(-1))
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+        return [param.detach().clone() for param in model.parameters()]
+
+    ours, torchs = weights(FunctionalAdam), weights(torch.optim.Adam)
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))
+    initial = build_model(ModelParams(arch="lstm", hidden_size=8, num_layers=2), seed=3)
+    assert not torch.equal(ours[0], next(initial.parameters()))
+
+
+def test_training_does_not_import_torch_dynamo() -> None:
+    """The point of `FunctionalAdam`: 1.2 s of CPU saved in every process that trains."""
+    script = (
+        "import sys, torch\n"
+        "from lstm_vs_rnn.modeling.networks import build_model\n"
+        "from lstm_vs_rnn.modeling.training import train_model\n"
+        "from lstm_vs_rnn.params import ModelParams, TrainParams\n"
+        f"settings = TrainParams(**{vars(SETTINGS)!r})\n"
+        "windows, targets = torch.rand(60, 8), torch.rand(60)\n"
+        "model = build_model(ModelParams(arch='gru', hidden_size=4, num_layers=1))\n"
+        "train_model(model, windows, targets, 10, settings, torch.device('cpu'), seed=1)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 class BatchRecorder(nn.Module):
