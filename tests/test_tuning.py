@@ -34,6 +34,7 @@ from conftest import (
     start_in_terminal,
     stop_if_running,
 )
+from optuna.trial import TrialState
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.modeling.tuning import (
@@ -86,16 +87,16 @@ def test_one_and_two_workers_choose_byte_identical_settings(
 def test_a_worker_killed_mid_trial_loses_nothing(
     tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
-    # Long enough trials that the kill lands inside one: 40 epochs per seed; one rung. Two
+    # Long enough trials that the kill lands inside one: 150 epochs per seed; one rung. Two
     # workers: with one, the trials run in the stage's own process.
     repo = tuning_repo(
         tmp_path / "project",
         **{
-            "train.epochs": 40,
+            "train.epochs": 150,
             "tune.workers": 2,
             "tune.n_trials": 2,
             "tune.final_seeds": 1,
-            "tune.space": {"epochs": [40], "hidden_size": [8, 16]},
+            "tune.space": {"epochs": [150], "hidden_size": [8, 16]},
         },
     )
     stage = subprocess.Popen(
@@ -107,7 +108,11 @@ def test_a_worker_killed_mid_trial_loses_nothing(
         text=True,
     )
     try:
-        victim = running_trial_worker(repo, timeout=120)
+        # Killed when no trial waits and none is between Optuna's ask and its objective: the
+        # other worker, which the pool then stops, is inside a trial or has none. Stopped
+        # between ask and objective, it would leave that trial RUNNING for the stage's
+        # NEVER_BEGAN_SECONDS (a minute) before its retry.
+        victim = running_trial_worker(repo, timeout=120, stage=stage, none_taken=True)
         os.kill(int(victim.split(":")[1]), signal.SIGKILL)
         output = stage.communicate(timeout=300)[0]
     finally:
@@ -204,20 +209,30 @@ def test_a_locked_study_storage_is_one_line_saying_what_to_do(tmp_path: Path) ->
     )
 
 
-def running_trial_worker(repo: PipelineRepo, timeout: float) -> str:
-    """The worker (host:pid) of the first trial seen running."""
+def running_trial_worker(
+    repo: PipelineRepo,
+    timeout: float,
+    stage: subprocess.Popen[str] | None = None,
+    none_taken: bool = False,
+) -> str:
+    """The worker (host:pid) of the first trial seen running its objective; with `none_taken`,
+    once no trial is waiting or being taken (RUNNING, its objective not begun). An
+    AssertionError with the stage's output if `stage` ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stage is not None and stage.poll() is not None:
+            raise AssertionError(f"the stage ended first:\n{stage.communicate()[0]}")
         if (repo.root / ".optuna" / "studies.db").exists():
             try:
                 study = local_study(repo)
             except ValueError:
                 study = None
-            for trial in (
-                study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) if study else []
-            ):
-                if WORKER_ATTR in trial.user_attrs:
-                    return trial.user_attrs[WORKER_ATTR]
+            trials = (
+                study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING)) if study else []
+            )
+            workers = [t.user_attrs[WORKER_ATTR] for t in trials if WORKER_ATTR in t.user_attrs]
+            if workers and (not none_taken or len(workers) == len(trials)):
+                return workers[0]
         time.sleep(0.2)
     raise AssertionError("no trial started running")
 

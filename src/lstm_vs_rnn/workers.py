@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.processes import die_with_parent
@@ -90,9 +90,25 @@ class _JobReturned:
 
 def _run_job(index: int, function: Callable[..., Any], *args: Any) -> Any:
     _events.put(_JobStarted(index, os.getpid()))
-    result = function(*args)
+    try:
+        result = function(*args)
+    except KeyboardInterrupt:
+        _end_as_stopped()
     _events.put(_JobReturned(index))
     return result
+
+
+def _end_as_stopped() -> NoReturn:
+    """End this worker as SIGTERM's default action does (exit code -SIGTERM).
+
+    Workers ignore SIGINT, so a KeyboardInterrupt here is a job's own SIGTERM handler (a
+    tuning trial's, so that Optuna records the trial FAIL): the pool is stopping this worker,
+    and wants no result from it. Left to the executor, the exception would be sent back while
+    the pool's second SIGTERM lands, and multiprocessing would print both tracebacks into the
+    stage's output; the parent also tells a stopped worker from a dead one by -SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(1)  # not reached: the signal's default action ends the process first
 
 
 def _returned(future: Future[Any]) -> bool:
