@@ -64,7 +64,10 @@ def local_study(repo: PipelineRepo) -> optuna.Study:
 def test_one_and_two_workers_choose_byte_identical_settings(
     tuning_repo: Callable[..., PipelineRepo], tmp_path: Path
 ) -> None:
-    repo = tuning_repo(tmp_path / "project")
+    # Trials of 60 epochs (a third of a second): long enough that the second worker, which
+    # looks for waiting trials every POLL_SECONDS, takes some before the first has run them all.
+    space = {**TUNING["tune.space"], "epochs": [60]}
+    repo = tuning_repo(tmp_path / "project", **{"train.epochs": 60, "tune.space": space})
     result = repo.root / "tuning" / "fold_0" / "lstm_tuned.json"
     outputs, workers = {}, {}
     for count in (1, 2):
