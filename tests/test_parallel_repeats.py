@@ -144,7 +144,8 @@ def test_a_killed_worker_fails_its_repeat_and_stops_the_stage(
     repo.stage("tune@lstm-0")  # as `dvc repro` would: tune@lstm-0 tracks train.epochs
     pid, terminal = start_in_terminal(repo, "stages/train.py", "lstm", "0")
     try:
-        read_until(terminal, r"#1 epoch [1-9]", timeout=120)
+        # Both repeats past their first epoch, so each has its repeat run when one worker dies.
+        read_until(terminal, r"#0 epoch [1-9]\d*/100000, #1 epoch [1-9]", timeout=120)
         workers = workers_of(pid)
         assert len(workers) == 2
         os.kill(workers[-1], signal.SIGKILL)

@@ -483,12 +483,13 @@ def test_two_clones_share_one_study_through_postgresql(
 ) -> None:
     """The stage on the server's machine (Unix socket) and a tune worker that joins over TCP
     with the study role's password, as one on another machine would."""
-    # Trials of seconds (30 epochs), so both workers are up before the list is done.
-    space = {**TUNING["tune.space"], "epochs": [30]}
+    # Trials of about a second (150 epochs), so both workers are up before the list is done
+    # (at 30 epochs, a fifth of a second, the stage could run all six before the helper joined).
+    space = {**TUNING["tune.space"], "epochs": [150]}
     clones = [
         tuning_repo(
             tmp_path / f"clone{i}",
-            **{"tune.workers": 1, "tune.space": space, "train.epochs": 30},
+            **{"tune.workers": 1, "tune.space": space, "train.epochs": 150},
         )
         for i in (1, 2)
     ]
