@@ -65,6 +65,10 @@ def start_server(data_dir: Path, port: int, study_port: int) -> subprocess.Popen
             str(port),
             "--study-port",
             str(study_port),
+            # One uvicorn worker: the supervisor's handling of its children is what is tested,
+            # and a second worker only adds its start-up.
+            "--workers",
+            "1",
         ],
         env=env,
         stdout=subprocess.PIPE,
