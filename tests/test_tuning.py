@@ -235,7 +235,12 @@ def running_trial_worker(
             trials = (
                 study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING)) if study else []
             )
-            workers = [t.user_attrs[WORKER_ATTR] for t in trials if WORKER_ATTR in t.user_attrs]
+            # A retried trial waits with its failed one's user attributes, WORKER_ATTR included.
+            workers = [
+                t.user_attrs[WORKER_ATTR]
+                for t in trials
+                if t.state == TrialState.RUNNING and WORKER_ATTR in t.user_attrs
+            ]
             if workers and (not none_taken or len(workers) == len(trials)):
                 return workers[0]
         time.sleep(0.2)
