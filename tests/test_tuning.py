@@ -23,8 +23,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from conftest import (
+    REPO_ROOT,
     TUNING,
     PipelineRepo,
     make_pipeline_repo,
@@ -40,13 +42,18 @@ from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.modeling.tuning import (
     CONFIGURATION_ATTR,
     INTERRUPTED_ATTR,
+    RUNG_ATTR,
     SEED_ATTR,
     STORAGE_ENV,
     WORKER_ATTR,
+    TrainingData,
+    candidate_list,
     create_study,
     fail_trials_that_never_began,
+    objective,
     open_storage,
     record_first_heartbeat,
+    run_waiting,
     storage_refusals_explained,
 )
 from lstm_vs_rnn.params import EXPERIMENT_NAME_ENV, load_params
@@ -192,6 +199,66 @@ def test_a_trial_whose_worker_dies_before_its_first_heartbeat_does_not_stay_runn
     assert fail_trials_that_never_began(study, older_than_s=0) == [unbeaten.number]
     states = {trial.number: trial.state.name for trial in study.get_trials()}
     assert (states[unbeaten.number], states[began.number]) == ("FAIL", "RUNNING")
+
+
+class SignalsItselfWhileBooking(optuna.samplers.RandomSampler):
+    """Sends this process SIGTERM from inside Optuna's booking of a trial: `before_trial` runs
+    in `study.ask()` once the trial is RUNNING, `after_trial` in `tell` before its end is
+    stored. Where the pool's SIGTERM (or Ctrl-C) lands now and then, here every time."""
+
+    def __init__(self, hook: str) -> None:
+        super().__init__(seed=0)
+        self.hook = hook
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        super().before_trial(study, trial)
+        if self.hook == "before_trial":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, *args) -> None:
+        super().after_trial(study, trial, *args)
+        if self.hook == "after_trial":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # a trial worker's SIGTERM (take_trials)
+
+
+@pytest.mark.parametrize(
+    ("hook", "expected"),
+    [("before_trial", ("FAIL", True)), ("after_trial", ("COMPLETE", None))],
+)
+def test_a_worker_stopped_while_optuna_books_its_trial_leaves_no_trial_running(
+    hook: str, expected: tuple[str, bool | None], tmp_path: Path
+) -> None:
+    """The signal waits for the objective, which fails the trial as interrupted, or for the
+    trial's end to be stored; it used to leave the trial RUNNING for a minute (a trial no
+    worker began) or 3 heartbeats (a trial whose end was being stored)."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}", 1)
+    create_study(storage, "s").enqueue_trial(
+        candidate_list(params, "lstm_tuned")[0],
+        user_attrs={CONFIGURATION_ATTR: 0, SEED_ATTR: params.tune.seed, RUNG_ATTR: 0},
+    )
+    study = optuna.load_study(
+        study_name="s", storage=storage, sampler=SignalsItselfWhileBooking(hook)
+    )
+    window = params.data.window
+    data = TrainingData(torch.randn(40, window), torch.randn(40), 4)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            run_waiting(study, objective(params, "lstm_tuned", data))
+        left = signal.getsignal(signal.SIGTERM)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    (trial,) = study.get_trials()
+    assert (trial.state.name, trial.user_attrs.get(INTERRUPTED_ATTR)) == expected
+    # The worker's own handler is back, or ignored once the trial was failed as interrupted.
+    assert left == (signal.SIG_IGN if expected[1] else raise_keyboard_interrupt)
 
 
 def test_a_locked_study_storage_is_one_line_saying_what_to_do(tmp_path: Path) -> None:

@@ -305,12 +305,15 @@ def objective(params: Params, name: str, data: TrainingData) -> Callable[[optuna
     trial's value is its training's final validation loss (inf: diverged).
 
     A trial interrupted by Ctrl-C or SIGTERM ends FAIL with user attribute `interrupted`
-    (see `_end_interrupted`), and the interrupt goes on to stop the worker."""
+    (see `_end_interrupted`), and the interrupt goes on to stop the worker; one that arrived
+    while `run_waiting` held it (Optuna was booking the trial) is raised on the body's first
+    line."""
     space = search_space(params, name)
 
     def run_trial(trial: optuna.Trial) -> float:
         try:
-            return run_listed_trial(trial)
+            with HELD_INTERRUPTS.delivered():
+                return run_listed_trial(trial)
         except KeyboardInterrupt:
             _end_interrupted(trial)
             raise
@@ -388,6 +391,81 @@ def _end_interrupted(trial: optuna.Trial) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     trial.set_user_attr(INTERRUPTED_ATTR, True)
+
+
+class HeldInterrupts:
+    """Ctrl-C and SIGTERM held while Optuna books a trial, raised where the study records them.
+
+    `Study.optimize` makes a trial RUNNING in `study.ask()` before it calls the objective, and
+    records its end in `tell` after it. A KeyboardInterrupt raised in either (the pool stopping
+    a worker whose sibling died, Ctrl-C in a terminal) left the trial RUNNING: with no worker
+    attribute, until the stage failed it `NEVER_BEGAN_SECONDS` later, or, in `tell`, until its
+    heartbeat went stale. Inside `holding()`, a SIGINT or SIGTERM whose handler raises is only
+    noted; inside `delivered()` (the objective's body) the handlers are the worker's own and a
+    noted signal raises KeyboardInterrupt at once, so the objective fails the trial as
+    interrupted. `raise_if_held()` (after a trial is recorded) and leaving `holding()` raise a
+    noted one too. A handler that is SIG_IGN or SIG_DFL is left alone, and so is one replaced
+    meanwhile (`_end_interrupted` ignores both signals). Main thread only, as Python runs
+    signal handlers there.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._own: dict[int, Any] = {}  # the worker's handlers, while holding
+        self._held: int | None = None
+
+    def _note(self, signum: int, frame: object) -> None:
+        self._held = signum
+
+    def _hold(self) -> None:
+        for signum, own in self._own.items():
+            if signal.getsignal(signum) == own:
+                signal.signal(signum, self._note)
+
+    def _release(self) -> None:
+        for signum, own in self._own.items():
+            if signal.getsignal(signum) == self._note:
+                signal.signal(signum, own)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the raising handlers for the duration (not nested); a signal noted earlier and
+        not yet raised (its `holding` ended with another exception) raises first."""
+        self.raise_if_held()
+        self._own = {
+            signum: handler
+            for signum in self.SIGNALS
+            if callable(handler := signal.getsignal(signum))
+        }
+        self._hold()
+        try:
+            yield
+        finally:
+            self._release()
+            self._own = {}
+        self.raise_if_held()
+
+    @contextmanager
+    def delivered(self) -> Iterator[None]:
+        """Inside `holding()`: the worker's own handlers for the duration, and a signal held so
+        far raises at once. Elsewhere: nothing changes."""
+        self._release()
+        try:
+            self.raise_if_held()
+            yield
+        finally:
+            self._hold()
+
+    def raise_if_held(self) -> None:
+        """Raise KeyboardInterrupt for a signal noted while holding (once)."""
+        if self._held is not None:
+            signum, self._held = self._held, None
+            raise KeyboardInterrupt(f"signal {signum}")
+
+
+# The one holder of this process's trial-worker interrupts (signal handlers are per process).
+HELD_INTERRUPTS = HeldInterrupts()
 
 
 def _suggest(trial: optuna.Trial, key: str, distribution: BaseDistribution) -> Any:
@@ -596,18 +674,23 @@ def has_waiting_trials(study: optuna.Study) -> bool:
 
 
 def run_waiting(study: optuna.Study, run_trial: Callable[[optuna.Trial], float]) -> int:
-    """Run the study's enqueued trials until none is waiting; return how many this worker ran."""
+    """Run the study's enqueued trials until none is waiting; return how many this worker ran.
+
+    Ctrl-C and SIGTERM are held while Optuna books a trial (`HeldInterrupts`): one stops this
+    worker inside the objective, which fails the trial, or after a trial is recorded."""
     ran = 0
 
     def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
         nonlocal ran
         ran += trial.state != TrialState.PRUNED
+        HELD_INTERRUPTS.raise_if_held()  # the trial is recorded: stop before taking another
         if not has_waiting_trials(study):
             study.stop()
 
     while has_waiting_trials(study):
         try:
-            study.optimize(run_trial, callbacks=[stop_when_queue_empty], gc_after_trial=False)
+            with HELD_INTERRUPTS.holding():
+                study.optimize(run_trial, callbacks=[stop_when_queue_empty], gc_after_trial=False)
         except ValueError as error:
             # Optuna's `tell` refuses a trial that another worker already settled: this worker
             # was starved for 3 heartbeats, taken for dead, and its trial failed and run again
