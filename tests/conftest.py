@@ -31,6 +31,7 @@ from lstm_vs_rnn.commands import mlflow_server
 from lstm_vs_rnn.commands.relocate_store import relocate
 from lstm_vs_rnn.errors import UserError
 from lstm_vs_rnn.params import dump_yaml, parse_yaml
+from lstm_vs_rnn.processes import usable_cores
 from lstm_vs_rnn.stage_names import stage_command
 
 # Values of the CI variable that mark a CI run (GitHub Actions, GitLab and .ci/run set "true").
@@ -83,6 +84,14 @@ SLOWEST_FILES_FIRST = (
     "test_ci_skips.py",
     "test_ui_browser.py",
 )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): one pytest worker per core this process may run on,
+    counted as the pipeline counts them (`processes.usable_cores`: the affinity mask), where
+    pytest-xdist would count physical cores. The suite is CPU-bound: on 2 cores, 3 or 4
+    workers took as long and more CPU."""
+    return usable_cores()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
