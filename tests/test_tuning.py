@@ -203,22 +203,28 @@ def test_a_trial_whose_worker_dies_before_its_first_heartbeat_does_not_stay_runn
 
 class SignalsItselfWhileBooking(optuna.samplers.RandomSampler):
     """Sends this process SIGTERM from inside Optuna's booking of a trial: `before_trial` runs
-    in `study.ask()` once the trial is RUNNING, `after_trial` in `tell` before its end is
-    stored. Where the pool's SIGTERM (or Ctrl-C) lands now and then, here every time."""
+    in `study.ask()` once the trial is RUNNING, `after_trial` in `tell` before the trial's end
+    is stored. Where the pool's SIGTERM (or Ctrl-C) lands now and then, here every time. With
+    `failed_elsewhere`, the trial is first failed as another worker fails a stale one."""
 
-    def __init__(self, hook: str) -> None:
+    def __init__(self, hook: str, failed_elsewhere: bool = False) -> None:
         super().__init__(seed=0)
-        self.hook = hook
+        self.hook, self.failed_elsewhere = hook, failed_elsewhere
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         super().before_trial(study, trial)
         if self.hook == "before_trial":
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.signal(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, *args) -> None:
         super().after_trial(study, trial, *args)
         if self.hook == "after_trial":
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.signal(study, trial)
+
+    def signal(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.failed_elsewhere:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -226,30 +232,33 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("hook", "expected"),
-    [("before_trial", ("FAIL", True)), ("after_trial", ("COMPLETE", None))],
+    ("hook", "failed_elsewhere", "expected"),
+    [
+        ("before_trial", False, ("FAIL", True)),
+        ("after_trial", False, ("COMPLETE", None)),
+        ("before_trial", True, ("FAIL", None)),
+    ],
 )
-def test_a_worker_stopped_while_optuna_books_its_trial_leaves_no_trial_running(
-    hook: str, expected: tuple[str, bool | None], tmp_path: Path
+def test_a_worker_stopped_while_optuna_books_its_trial_stops_and_leaves_no_trial_running(
+    hook: str, failed_elsewhere: bool, expected: tuple[str, bool | None], tmp_path: Path
 ) -> None:
     """The signal waits for the objective, which fails the trial as interrupted, or for the
-    trial's end to be stored; it used to leave the trial RUNNING for a minute (a trial no
-    worker began) or 3 heartbeats (a trial whose end was being stored)."""
+    trial's end to be stored. It used to leave the trial RUNNING for a minute (no worker had
+    begun it), or to end the worker with Optuna's own `UnboundLocalError` (in `tell`). A
+    trial another worker failed meanwhile (this one was starved) still stops the worker."""
     params = load_params(REPO_ROOT / "params.yaml")
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}", 1)
     create_study(storage, "s").enqueue_trial(
         candidate_list(params, "lstm_tuned")[0],
         user_attrs={CONFIGURATION_ATTR: 0, SEED_ATTR: params.tune.seed, RUNG_ATTR: 0},
     )
-    study = optuna.load_study(
-        study_name="s", storage=storage, sampler=SignalsItselfWhileBooking(hook)
-    )
-    window = params.data.window
-    data = TrainingData(torch.randn(40, window), torch.randn(40), 4)
+    sampler = SignalsItselfWhileBooking(hook, failed_elsewhere)
+    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler)
+    data = TrainingData(torch.randn(40, params.data.window), torch.randn(40), 4)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
-        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with pytest.raises(KeyboardInterrupt):
             run_waiting(study, objective(params, "lstm_tuned", data))
         left = signal.getsignal(signal.SIGTERM)
     finally:
@@ -257,8 +266,8 @@ def test_a_worker_stopped_while_optuna_books_its_trial_leaves_no_trial_running(
             signal.signal(signum, handler)
     (trial,) = study.get_trials()
     assert (trial.state.name, trial.user_attrs.get(INTERRUPTED_ATTR)) == expected
-    # The worker's own handler is back, or ignored once the trial was failed as interrupted.
-    assert left == (signal.SIG_IGN if expected[1] else raise_keyboard_interrupt)
+    # The worker's own handler is back, or ignored once the worker began to stop.
+    assert left == (raise_keyboard_interrupt if hook == "after_trial" else signal.SIG_IGN)
 
 
 def test_a_locked_study_storage_is_one_line_saying_what_to_do(tmp_path: Path) -> None:

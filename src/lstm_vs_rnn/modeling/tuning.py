@@ -387,26 +387,30 @@ def _end_interrupted(trial: optuna.Trial) -> None:
     stale, so both are ignored from here: the worker is ending anyway. So is Optuna's warning
     with the interrupt's traceback: the interrupted process says so in one line.
     """
+    HELD_INTERRUPTS.stopping = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    trial.set_user_attr(INTERRUPTED_ATTR, True)
+    # Another worker may have failed it already (this one was starved for 3 heartbeats).
+    with suppress(optuna.exceptions.UpdateFinishedTrialError):
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
 
 
 class HeldInterrupts:
     """Ctrl-C and SIGTERM held while Optuna books a trial, raised where the study records them.
 
     `Study.optimize` makes a trial RUNNING in `study.ask()` before it calls the objective, and
-    records its end in `tell` after it. A KeyboardInterrupt raised in either (the pool stopping
-    a worker whose sibling died, Ctrl-C in a terminal) left the trial RUNNING: with no worker
-    attribute, until the stage failed it `NEVER_BEGAN_SECONDS` later, or, in `tell`, until its
-    heartbeat went stale. Inside `holding()`, a SIGINT or SIGTERM whose handler raises is only
-    noted; inside `delivered()` (the objective's body) the handlers are the worker's own and a
-    noted signal raises KeyboardInterrupt at once, so the objective fails the trial as
-    interrupted. `raise_if_held()` (after a trial is recorded) and leaving `holding()` raise a
-    noted one too. A handler that is SIG_IGN or SIG_DFL is left alone, and so is one replaced
-    meanwhile (`_end_interrupted` ignores both signals). Main thread only, as Python runs
-    signal handlers there.
+    records its end in `tell` after it. A KeyboardInterrupt raised in `ask` (the pool stopping
+    a worker whose sibling died, Ctrl-C in a terminal) left the trial RUNNING with no worker
+    attribute, until the stage failed it `NEVER_BEGAN_SECONDS` later; one raised in `tell`
+    could leave it RUNNING until its heartbeat went stale, or turned into an error of Optuna's
+    own (`UnboundLocalError` in `_run_trial`). Inside `holding()`, a SIGINT or SIGTERM whose
+    handler raises is only noted; inside `delivered()` (the objective's body) the handlers are
+    the worker's own and a noted signal raises KeyboardInterrupt at once, so the objective
+    fails the trial as interrupted. `raise_if_held()` (after a trial is recorded) and leaving
+    `holding()` raise a noted one too. A handler that is SIG_IGN or SIG_DFL is left alone, and
+    so is one replaced meanwhile (`_end_interrupted` ignores both signals). Main thread only,
+    as Python runs signal handlers there (`holding()` raises ValueError elsewhere).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -414,6 +418,9 @@ class HeldInterrupts:
     def __init__(self) -> None:
         self._own: dict[int, Any] = {}  # the worker's handlers, while holding
         self._held: int | None = None
+        # Set by `_end_interrupted` (this worker is stopping, whatever Optuna raises next) until
+        # the next `holding()`.
+        self.stopping = False
 
     def _note(self, signum: int, frame: object) -> None:
         self._held = signum
@@ -432,14 +439,17 @@ class HeldInterrupts:
     def holding(self) -> Iterator[None]:
         """Hold the raising handlers for the duration (not nested); a signal noted earlier and
         not yet raised (its `holding` ended with another exception) raises first."""
+        if self._own:
+            raise RuntimeError("HeldInterrupts.holding() does not nest")
         self.raise_if_held()
+        self.stopping = False
         self._own = {
             signum: handler
             for signum in self.SIGNALS
             if callable(handler := signal.getsignal(signum))
         }
-        self._hold()
         try:
+            self._hold()
             yield
         finally:
             self._release()
@@ -697,6 +707,8 @@ def run_waiting(study: optuna.Study, run_trial: Callable[[optuna.Trial], float])
             # (optuna.study._tell). Its result is not needed; take the next waiting trial.
             if not str(error).startswith("Cannot tell a "):
                 raise
+            if HELD_INTERRUPTS.stopping:  # the trial refused was the interrupted one
+                raise KeyboardInterrupt("interrupted") from error
     return ran
 
 
