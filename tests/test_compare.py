@@ -9,6 +9,7 @@ then the same with metrics of the shape that repeated training will add (`.mean`
 import csv
 import io
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,8 +87,9 @@ def test_compare_shows_headline_metrics_and_changed_params_in_100_columns(
 
 
 def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) -> None:
-    """The shape repeated training will give metrics.json: statistics per model and a
-    difference between the models; only the means are headline."""
+    """The shape repeated training gives metrics.json: statistics per model, the difference of
+    the primary pair and of an exploratory one; only the means of the models and the primary
+    pair are headline."""
     path = repo.root / "reports" / "metrics.json"
     original = path.read_text()
     path.write_text(json.dumps(grown_metrics(json.loads(original))))
@@ -102,6 +104,7 @@ def test_compare_stays_within_100_columns_as_metrics_grow(repo: PipelineRepo) ->
     assert workspace[:4] == ["workspace", "0.7000", "0.6000", "0.0500"]
     assert not any(word.endswith(("ci95_low", "std", "ci95_high")) for word in bottom)
     assert "ar" not in top and "verdict" not in bottom  # a baseline only where it changed
+    assert "gru_vs_rnn" not in top  # only the primary pairs' differences
 
 
 def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
@@ -121,6 +124,8 @@ def grown_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
         "verdict": "no clear difference",
         "p": 0.2,
     }
+    # An exploratory pair (not in evaluate.primary): its difference is the two columns'.
+    grown["gru_vs_rnn"] = {"rmse_diff": stats(-0.02), "verdict": "exploratory"}
     grown.update({name: metrics[name] for name in ("persistence", "ar", "noise_floor")})
     return grown
 
@@ -134,6 +139,22 @@ def test_a_failing_dvc_exp_show_is_one_line(repo: PipelineRepo) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: 'dvc exp show' failed: ERROR: unrecognized arguments: --no-such-option"
     ]
+
+
+def test_compare_into_a_closed_pipe_ends_quietly(repo: PipelineRepo) -> None:
+    """`make compare | head` with the reader gone before the table is written: no traceback,
+    the status `cat` would have there (killed by SIGPIPE: 128 + 13)."""
+    compare = subprocess.Popen(
+        ["python", "-m", "lstm_vs_rnn.commands.experiments_table"],
+        cwd=repo.root,
+        env={**repo.env, "PYTHONPATH": "src"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    compare.stdout.close()  # before `dvc exp show` returns: the table meets a closed pipe
+    stderr = compare.communicate(timeout=120)[1]
+    assert (compare.returncode, stderr) == (141, "")
 
 
 def test_the_project_configures_the_offline_plots_template() -> None:

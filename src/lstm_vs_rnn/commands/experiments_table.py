@@ -1,11 +1,14 @@
 """`make compare`: DVC experiments side by side in a table that fits a terminal.
 
 `dvc exp show` prints every metric, param and dependency hash (65 to 120 columns, up to 3,100
-characters wide here), which no terminal shows. This keeps each model's headline test RMSE and
-the params that differ between the rows, drops file dependencies and every other metric, and
-puts each column's name on two lines (`lstm` over `test_rmse`), so a baseline and a handful of
-experiments that each change a param or two fit in 100 columns. The baselines' test RMSE
-(persistence, noise floor, ...) appears only where it differs between rows: when data changed.
+characters wide here), which no terminal shows. This keeps each model's headline test RMSE, the
+mean difference of each primary pair (`evaluate.primary`, the pairs the run's verdicts are
+about) and the params that differ between the rows, drops file dependencies and every other
+metric, and puts each column's name on two lines (`lstm` over `test_rmse`), so a baseline and a
+handful of experiments that each change a param or two fit in 100 columns for a few entries.
+An exploratory pair's mean difference is that of its two test RMSE columns when every repeat
+finished, so it is left to reports/claims.md. The baselines' test RMSE (persistence, noise
+floor, ...) appears only where it differs between rows: when data changed.
 
 The columns are chosen by pattern, so new metrics of the same shape (`lstm.test_rmse.mean`,
 `lstm_vs_rnn.rmse_diff.mean`) are picked up and their companions (`.std`, `.ci95_low`) left
@@ -33,17 +36,13 @@ from typing import Any
 
 from lstm_vs_rnn.entry_point import run_entry_point
 from lstm_vs_rnn.errors import UserError
-from lstm_vs_rnn.params import load_params
+from lstm_vs_rnn.params import Params, load_params
 from lstm_vs_rnn.paths import PATHS, ProjectPaths
 
 PARAM_SECTIONS = ("data", "train", "models", "evaluate", "tracking")
 # Headline metrics, of models and baselines alike: `<name>.test_rmse` for one seed,
 # `<name>.test_rmse.mean` over repeated training, and `<a>_vs_<b>.rmse_diff.mean`.
 HEADLINE = r"[^./]+\.(test_rmse(\.mean)?|rmse_diff\.mean)$"
-DIFFERENCE = r"[^./]+\.rmse_diff$"
-# `--drop` (matched at the start of a column name): anything that is neither a param nor a
-# headline metric, i.e. the other metrics, the file dependencies and the creation time.
-DROP = r"(?!(" + "|".join(PARAM_SECTIONS) + r")\.|" + HEADLINE + ")"
 MEAN_SUFFIX = ".mean"
 LABEL_COLUMNS = ("Experiment", "rev", "typ", "State")
 EXPERIMENT_TYPES = ("branch_commit", "branch_base")
@@ -53,24 +52,48 @@ GAP = "  "
 TERMINAL_COLUMNS = 100
 
 
-def keep_pattern(models: list[str]) -> str:
+def primary_pairs(params: Params) -> list[str]:
+    """The metric names (`<first>_vs_<second>`) of the `evaluate.primary` pairs whose entries
+    are both under `models:`, as evaluate names them."""
+    return [
+        f"{first}_vs_{second}"
+        for first, second in params.evaluate.primary
+        if first in params.models and second in params.models
+    ]
+
+
+def either(names: list[str]) -> str:
+    return "|".join(re.escape(name) for name in names)
+
+
+def drop_pattern(pairs: list[str]) -> str:
+    """`--drop` (matched at the start of a column name): anything that is neither a param, a
+    test RMSE nor a primary pair's difference, i.e. the other metrics, the file dependencies and
+    the creation time."""
+    params = "|".join(PARAM_SECTIONS)
+    return rf"(?!({params})\.|[^./]+\.test_rmse(\.mean)?$|({either(pairs)})\.rmse_diff\.mean$)"
+
+
+def keep_pattern(models: list[str], pairs: list[str]) -> str:
     """`--keep` protects columns from `--only-changed` and `--drop`: the row labels, each
-    model's test RMSE and the models' differences, shown even where every row agrees."""
-    names = "|".join(re.escape(model) for model in models)
-    return rf"Experiment$|rev$|typ$|State$|({names})\.test_rmse(\.mean)?$|[^./]+\.rmse_diff\.mean$"
+    model's test RMSE and the primary pairs' differences, shown even where every row agrees."""
+    return (
+        rf"Experiment$|rev$|typ$|State$|({either(models)})\.test_rmse(\.mean)?$"
+        rf"|({either(pairs)})\.rmse_diff\.mean$"
+    )
 
 
-def exp_show_command(models: list[str], *extra: str) -> list[str]:
+def exp_show_command(models: list[str], pairs: list[str], *extra: str) -> list[str]:
     """`dvc exp show` with the selection above."""
-    keep = keep_pattern(models)
-    return ["dvc", "exp", "show", "--only-changed", "--drop", DROP, "--keep", keep, *extra]
+    drop, keep = drop_pattern(pairs), keep_pattern(models, pairs)
+    return ["dvc", "exp", "show", "--only-changed", "--drop", drop, "--keep", keep, *extra]
 
 
-def read_experiments(models: list[str], extra: list[str]) -> list[dict[str, str]]:
+def read_experiments(models: list[str], pairs: list[str], extra: list[str]) -> list[dict[str, str]]:
     """The selected columns of `dvc exp show`, one dict per row."""
     try:
         result = subprocess.run(
-            exp_show_command(models, "--csv", *extra),
+            exp_show_command(models, pairs, "--csv", *extra),
             cwd=PATHS.root,
             capture_output=True,
             text=True,
@@ -117,18 +140,18 @@ def varies(rows: list[dict[str, str]], column: str) -> bool:
     return len({row[column] for row in rows if row[column]}) > 1
 
 
-def value_columns(rows: list[dict[str, str]], models: list[str]) -> list[str]:
-    """The models' test RMSE and differences always; params and baselines where rows differ.
+def value_columns(rows: list[dict[str, str]], models: list[str], pairs: list[str]) -> list[str]:
+    """The models' test RMSE and the primary pairs' differences always; params and baselines
+    where rows differ.
 
     DVC's `--only-changed` counts an empty cell as a difference, so a queued experiment would
     bring back every baseline column; this does not.
     """
-    always = {f"{model}.test_rmse" for model in models}
+    always = {f"{model}.test_rmse" for model in models} | {f"{pair}.rmse_diff" for pair in pairs}
     return [
         column
         for column in rows[0]
-        if column not in LABEL_COLUMNS
-        and (column in always or re.match(DIFFERENCE, column) or varies(rows, column))
+        if column not in LABEL_COLUMNS and (column in always or varies(rows, column))
     ]
 
 
@@ -156,9 +179,9 @@ def header(column: str) -> tuple[str, str]:
     return first, rest
 
 
-def format_table(rows: list[dict[str, str]], models: list[str]) -> str:
+def format_table(rows: list[dict[str, str]], models: list[str], pairs: list[str]) -> str:
     """Left-aligned labels, params and state; right-aligned metrics; two-line headers."""
-    columns = value_columns(rows, models)
+    columns = value_columns(rows, models, pairs)
     state = ["state"] if any(row.get("State") for row in rows) else []
     table = [
         ["experiment", *(header(column)[0] for column in columns), *state],
@@ -234,11 +257,11 @@ def format_chosen(rows: list[dict[str, str]], entries: list[str], paths: Project
 
 def main() -> None:
     params = load_params(PATHS.params)
-    models = list(params.models)
-    rows = read_experiments(models, sys.argv[1:])
+    models, pairs = list(params.models), primary_pairs(params)
+    rows = read_experiments(models, pairs, sys.argv[1:])
     if not rows:
         raise UserError("'dvc exp show' listed nothing: run 'make run' or 'dvc exp run' first")
-    print(format_table(merge_means(rows), models))
+    print(format_table(merge_means(rows), models, pairs))
     chosen = format_chosen(rows, params.tuned_entries(), PATHS)
     if chosen:
         print(f"\n{chosen}")
