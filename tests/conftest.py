@@ -57,9 +57,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 # The test files that take longest (measured with --durations on 2 cores), longest first: they
-# start first, so the two pytest-xdist workers (--dist loadfile, which hands out the first files
-# in turn) finish at about the same time instead of one waiting idle while the other runs a
-# long file alone. The benchmark smoke, one long test, must not come last.
+# start first, so the pytest-xdist workers (--dist loadfile, which hands out the first files in
+# turn) finish at about the same time instead of one waiting idle while another runs a long
+# file alone. The benchmark smoke, one long test, must not come last.
 SLOWEST_FILES_FIRST = (
     "test_pipeline_e2e.py",
     "test_team_server.py",
