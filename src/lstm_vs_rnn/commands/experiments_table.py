@@ -62,7 +62,8 @@ def primary_pairs(params: Params) -> list[str]:
     ]
 
 
-def either(names: list[str]) -> str:
+def _any_of(names: list[str]) -> str:
+    """A regex alternation matching any of `names` literally."""
     return "|".join(re.escape(name) for name in names)
 
 
@@ -71,15 +72,15 @@ def drop_pattern(pairs: list[str]) -> str:
     test RMSE nor a primary pair's difference, i.e. the other metrics, the file dependencies and
     the creation time."""
     params = "|".join(PARAM_SECTIONS)
-    return rf"(?!({params})\.|[^./]+\.test_rmse(\.mean)?$|({either(pairs)})\.rmse_diff\.mean$)"
+    return rf"(?!({params})\.|[^./]+\.test_rmse(\.mean)?$|({_any_of(pairs)})\.rmse_diff\.mean$)"
 
 
 def keep_pattern(models: list[str], pairs: list[str]) -> str:
     """`--keep` protects columns from `--only-changed` and `--drop`: the row labels, each
     model's test RMSE and the primary pairs' differences, shown even where every row agrees."""
     return (
-        rf"Experiment$|rev$|typ$|State$|({either(models)})\.test_rmse(\.mean)?$"
-        rf"|({either(pairs)})\.rmse_diff\.mean$"
+        rf"Experiment$|rev$|typ$|State$|({_any_of(models)})\.test_rmse(\.mean)?$"
+        rf"|({_any_of(pairs)})\.rmse_diff\.mean$"
     )
 
 
